@@ -1,0 +1,220 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/hookferry/hookferry/auth"
+	"github.com/hookferry/hookferry/gen"
+	"github.com/hookferry/hookferry/store"
+	"github.com/labstack/echo/v4"
+)
+
+// permissionExtension names, on each operation of the spec, the permission the
+// operation needs.
+const permissionExtension = "x-hookferry-permission"
+
+// contract guards every /v1 request, in the order a caller expects to hear about
+// problems: 401 (who are you), 403 (you may not), 400 (what you sent is wrong).
+// Routes the spec does not know fall through to Echo's 404 and 405.
+func (s *Server) contract(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if !isAPIPath(req.URL.Path) {
+			return next(c)
+		}
+		route, pathParams, err := s.router.FindRoute(req)
+		if err != nil {
+			return next(c)
+		}
+		principal, err := s.authenticate(req)
+		if err != nil {
+			return err
+		}
+		perm, _ := route.Operation.Extensions[permissionExtension].(string)
+		if perm == "" || !principal.Can(auth.Permission(perm)) {
+			return newProblem(http.StatusForbidden, gen.ErrorCodePERMISSIONDENIED, "this token lacks the %s permission", orUnknown(perm))
+		}
+		ctx := auth.WithPrincipal(req.Context(), principal)
+		req = req.WithContext(ctx)
+		if req.ContentLength > s.cfg.MaxBodyBytes {
+			return newProblem(http.StatusRequestEntityTooLarge, gen.ErrorCodePAYLOADTOOLARGE, "the request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+		}
+		if req.Body != nil && req.Body != http.NoBody {
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBodyBytes)
+		}
+		err = openapi3filter.ValidateRequest(ctx, &openapi3filter.RequestValidationInput{
+			Request: req, PathParams: pathParams, Route: route,
+			Options: &openapi3filter.Options{
+				AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+				MultiError:         true,
+				KeepValidatedValue: true,
+			},
+		})
+		if err != nil {
+			return s.requestProblem(err)
+		}
+		c.SetRequest(req)
+		return next(c)
+	}
+}
+
+func orUnknown(perm string) string {
+	if perm == "" {
+		return "(undeclared)"
+	}
+	return perm
+}
+
+// authenticate resolves the bearer token of req.
+func (s *Server) authenticate(req *http.Request) (auth.Principal, error) {
+	scheme, token, ok := strings.Cut(req.Header.Get(echo.HeaderAuthorization), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return auth.Principal{}, newProblem(http.StatusUnauthorized, gen.ErrorCodeUNAUTHENTICATED, "send the token in the Authorization header: Bearer TOKEN")
+	}
+	p, err := s.store.Authenticate(req.Context(), token)
+	if errors.Is(err, store.ErrTokenUnauthorized) {
+		return auth.Principal{}, newProblem(http.StatusUnauthorized, gen.ErrorCodeUNAUTHENTICATED, "the token is unknown or revoked")
+	}
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	return p, nil
+}
+
+// requestProblem turns the validator's verdict into the most specific code: the
+// url field's and the subscription's own codes, INVALID_REQUEST for the rest.
+// The domain rules re-judge a failing url or subscription so that the message
+// (and the non-https code) is the same whichever layer noticed first.
+func (s *Server) requestProblem(err error) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return newProblem(http.StatusRequestEntityTooLarge, gen.ErrorCodePAYLOADTOOLARGE, "the request body is larger than %d bytes", tooLarge.Limit)
+	}
+	var fallback *problem
+	var subscription *problem
+	for _, f := range flatten(err) {
+		switch {
+		case f.field == "url":
+			return s.urlProblem(f)
+		case f.field == "subscription" && subscription == nil:
+			subscription = s.subscriptionProblem(f)
+		case fallback == nil:
+			fallback = newProblem(http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST, "%s", f.message)
+		}
+	}
+	if subscription != nil {
+		return subscription
+	}
+	if fallback != nil {
+		return fallback
+	}
+	return newProblem(http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST, "the request does not match the API contract")
+}
+
+func (s *Server) urlProblem(f fieldError) *problem {
+	if raw, ok := f.value.(string); ok {
+		if _, err := s.checkURL(raw); err != nil {
+			return badRequest(ruleError(err))
+		}
+	}
+	return newProblem(http.StatusBadRequest, gen.ErrorCodeINVALIDURL, "%s", f.message)
+}
+
+func (s *Server) subscriptionProblem(f fieldError) *problem {
+	if list, ok := f.value.([]any); ok && len(f.path) == 2 {
+		names := make([]string, 0, len(list))
+		for _, v := range list {
+			if name, ok := v.(string); ok {
+				names = append(names, name)
+			}
+		}
+		if len(names) == len(list) {
+			if err := s.cfg.Catalog.CheckSubscription(names); err != nil {
+				return badRequest(ruleError(err))
+			}
+		}
+	}
+	return newProblem(http.StatusBadRequest, gen.ErrorCodeINVALIDSUBSCRIPTION, "%s", f.message)
+}
+
+func badRequest(body gen.Error) *problem {
+	return &problem{status: http.StatusBadRequest, body: body}
+}
+
+// fieldError is one leaf of the validator's verdict.
+type fieldError struct {
+	field   string   // the top-level body property at fault; "" for the rest
+	path    []string // the JSON pointer into the body
+	value   any      // the value at fault
+	message string
+}
+
+// flatten walks the validator's nested errors down to their leaves.
+func flatten(err error) []fieldError {
+	var out []fieldError
+	var walk func(err error, inBody bool, prefix string)
+	walk = func(err error, inBody bool, prefix string) {
+		var me openapi3.MultiError
+		var re *openapi3filter.RequestError
+		var se *openapi3.SchemaError
+		switch {
+		case errors.As(err, &me) && isMulti(err):
+			for _, e := range me {
+				walk(e, inBody, prefix)
+			}
+		case errors.As(err, &re):
+			switch {
+			case re.Parameter != nil:
+				prefix = re.Parameter.In + " parameter " + re.Parameter.Name
+				if re.Err == nil {
+					out = append(out, fieldError{message: prefix + ": " + re.Reason})
+					return
+				}
+				walk(re.Err, false, prefix)
+			case re.RequestBody != nil && re.Err != nil:
+				walk(re.Err, true, "body")
+			default:
+				out = append(out, fieldError{message: re.Error()})
+			}
+		case errors.As(err, &se):
+			path := se.JSONPointer()
+			f := fieldError{path: path, value: se.Value, message: prefix + ": " + se.Reason}
+			if inBody && len(path) > 0 {
+				f.field = path[0]
+				f.message = pointerString(path) + ": " + se.Reason
+			}
+			out = append(out, f)
+		default:
+			out = append(out, fieldError{message: prefix + ": " + err.Error()})
+		}
+	}
+	walk(err, false, "request")
+	return out
+}
+
+func isMulti(err error) bool {
+	_, ok := err.(openapi3.MultiError)
+	return ok
+}
+
+// pointerString renders ["subscription","event_types","2"] as
+// subscription.event_types[2].
+func pointerString(path []string) string {
+	var b strings.Builder
+	for i, p := range path {
+		if p != "" && strings.Trim(p, "0123456789") == "" && i > 0 {
+			b.WriteString("[" + p + "]")
+			continue
+		}
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}

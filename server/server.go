@@ -1,0 +1,74 @@
+// Package server implements the API of openapi.yaml: gen.StrictServerInterface,
+// thin, over the store, behind Echo middleware that authenticates, authorises
+// and validates every request against the contract.
+package server
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/hookferry/hookferry/gen"
+	"github.com/hookferry/hookferry/store"
+	"github.com/hookferry/hookferry/webhook"
+	"github.com/labstack/echo/v4"
+)
+
+// Config is what a deployment decides about the API.
+type Config struct {
+	MaxWebhooksPerUser  int           // per (tenant, user); 0 means 25
+	UnpauseCooldown     time.Duration // between two effective unpauses of a webhook
+	AllowPrivateTargets bool          // accept loopback, private and link-local hosts
+	Catalog             *webhook.Catalog
+	MaxBodyBytes        int64            // request bodies; 0 means 1 MiB
+	Now                 func() time.Time // nil means time.Now
+	Random              io.Reader        // ids and secrets; nil means crypto/rand
+	Logger              *slog.Logger     // nil discards
+}
+
+// DefaultMaxWebhooksPerUser is the per-user limit when the deployment sets none.
+const DefaultMaxWebhooksPerUser = 25
+
+// Server serves the hookferry API.
+type Server struct {
+	store  *store.Store
+	cfg    Config
+	log    *slog.Logger
+	echo   *echo.Echo
+	router routers.Router
+}
+
+var _ gen.StrictServerInterface = (*Server)(nil)
+
+// New builds the server and its HTTP handler.
+func New(st *store.Store, cfg Config) (*Server, error) {
+	if st == nil {
+		return nil, errors.New("server: no store")
+	}
+	if cfg.MaxWebhooksPerUser <= 0 {
+		cfg.MaxWebhooksPerUser = DefaultMaxWebhooksPerUser
+	}
+	if cfg.Catalog == nil {
+		cfg.Catalog = webhook.DefaultCatalog()
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{store: st, cfg: cfg, log: cfg.Logger}
+	if err := s.buildRouter(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Handler is the HTTP handler of the whole API.
+func (s *Server) Handler() http.Handler { return s.echo }

@@ -1,0 +1,102 @@
+// Package storetest opens fresh hookferry databases for tests: a SQLite file in
+// t.TempDir() and an isolated schema of the test PostgreSQL server.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the database/sql driver "pgx"
+)
+
+// DefaultPostgresURL is the test server when HOOKFERRY_TEST_POSTGRES_URL is unset.
+const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// Backend is a database engine tests run against.
+type Backend struct {
+	Name string
+	// URL returns the HOOKFERRY_DATABASE_URL of a fresh, empty database that is
+	// removed when t ends.
+	URL func(t testing.TB) string
+}
+
+// Backends returns SQLite and PostgreSQL. When PostgreSQL cannot be reached the
+// PostgreSQL runs skip with a loud message, or fail when CI=true.
+func Backends() []Backend {
+	return []Backend{
+		{Name: "sqlite", URL: SQLiteURL},
+		{Name: "postgres", URL: PostgresURL},
+	}
+}
+
+// SQLiteURL returns the URL of a new SQLite file in t.TempDir().
+func SQLiteURL(t testing.TB) string {
+	t.Helper()
+	return "sqlite:" + t.TempDir() + "/hookferry.db"
+}
+
+var (
+	pgOnce sync.Once
+	pgErr  error
+)
+
+// PostgresURL creates a schema of its own on the test server and returns a URL
+// whose connections use it; the schema is dropped when t ends.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("HOOKFERRY_TEST_POSTGRES_URL")
+	if base == "" {
+		base = DefaultPostgresURL
+	}
+	admin, err := sql.Open("pgx", base)
+	if err == nil {
+		pgOnce.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			pgErr = admin.PingContext(ctx)
+		})
+		err = pgErr
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL at %s is required under CI=true and unreachable: %v", redacted(base), err)
+		}
+		t.Skipf("!!! SKIPPING PostgreSQL test: %s unreachable (%v); set HOOKFERRY_TEST_POSTGRES_URL !!!", redacted(base), err)
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	schema := "hftest_" + hex.EncodeToString(b)
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		defer admin.Close()
+		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("HOOKFERRY_TEST_POSTGRES_URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Sprintf("%q", raw)
+	}
+	return u.Redacted()
+}

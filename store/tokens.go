@@ -1,0 +1,108 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/hookferry/hookferry/auth"
+	"github.com/hookferry/hookferry/webhook"
+	"gorm.io/gorm"
+)
+
+// Token is what is known of a token: never the token itself.
+type Token struct {
+	ID          string
+	TenantID    string
+	UserID      string
+	Permissions []auth.Permission
+	CreatedAt   time.Time
+	RevokedAt   *time.Time
+}
+
+// CreateToken makes a new token for (tenant, user) with perms and stores only
+// its hash. The token is returned once, here.
+func (s *Store) CreateToken(ctx context.Context, tenantID, userID string, perms []auth.Permission) (_ Token, secret string, err error) {
+	defer wrap(&err, "store.CreateToken(%s/%s)", tenantID, userID)
+	id, err := webhook.NewID("tok", s.random)
+	if err != nil {
+		return Token{}, "", err
+	}
+	secret, err = auth.NewToken(s.random)
+	if err != nil {
+		return Token{}, "", err
+	}
+	names := make([]string, len(perms))
+	for i, p := range perms {
+		names[i] = string(p)
+	}
+	row := tokenRow{
+		ID: id, Hash: auth.HashToken(secret), TenantID: tenantID, UserID: userID,
+		Permissions: strings.Join(names, ","), CreatedAt: s.clock(),
+	}
+	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
+		return Token{}, "", err
+	}
+	return row.toToken(), secret, nil
+}
+
+// Authenticate resolves a bearer token to its principal, or ErrTokenUnauthorized.
+func (s *Store) Authenticate(ctx context.Context, secret string) (_ auth.Principal, err error) {
+	var row tokenRow
+	err = s.db.WithContext(ctx).Where("hash = ? AND revoked_at IS NULL", auth.HashToken(secret)).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return auth.Principal{}, ErrTokenUnauthorized
+	}
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	t := row.toToken()
+	return auth.Principal{TokenID: t.ID, TenantID: t.TenantID, UserID: t.UserID, Permissions: t.Permissions}, nil
+}
+
+// ListTokens returns every token, oldest first.
+func (s *Store) ListTokens(ctx context.Context) (_ []Token, err error) {
+	defer wrap(&err, "store.ListTokens")
+	var rows []tokenRow
+	if err := s.db.WithContext(ctx).Order("created_at, id").Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := make([]Token, len(rows))
+	for i, r := range rows {
+		out[i] = r.toToken()
+	}
+	return out, nil
+}
+
+// RevokeToken revokes the token whose id, or whose secret, is idOrSecret.
+// Revoking a revoked token changes nothing; an unknown one is ErrNotFound.
+func (s *Store) RevokeToken(ctx context.Context, idOrSecret string) (_ Token, err error) {
+	defer wrap(&err, "store.RevokeToken")
+	var row tokenRow
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("id = ? OR hash = ?", idOrSecret, auth.HashToken(idOrSecret)).Take(&row).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return ErrNotFound
+			}
+			return err
+		}
+		if row.RevokedAt != nil {
+			return nil
+		}
+		now := s.clock()
+		row.RevokedAt = &now
+		return tx.Model(&tokenRow{ID: row.ID}).Update("revoked_at", now).Error
+	})
+	return row.toToken(), err
+}
+
+func (r tokenRow) toToken() Token {
+	t := Token{ID: r.ID, TenantID: r.TenantID, UserID: r.UserID, CreatedAt: r.CreatedAt.UTC(), RevokedAt: utcPtr(r.RevokedAt)}
+	for _, p := range strings.Split(r.Permissions, ",") {
+		if p != "" {
+			t.Permissions = append(t.Permissions, auth.Permission(p))
+		}
+	}
+	return t
+}

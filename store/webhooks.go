@@ -1,0 +1,211 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hookferry/hookferry/webhook"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// RegisterWebhook stores w, a webhook built by webhook.New. It fails with
+// ErrTooManyWebhooks when the owner already has maxPerUser webhooks and with
+// ErrDuplicateURL when the owner registered the same normalised URL; both hold
+// under concurrent registrations because the database enforces them.
+func (s *Store) RegisterWebhook(ctx context.Context, w webhook.Webhook, maxPerUser int) (err error) {
+	defer wrap(&err, "store.RegisterWebhook(%s)", w.ID)
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		owner := ownerRow{TenantID: w.Owner.TenantID, UserID: w.Owner.UserID}
+		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&owner).Error; err != nil {
+			return err
+		}
+		// The conditional increment locks the owner's row (PostgreSQL) or the
+		// database (SQLite), so concurrent registrations of one user queue here.
+		res := tx.Model(&ownerRow{}).
+			Where("tenant_id = ? AND user_id = ? AND webhook_count < ?", owner.TenantID, owner.UserID, maxPerUser).
+			Update("webhook_count", gorm.Expr("webhook_count + 1"))
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrTooManyWebhooks
+		}
+		row := toWebhookRow(w)
+		if err := tx.Create(&row).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return ErrDuplicateURL
+			}
+			return err
+		}
+		types := make([]webhookEventTypeRow, len(w.EventTypes))
+		for i, t := range w.EventTypes {
+			types[i] = webhookEventTypeRow{WebhookID: w.ID, EventType: t}
+		}
+		return tx.Create(&types).Error
+	})
+}
+
+// ListWebhooks returns the owner's webhooks in creation order.
+func (s *Store) ListWebhooks(ctx context.Context, owner webhook.Owner) (_ []webhook.Webhook, err error) {
+	defer wrap(&err, "store.ListWebhooks(%s/%s)", owner.TenantID, owner.UserID)
+	var rows []webhookRow
+	if err := s.db.WithContext(ctx).
+		Where("tenant_id = ? AND user_id = ?", owner.TenantID, owner.UserID).
+		Order("created_at, id").Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	return s.complete(s.db.WithContext(ctx), rows)
+}
+
+// GetWebhook returns the owner's webhook id, or ErrNotFound.
+func (s *Store) GetWebhook(ctx context.Context, owner webhook.Owner, id string) (_ webhook.Webhook, err error) {
+	defer wrap(&err, "store.GetWebhook(%s)", id)
+	return s.getWebhook(s.db.WithContext(ctx), owner, id, false)
+}
+
+// DeleteWebhook removes the owner's webhook id and everything queued for it, in
+// one transaction, and returns it as it was.
+func (s *Store) DeleteWebhook(ctx context.Context, owner webhook.Owner, id string) (_ webhook.Webhook, err error) {
+	defer wrap(&err, "store.DeleteWebhook(%s)", id)
+	var w webhook.Webhook
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if w, err = s.getWebhook(tx, owner, id, true); err != nil {
+			return err
+		}
+		if err := tx.Where("webhook_id = ?", id).Delete(&webhookEventTypeRow{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Delete(&webhookRow{ID: id}).Error; err != nil {
+			return err
+		}
+		return tx.Model(&ownerRow{}).
+			Where("tenant_id = ? AND user_id = ?", owner.TenantID, owner.UserID).
+			Update("webhook_count", gorm.Expr("webhook_count - 1")).Error
+	})
+	return w, err
+}
+
+// PauseWebhook pauses the owner's webhook id for reason; pausing a paused
+// webhook changes nothing.
+func (s *Store) PauseWebhook(ctx context.Context, owner webhook.Owner, id string, reason webhook.PauseReason) (_ webhook.Webhook, err error) {
+	defer wrap(&err, "store.PauseWebhook(%s)", id)
+	var w webhook.Webhook
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if w, err = s.getWebhook(tx, owner, id, true); err != nil {
+			return err
+		}
+		if w.Status == webhook.StatusPaused {
+			return nil
+		}
+		now := s.clock()
+		w.Status, w.PauseReason, w.PausedAt, w.UpdatedAt = webhook.StatusPaused, reason, &now, now
+		return tx.Model(&webhookRow{ID: id}).Updates(map[string]any{
+			"status": string(w.Status), "pause_reason": string(reason), "paused_at": now, "updated_at": now,
+		}).Error
+	})
+	return w, err
+}
+
+// UnpauseWebhook resumes the owner's paused webhook id. Unpausing an active
+// webhook changes nothing. An effective unpause sooner than cooldown after the
+// previous one fails with a *CooldownError.
+func (s *Store) UnpauseWebhook(ctx context.Context, owner webhook.Owner, id string, cooldown time.Duration) (_ webhook.Webhook, err error) {
+	defer wrap(&err, "store.UnpauseWebhook(%s)", id)
+	var w webhook.Webhook
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if w, err = s.getWebhook(tx, owner, id, true); err != nil {
+			return err
+		}
+		if w.Status == webhook.StatusActive {
+			return nil
+		}
+		now := s.clock()
+		if w.LastUnpausedAt != nil {
+			if wait := w.LastUnpausedAt.Add(cooldown).Sub(now); wait > 0 {
+				return &CooldownError{RetryAfter: wait}
+			}
+		}
+		w.Status, w.PauseReason, w.PausedAt, w.LastUnpausedAt, w.UpdatedAt = webhook.StatusActive, "", nil, &now, now
+		return tx.Model(&webhookRow{ID: id}).Updates(map[string]any{
+			"status": string(w.Status), "pause_reason": "", "paused_at": nil, "last_unpaused_at": now, "updated_at": now,
+		}).Error
+	})
+	return w, err
+}
+
+// getWebhook reads one webhook of owner; forUpdate locks its row until the end
+// of the transaction (PostgreSQL; SQLite transactions hold the write lock).
+func (s *Store) getWebhook(tx *gorm.DB, owner webhook.Owner, id string, forUpdate bool) (webhook.Webhook, error) {
+	q := tx.Where("id = ? AND tenant_id = ? AND user_id = ?", id, owner.TenantID, owner.UserID)
+	if forUpdate && s.postgres {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	var row webhookRow
+	if err := q.Take(&row).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return webhook.Webhook{}, ErrNotFound
+		}
+		return webhook.Webhook{}, err
+	}
+	ws, err := s.complete(tx, []webhookRow{row})
+	if err != nil {
+		return webhook.Webhook{}, err
+	}
+	return ws[0], nil
+}
+
+// complete turns rows into webhooks with their event types, in one query.
+func (s *Store) complete(tx *gorm.DB, rows []webhookRow) ([]webhook.Webhook, error) {
+	out := make([]webhook.Webhook, len(rows))
+	if len(rows) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(rows))
+	byID := make(map[string]*webhook.Webhook, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+		out[i] = r.toWebhook()
+		byID[r.ID] = &out[i]
+	}
+	var types []webhookEventTypeRow
+	if err := tx.Where("webhook_id IN ?", ids).Order("webhook_id, event_type").Find(&types).Error; err != nil {
+		return nil, err
+	}
+	for _, t := range types {
+		w := byID[t.WebhookID]
+		w.EventTypes = append(w.EventTypes, t.EventType)
+	}
+	return out, nil
+}
+
+func toWebhookRow(w webhook.Webhook) webhookRow {
+	return webhookRow{
+		ID: w.ID, TenantID: w.Owner.TenantID, UserID: w.Owner.UserID,
+		URL: w.URL, NormalizedURL: w.NormalizedURL,
+		Status: string(w.Status), PauseReason: string(w.PauseReason), Secret: w.Secret,
+		CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, PausedAt: w.PausedAt, LastUnpausedAt: w.LastUnpausedAt,
+	}
+}
+
+func (r webhookRow) toWebhook() webhook.Webhook {
+	return webhook.Webhook{
+		ID: r.ID, Owner: webhook.Owner{TenantID: r.TenantID, UserID: r.UserID},
+		URL: r.URL, NormalizedURL: r.NormalizedURL,
+		Status: webhook.Status(r.Status), PauseReason: webhook.PauseReason(r.PauseReason), Secret: r.Secret,
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		PausedAt: utcPtr(r.PausedAt), LastUnpausedAt: utcPtr(r.LastUnpausedAt),
+	}
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}

@@ -1,0 +1,168 @@
+package webhook
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+)
+
+// Code names a broken rule; the values are the API's error codes.
+type Code string
+
+// The codes of the rules a registration must follow.
+const (
+	CodeInvalidURL          Code = "INVALID_URL"
+	CodeURLNotHTTPS         Code = "INVALID_URL_IS_NOT_USING_HTTPS"
+	CodeInvalidSubscription Code = "INVALID_SUBSCRIPTION"
+	CodeInvalidRequest      Code = "INVALID_REQUEST"
+)
+
+// RuleError says which rule an input broke and how, in words fit for the caller.
+type RuleError struct {
+	Code    Code
+	Message string
+}
+
+func (e *RuleError) Error() string { return string(e.Code) + ": " + e.Message }
+
+func ruleErrorf(code Code, format string, args ...any) *RuleError {
+	return &RuleError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// MaxURLLength bounds a webhook URL, in bytes.
+const MaxURLLength = 2048
+
+// CheckURL checks a webhook URL against the rules of registration and returns its
+// normalised form (lower-case scheme and host, default port dropped), on which
+// duplicates are judged. Loopback, private, link-local, unspecified and
+// multicast IP literals, and localhost, are refused unless allowPrivate is set.
+func CheckURL(raw string, allowPrivate bool) (string, error) {
+	if raw == "" {
+		return "", ruleErrorf(CodeInvalidURL, "url is empty")
+	}
+	if len(raw) > MaxURLLength {
+		return "", ruleErrorf(CodeInvalidURL, "url is longer than %d characters", MaxURLLength)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", ruleErrorf(CodeInvalidURL, "url does not parse: %s", describeParseError(err))
+	}
+	if !u.IsAbs() {
+		return "", ruleErrorf(CodeInvalidURL, "url must be absolute")
+	}
+	if !strings.EqualFold(u.Scheme, "https") {
+		return "", ruleErrorf(CodeURLNotHTTPS, "url must use https, not %q", strings.ToLower(u.Scheme))
+	}
+	if u.Opaque != "" {
+		return "", ruleErrorf(CodeInvalidURL, "url must be of the form https://host/path")
+	}
+	if u.User != nil {
+		return "", ruleErrorf(CodeInvalidURL, "url must not contain user information")
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return "", ruleErrorf(CodeInvalidURL, "url must not contain a fragment")
+	}
+	host := u.Hostname()
+	if host == "" {
+		return "", ruleErrorf(CodeInvalidURL, "url must name a host")
+	}
+	if port := u.Port(); port != "" {
+		if n, ok := parsePort(port); !ok || n == 0 {
+			return "", ruleErrorf(CodeInvalidURL, "url port %q is not a port number", port)
+		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		return "", ruleErrorf(CodeInvalidURL, "url has an empty port")
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "" {
+		return "", ruleErrorf(CodeInvalidURL, "url must name a host")
+	}
+	if addr, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		if addr.Zone() != "" {
+			return "", ruleErrorf(CodeInvalidURL, "url host must not carry an IPv6 zone")
+		}
+		if !allowPrivate && !IsPublicAddr(addr) {
+			return "", ruleErrorf(CodeInvalidURL, "url host %s is not a public address", addr)
+		}
+	} else {
+		if !allowPrivate && (host == "localhost" || strings.HasSuffix(host, ".localhost")) {
+			return "", ruleErrorf(CodeInvalidURL, "url host %s is not a public address", host)
+		}
+		if !validHostname(host) {
+			return "", ruleErrorf(CodeInvalidURL, "url host %q is not a valid host name", host)
+		}
+	}
+	return normalize(u, host), nil
+}
+
+// IsPublicAddr reports whether addr may receive deliveries from a deployment
+// that does not allow private targets.
+func IsPublicAddr(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	return addr.IsValid() && !addr.IsLoopback() && !addr.IsPrivate() && !addr.IsUnspecified() &&
+		!addr.IsLinkLocalUnicast() && !addr.IsLinkLocalMulticast() && !addr.IsInterfaceLocalMulticast() &&
+		!addr.IsMulticast() && !sharedAddressSpace.Contains(addr)
+}
+
+// sharedAddressSpace is carrier-grade NAT (RFC 6598): not routable on the Internet.
+var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
+
+func normalize(u *url.URL, host string) string {
+	n := *u
+	n.Scheme = "https"
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port := u.Port(); port != "" && port != "443" {
+		host = net.JoinHostPort(strings.Trim(host, "[]"), port)
+	}
+	n.Host = host
+	if n.Path == "" {
+		n.Path = "/"
+	}
+	n.RawPath = ""
+	return n.String()
+}
+
+func parsePort(s string) (int, bool) {
+	if len(s) > 5 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, n <= 65535
+}
+
+// validHostname accepts DNS names (letters, digits, hyphens, underscores, dots;
+// labels of 1 to 63 characters) and internationalised names already in Unicode.
+func validHostname(host string) bool {
+	if len(host) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(host, ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+			return false
+		}
+		for _, c := range label {
+			if c == '-' || c == '_' || c > 0x7f || ('a' <= c && c <= 'z') || ('0' <= c && c <= '9') {
+				continue
+			}
+			return false
+		}
+	}
+	return true
+}
+
+func describeParseError(err error) string {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
