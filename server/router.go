@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/hookferry/hookferry/gen"
@@ -50,7 +49,7 @@ func (s *Server) accessLog() echo.MiddlewareFunc {
 			}
 			s.log.LogAttrs(c.Request().Context(), level, "request",
 				slog.String("method", v.Method), slog.String("path", v.URIPath), slog.Int("status", v.Status),
-				slog.Duration("duration", v.Latency.Round(time.Microsecond)), slog.String("request_id", v.RequestID))
+				slog.Float64("duration_ms", float64(v.Latency.Microseconds())/1000), slog.String("request_id", v.RequestID))
 			return nil
 		},
 	})

@@ -26,6 +26,8 @@ type Main struct {
 	http     *http.Server
 	listener net.Listener
 	done     chan error
+	// connState, when set, observes the connections (tests).
+	connState func(net.Conn, http.ConnState)
 }
 
 // Open opens the database, builds the API and starts listening; Addr is then
@@ -66,6 +68,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn),
+		ConnState:         m.connState,
 	}
 	m.done = make(chan error, 1)
 	go func() { m.done <- m.http.Serve(m.listener) }()
