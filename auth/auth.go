@@ -25,7 +25,14 @@ const (
 
 // ParsePermission accepts the name of a known permission.
 func ParsePermission(s string) (Permission, error) {
-	switch p := Permission(strings.ToUpper(strings.TrimSpace(s))); p {
+	// Fold ASCII only: strings.ToUpper would take look-alikes such as "ſ" for "S".
+	upper := []byte(strings.TrimSpace(s))
+	for i, c := range upper {
+		if 'a' <= c && c <= 'z' {
+			upper[i] = c - 'a' + 'A'
+		}
+	}
+	switch p := Permission(upper); p {
 	case PermissionWebhookManagement, PermissionEventsPublish:
 		return p, nil
 	}

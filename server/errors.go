@@ -76,6 +76,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 			"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "error", err)
 		p = newProblem(http.StatusInternalServerError, gen.ErrorCodeINTERNAL, "internal error; the request id is in the X-Request-Id header")
 	}
+	if p.status == http.StatusUnauthorized {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="hookferry"`)
+	}
 	if p.retryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(p.retryAfter))
 	}

@@ -50,7 +50,7 @@ func (s *Server) RegisterWebhook(ctx context.Context, req gen.RegisterWebhookReq
 			apiError(gen.ErrorCodeDUPLICATEURL, "a webhook with this URL is already registered"))}, nil
 	case errors.Is(err, store.ErrTooManyWebhooks):
 		return gen.RegisterWebhook409JSONResponse{ConflictJSONResponse: gen.ConflictJSONResponse(
-			apiErrorf(gen.ErrorCodeTOOMANYWEBHOOKSREGISTERED, "a user can register at most %d webhooks", s.cfg.MaxWebhooksPerUser))}, nil
+			apiErrorf(gen.ErrorCodeTOOMANYWEBHOOKSREGISTERED, "the limit of %d webhooks per user is reached; delete one first", s.cfg.MaxWebhooksPerUser))}, nil
 	case err != nil:
 		return nil, err
 	}

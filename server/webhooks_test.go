@@ -31,6 +31,8 @@ func TestRegisterWebhook(t *testing.T) {
 		require.Equal(t, "/v1/webhooks/"+w.Id, res.HTTPResponse.Header.Get("Location"))
 		require.Equal(t, "https://example.com/hooks", w.Url)
 		require.Equal(t, []string{"order.created", "payment.failed"}, w.Subscription.EventTypes)
+		sorted := e.register(e.alice, "https://example.com/sorted", "payment.failed", "invoice.paid")
+		require.Equal(t, []string{"invoice.paid", "payment.failed"}, sorted.Subscription.EventTypes, "event types are listed sorted, in every answer")
 		require.Equal(t, gen.WebhookStatusACTIVE, w.Status)
 		require.Nil(t, w.PauseReason)
 		require.Nil(t, w.PausedAt)

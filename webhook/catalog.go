@@ -94,7 +94,7 @@ func LoadCatalog(spec string) (*Catalog, error) {
 			}
 			types = append(types, EventType{Name: name, Description: strings.TrimSpace(desc)})
 		}
-	} else if strings.ContainsAny(spec, "/\\") {
+	} else if strings.ContainsAny(spec, "/\\") || looksLikeFile(spec) {
 		return nil, fmt.Errorf("event types: %w", err)
 	} else {
 		for _, name := range strings.Split(spec, ",") {
@@ -104,6 +104,20 @@ func LoadCatalog(spec string) (*Catalog, error) {
 		}
 	}
 	return NewCatalog(types)
+}
+
+// looksLikeFile spots a single name that was meant as a file, such as
+// "event-types.txt", so that a typo is not taken for a one-type catalog.
+func looksLikeFile(spec string) bool {
+	if strings.Contains(spec, ",") {
+		return false
+	}
+	for _, ext := range []string{".txt", ".list", ".conf", ".cfg", ".yaml", ".yml", ".json"} {
+		if strings.HasSuffix(strings.ToLower(spec), ext) {
+			return true
+		}
+	}
+	return false
 }
 
 // Types returns the catalog's event types, sorted by name.

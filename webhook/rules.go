@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -90,24 +91,72 @@ func CheckURL(raw string, allowPrivate bool) (string, error) {
 		if !allowPrivate && (host == "localhost" || strings.HasSuffix(host, ".localhost")) {
 			return "", ruleErrorf(CodeInvalidURL, "url host %s is not a public address", host)
 		}
+		if numericHost(host) {
+			return "", ruleErrorf(CodeInvalidURL, "url host %q is neither a host name nor a dotted IP address", host)
+		}
 		if !validHostname(host) {
 			return "", ruleErrorf(CodeInvalidURL, "url host %q is not a valid host name", host)
 		}
 	}
-	return normalize(u, host), nil
+	normalized := normalize(u, host)
+	if len(normalized) > MaxURLLength {
+		return "", ruleErrorf(CodeInvalidURL, "url is longer than %d characters once normalised", MaxURLLength)
+	}
+	return normalized, nil
 }
 
 // IsPublicAddr reports whether addr may receive deliveries from a deployment
 // that does not allow private targets.
 func IsPublicAddr(addr netip.Addr) bool {
 	addr = addr.Unmap()
-	return addr.IsValid() && !addr.IsLoopback() && !addr.IsPrivate() && !addr.IsUnspecified() &&
-		!addr.IsLinkLocalUnicast() && !addr.IsLinkLocalMulticast() && !addr.IsInterfaceLocalMulticast() &&
-		!addr.IsMulticast() && !sharedAddressSpace.Contains(addr)
+	if !addr.IsValid() || addr.IsLoopback() || addr.IsPrivate() || addr.IsUnspecified() ||
+		addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() || addr.IsInterfaceLocalMulticast() || addr.IsMulticast() {
+		return false
+	}
+	for _, p := range nonPublic {
+		if p.Contains(addr) {
+			return false
+		}
+	}
+	// IPv6 forms that embed an IPv4 address reach that address.
+	if embedded, ok := embeddedIPv4(addr); ok {
+		return IsPublicAddr(embedded)
+	}
+	return true
 }
 
-// sharedAddressSpace is carrier-grade NAT (RFC 6598): not routable on the Internet.
-var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
+// nonPublic lists the ranges, beyond the standard library's predicates, that are
+// not routable on the Internet.
+var nonPublic = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),     // "this network"
+	netip.MustParsePrefix("100.64.0.0/10"), // carrier-grade NAT (RFC 6598)
+	netip.MustParsePrefix("192.0.0.0/24"),  // IETF protocol assignments
+	netip.MustParsePrefix("198.18.0.0/15"), // benchmarking
+	netip.MustParsePrefix("240.0.0.0/4"),   // reserved, and broadcast
+	netip.MustParsePrefix("::/96"),         // IPv4-compatible (deprecated)
+	netip.MustParsePrefix("100::/64"),      // discard
+}
+
+var (
+	nat64     = []netip.Prefix{netip.MustParsePrefix("64:ff9b::/96"), netip.MustParsePrefix("64:ff9b:1::/48")}
+	sixToFour = netip.MustParsePrefix("2002::/16")
+)
+
+func embeddedIPv4(addr netip.Addr) (netip.Addr, bool) {
+	if !addr.Is6() {
+		return netip.Addr{}, false
+	}
+	b := addr.As16()
+	for _, p := range nat64 {
+		if p.Contains(addr) {
+			return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
+		}
+	}
+	if sixToFour.Contains(addr) {
+		return netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}), true
+	}
+	return netip.Addr{}, false
+}
 
 func normalize(u *url.URL, host string) string {
 	n := *u
@@ -115,14 +164,14 @@ func normalize(u *url.URL, host string) string {
 	if strings.Contains(host, ":") {
 		host = "[" + host + "]"
 	}
-	if port := u.Port(); port != "" && port != "443" {
-		host = net.JoinHostPort(strings.Trim(host, "[]"), port)
+	if n, _ := parsePort(u.Port()); n != 0 && n != 443 {
+		host = net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(n))
 	}
 	n.Host = host
 	if n.Path == "" {
 		n.Path = "/"
 	}
-	n.RawPath = ""
+	// RawPath stays: it keeps escapes such as %2F that Path alone would lose.
 	return n.String()
 }
 
@@ -158,6 +207,17 @@ func validHostname(host string) bool {
 		}
 	}
 	return true
+}
+
+// numericHost spots hosts such as 127.1, 2130706433 or 0x7f000001 that resolvers
+// read as IP addresses: no top-level domain is numeric.
+func numericHost(host string) bool {
+	labels := strings.Split(host, ".")
+	last := labels[len(labels)-1]
+	if last == "" {
+		return false
+	}
+	return strings.HasPrefix(last, "0x") || strings.Trim(last, "0123456789") == ""
 }
 
 func describeParseError(err error) string {

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,7 +60,8 @@ type Webhook struct {
 const secretBytes = 32
 
 // New builds an ACTIVE webhook with a fresh id and signing secret. The URL and
-// event types must already have passed CheckURL and Catalog.CheckSubscription.
+// event types must already have passed CheckURL and Catalog.CheckSubscription;
+// the event types are kept sorted, as every answer lists them.
 func New(owner Owner, url, normalizedURL string, eventTypes []string, now time.Time, random io.Reader) (Webhook, error) {
 	if random == nil {
 		random = rand.Reader
@@ -78,7 +80,7 @@ func New(owner Owner, url, normalizedURL string, eventTypes []string, now time.T
 		Owner:         owner,
 		URL:           url,
 		NormalizedURL: normalizedURL,
-		EventTypes:    eventTypes,
+		EventTypes:    slices.Sorted(slices.Values(eventTypes)),
 		Status:        StatusActive,
 		Secret:        "whsec_" + base64.StdEncoding.EncodeToString(key),
 		CreatedAt:     now,

@@ -1,0 +1,70 @@
+# hookferry — `make help` lists the targets. Plain GNU make and the Go toolchain;
+# `drift` also needs git.
+
+GO       ?= go
+BIN      ?= bin/hookferry
+FUZZTIME ?= 30s
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.Version=$(VERSION)
+
+.DEFAULT_GOAL := help
+.PHONY: help run build generate test fmt-check vet drift check fuzz
+
+help: ## list the targets
+	@echo 'Usage: make TARGET [FUZZTIME=30s]'
+	@echo
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+run: ## run the service on :8080 with the SQLite file hookferry.db (no setup)
+	$(GO) run ./cmd/hookferry serve
+
+build: ## build bin/hookferry, stamped with `git describe` (or dev)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hookferry
+
+generate: ## regenerate gen/ from openapi.yaml (oapi-codegen pinned in go.mod)
+	cd gen && $(GO) generate ./...
+
+test: ## run every test with the race detector (PostgreSQL at HOOKFERRY_TEST_POSTGRES_URL)
+	$(GO) test -race -count=1 ./...
+
+fmt-check: ## fail if gofmt would change a file
+	@files=$$(gofmt -l .); \
+	if [ -n "$$files" ]; then \
+		echo 'fmt-check: these files are not gofmt-formatted (run gofmt -w):' >&2; \
+		echo "$$files" | sed 's/^/  /' >&2; \
+		exit 1; \
+	fi; \
+	echo 'fmt-check: ok'
+
+vet: ## go vet every package
+	$(GO) vet ./...
+
+drift: generate ## fail if gen/ is stale against openapi.yaml or go.mod is untidy
+	@git diff --exit-code -- gen openapi.yaml || { \
+		echo 'drift: gen/ differs from what openapi.yaml generates; commit the output of make generate' >&2; \
+		exit 1; }
+	@untracked=$$(git status --porcelain -- gen); \
+	if [ -n "$$untracked" ]; then \
+		echo 'drift: make generate left files in gen/ that are not committed:' >&2; \
+		echo "$$untracked" | sed 's/^/  /' >&2; \
+		exit 1; \
+	fi
+	@$(GO) mod tidy -diff || { \
+		echo 'drift: go.mod/go.sum are not tidy; run go mod tidy and commit the result' >&2; \
+		exit 1; }
+	@echo 'drift: ok'
+
+check: fmt-check vet drift test ## everything CI checks: fmt-check, vet, drift, test
+
+fuzz: ## run each Fuzz target for FUZZTIME (default 30s)
+	@list=$$($(GO) test -list '^Fuzz' ./...) || { echo "$$list" >&2; exit 1; }; \
+	targets=$$(echo "$$list" | awk '/^Fuzz/ { names[n++] = $$1 } /^ok / { for (i = 0; i < n; i++) print $$2 "," names[i]; n = 0 }'); \
+	if [ -z "$$targets" ]; then echo 'fuzz: no Fuzz targets found' >&2; exit 1; fi; \
+	failed=; \
+	for t in $$targets; do \
+		pkg=$${t%%,*}; name=$${t#*,}; \
+		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg" || failed="$$failed $$pkg.$$name"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: FAILED:$$failed" >&2; exit 1; fi; \
+	echo 'fuzz: ok'
