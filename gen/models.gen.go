@@ -4,6 +4,7 @@
 package gen
 
 import (
+	"encoding/json"
 	"time"
 )
 
@@ -22,8 +23,30 @@ func (e AuthenticationScheme) Valid() bool {
 	}
 }
 
+// Defines values for DeliveryStatus.
+const (
+	DeliveryStatusDELIVERED DeliveryStatus = "DELIVERED"
+	DeliveryStatusFAILED    DeliveryStatus = "FAILED"
+	DeliveryStatusPENDING   DeliveryStatus = "PENDING"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryStatus enum.
+func (e DeliveryStatus) Valid() bool {
+	switch e {
+	case DeliveryStatusDELIVERED:
+		return true
+	case DeliveryStatusFAILED:
+		return true
+	case DeliveryStatusPENDING:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorCode.
 const (
+	ErrorCodeDELIVERYNOTFOUND          ErrorCode = "DELIVERY_NOT_FOUND"
 	ErrorCodeDUPLICATEURL              ErrorCode = "DUPLICATE_URL"
 	ErrorCodeINTERNAL                  ErrorCode = "INTERNAL"
 	ErrorCodeINVALIDREQUEST            ErrorCode = "INVALID_REQUEST"
@@ -37,12 +60,15 @@ const (
 	ErrorCodeTOOMANYREQUESTS           ErrorCode = "TOO_MANY_REQUESTS"
 	ErrorCodeTOOMANYWEBHOOKSREGISTERED ErrorCode = "TOO_MANY_WEBHOOKS_REGISTERED"
 	ErrorCodeUNAUTHENTICATED           ErrorCode = "UNAUTHENTICATED"
+	ErrorCodeUNKNOWNEVENTTYPE          ErrorCode = "UNKNOWN_EVENT_TYPE"
 	ErrorCodeWEBHOOKNOTFOUND           ErrorCode = "WEBHOOK_NOT_FOUND"
 )
 
 // Valid indicates whether the value is a known member of the ErrorCode enum.
 func (e ErrorCode) Valid() bool {
 	switch e {
+	case ErrorCodeDELIVERYNOTFOUND:
+		return true
 	case ErrorCodeDUPLICATEURL:
 		return true
 	case ErrorCodeINTERNAL:
@@ -68,6 +94,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeTOOMANYWEBHOOKSREGISTERED:
 		return true
 	case ErrorCodeUNAUTHENTICATED:
+		return true
+	case ErrorCodeUNKNOWNEVENTTYPE:
 		return true
 	case ErrorCodeWEBHOOKNOTFOUND:
 		return true
@@ -130,6 +158,11 @@ func (e WebhookStatus) Valid() bool {
 	}
 }
 
+// Audience The users whose webhooks receive the event; absent means every user of the tenant.
+type Audience struct {
+	UserIds []string `json:"user_ids"`
+}
+
 // Authentication How deliveries to the webhook are signed.
 type Authentication struct {
 	Scheme AuthenticationScheme `json:"scheme"`
@@ -143,9 +176,50 @@ type Authentication struct {
 // AuthenticationScheme defines model for Authentication.Scheme.
 type AuthenticationScheme string
 
+// Delivery defines model for Delivery.
+type Delivery struct {
+	// Attempts Attempts made so far.
+	Attempts    int        `json:"attempts"`
+	CreatedAt   time.Time  `json:"created_at"`
+	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
+	EventId     string     `json:"event_id"`
+
+	// EventType The name of an event type of the catalog, such as `order.created`.
+	//
+	// Example: order.created
+	EventType EventTypeName `json:"event_type"`
+
+	// Id Example: dlv_42
+	Id string `json:"id"`
+
+	// LastError Why the last attempt failed, when it did.
+	LastError *string `json:"last_error,omitempty"`
+
+	// LastStatusCode The HTTP status of the last attempt, when the receiver answered.
+	LastStatusCode *int `json:"last_status_code,omitempty"`
+
+	// NextAttemptAt When the next attempt is due; present while PENDING.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+
+	// Status PENDING until delivered or out of retries.
+	Status DeliveryStatus `json:"status"`
+}
+
+// DeliveryList defines model for DeliveryList.
+type DeliveryList struct {
+	Items []Delivery `json:"items"`
+
+	// NextCursor Present when more items follow; pass it as `cursor`.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// DeliveryStatus PENDING until delivered or out of retries.
+type DeliveryStatus string
+
 // Error defines model for Error.
 type Error struct {
 	// Code UNAUTHENTICATED 401, PERMISSION_DENIED 403, WEBHOOK_NOT_FOUND 404,
+	// DELIVERY_NOT_FOUND 404, UNKNOWN_EVENT_TYPE 400,
 	// NOT_FOUND 404 (no such route), METHOD_NOT_ALLOWED 405, INVALID_REQUEST 400,
 	// INVALID_URL 400, INVALID_URL_IS_NOT_USING_HTTPS 400, INVALID_SUBSCRIPTION 400,
 	// DUPLICATE_URL 409, TOO_MANY_WEBHOOKS_REGISTERED 409, PAYLOAD_TOO_LARGE 413,
@@ -160,6 +234,7 @@ type Error struct {
 }
 
 // ErrorCode UNAUTHENTICATED 401, PERMISSION_DENIED 403, WEBHOOK_NOT_FOUND 404,
+// DELIVERY_NOT_FOUND 404, UNKNOWN_EVENT_TYPE 400,
 // NOT_FOUND 404 (no such route), METHOD_NOT_ALLOWED 405, INVALID_REQUEST 400,
 // INVALID_URL 400, INVALID_URL_IS_NOT_USING_HTTPS 400, INVALID_SUBSCRIPTION 400,
 // DUPLICATE_URL 409, TOO_MANY_WEBHOOKS_REGISTERED 409, PAYLOAD_TOO_LARGE 413,
@@ -199,6 +274,35 @@ type HealthStatus string
 
 // PauseReason Why a webhook is paused; USER for an explicit pause.
 type PauseReason string
+
+// PublishEventRequest defines model for PublishEventRequest.
+type PublishEventRequest struct {
+	// Audience The users whose webhooks receive the event; absent means every user of the tenant.
+	Audience *Audience `json:"audience,omitempty"`
+
+	// Data The event's payload, delivered as the envelope's `data` exactly as sent.
+	Data json.RawMessage `json:"data"`
+
+	// Id The producer's idempotency key, unique per tenant: publishing the same
+	// id again answers the original event and queues nothing.
+	Id *string `json:"id,omitempty"`
+
+	// Type The name of an event type of the catalog, such as `order.created`.
+	//
+	// Example: order.created
+	Type EventTypeName `json:"type"`
+}
+
+// PublishedEvent defines model for PublishedEvent.
+type PublishedEvent struct {
+	// Deliveries How many deliveries the event queued.
+	Deliveries int64 `json:"deliveries"`
+
+	// Id The event's id, sent as the `webhook-id` header of its deliveries.
+	//
+	// Example: evt_06h1y66m05tr9e7029cw14ad20
+	Id string `json:"id"`
+}
 
 // RegisterWebhookRequest defines model for RegisterWebhookRequest.
 type RegisterWebhookRequest struct {
@@ -271,6 +375,9 @@ type Conflict = Error
 // InternalError defines model for InternalError.
 type InternalError = Error
 
+// NotFound defines model for NotFound.
+type NotFound = Error
+
 // PayloadTooLarge defines model for PayloadTooLarge.
 type PayloadTooLarge = Error
 
@@ -298,11 +405,26 @@ type GetWebhookParams struct {
 	ShowAuthentication *ShowAuthentication `form:"show_authentication,omitempty" json:"show_authentication,omitempty"`
 }
 
+// ListDeliveriesParams defines parameters for ListDeliveries.
+type ListDeliveriesParams struct {
+	// Limit Deliveries per page.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Status Only deliveries in this status.
+	Status *DeliveryStatus `form:"status,omitempty" json:"status,omitempty"`
+}
+
 // UnpauseWebhookParams defines parameters for UnpauseWebhook.
 type UnpauseWebhookParams struct {
 	// ShowAuthentication Include the signing secret (`authentication`) in the response.
 	ShowAuthentication *ShowAuthentication `form:"show_authentication,omitempty" json:"show_authentication,omitempty"`
 }
+
+// PublishEventJSONRequestBody defines body for PublishEvent for application/json ContentType.
+type PublishEventJSONRequestBody = PublishEventRequest
 
 // RegisterWebhookJSONRequestBody defines body for RegisterWebhook for application/json ContentType.
 type RegisterWebhookJSONRequestBody = RegisterWebhookRequest

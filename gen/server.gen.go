@@ -31,6 +31,9 @@ type ServerInterface interface {
 	// ListEventTypes List the event types
 	// (GET /v1/event-types)
 	ListEventTypes(ctx echo.Context) error
+	// PublishEvent Publish an event
+	// (POST /v1/events)
+	PublishEvent(ctx echo.Context) error
 	// ListWebhooks List the caller's webhooks
 	// (GET /v1/webhooks)
 	ListWebhooks(ctx echo.Context, params ListWebhooksParams) error
@@ -43,9 +46,18 @@ type ServerInterface interface {
 	// GetWebhook Get a webhook
 	// (GET /v1/webhooks/{webhook_id})
 	GetWebhook(ctx echo.Context, webhookId WebhookID, params GetWebhookParams) error
+	// ListDeliveries List a webhook's deliveries
+	// (GET /v1/webhooks/{webhook_id}/deliveries)
+	ListDeliveries(ctx echo.Context, webhookId WebhookID, params ListDeliveriesParams) error
+	// Redeliver Deliver again
+	// (POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver)
+	Redeliver(ctx echo.Context, webhookId WebhookID, deliveryId string) error
 	// PauseWebhook Pause a webhook
 	// (POST /v1/webhooks/{webhook_id}/pause)
 	PauseWebhook(ctx echo.Context, webhookId WebhookID) error
+	// PingWebhook Ping a webhook
+	// (POST /v1/webhooks/{webhook_id}/ping)
+	PingWebhook(ctx echo.Context, webhookId WebhookID) error
 	// UnpauseWebhook Unpause a webhook
 	// (POST /v1/webhooks/{webhook_id}/unpause)
 	UnpauseWebhook(ctx echo.Context, webhookId WebhookID, params UnpauseWebhookParams) error
@@ -80,6 +92,15 @@ func (w *ServerInterfaceWrapper) ListEventTypes(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListEventTypes(ctx)
+	return err
+}
+
+// PublishEvent converts echo context to params.
+func (w *ServerInterfaceWrapper) PublishEvent(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PublishEvent(ctx)
 	return err
 }
 
@@ -151,6 +172,69 @@ func (w *ServerInterfaceWrapper) GetWebhook(ctx echo.Context) error {
 	return err
 }
 
+// ListDeliveries converts echo context to params.
+func (w *ServerInterfaceWrapper) ListDeliveries(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhook_id" -------------
+	var webhookId WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_id", ctx.Param("webhook_id"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhook_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListDeliveriesParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListDeliveries(ctx, webhookId, params)
+	return err
+}
+
+// Redeliver converts echo context to params.
+func (w *ServerInterfaceWrapper) Redeliver(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhook_id" -------------
+	var webhookId WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_id", ctx.Param("webhook_id"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhook_id: %s", err))
+	}
+
+	// ------------- Path parameter "delivery_id" -------------
+	var deliveryId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "delivery_id", ctx.Param("delivery_id"), &deliveryId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter delivery_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.Redeliver(ctx, webhookId, deliveryId)
+	return err
+}
+
 // PauseWebhook converts echo context to params.
 func (w *ServerInterfaceWrapper) PauseWebhook(ctx echo.Context) error {
 	var err error
@@ -164,6 +248,22 @@ func (w *ServerInterfaceWrapper) PauseWebhook(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.PauseWebhook(ctx, webhookId)
+	return err
+}
+
+// PingWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) PingWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhook_id" -------------
+	var webhookId WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_id", ctx.Param("webhook_id"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhook_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PingWebhook(ctx, webhookId)
 	return err
 }
 
@@ -246,6 +346,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/pause", wrapper.PauseWebhook, options.OperationMiddlewares["pauseWebhook"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/unpause", wrapper.UnpauseWebhook, options.OperationMiddlewares["unpauseWebhook"]...)
 	router.GET(options.BaseURL+"/v1/event-types", wrapper.ListEventTypes, options.OperationMiddlewares["listEventTypes"]...)
+	router.POST(options.BaseURL+"/v1/events", wrapper.PublishEvent, options.OperationMiddlewares["publishEvent"]...)
+	router.GET(options.BaseURL+"/v1/webhooks/:webhook_id/deliveries", wrapper.ListDeliveries, options.OperationMiddlewares["listDeliveries"]...)
+	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/deliveries/:delivery_id/redeliver", wrapper.Redeliver, options.OperationMiddlewares["redeliver"]...)
+	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/ping", wrapper.PingWebhook, options.OperationMiddlewares["pingWebhook"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReadiness, options.OperationMiddlewares["getReadiness"]...)
 
@@ -256,6 +360,8 @@ type BadRequestJSONResponse Error
 type ConflictJSONResponse Error
 
 type InternalErrorJSONResponse Error
+
+type NotFoundJSONResponse Error
 
 type PayloadTooLargeJSONResponse Error
 
@@ -382,6 +488,98 @@ func (response ListEventTypes403JSONResponse) VisitListEventTypesResponse(w http
 type ListEventTypes500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response ListEventTypes500JSONResponse) VisitListEventTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEventRequestObject struct {
+	Body *PublishEventJSONRequestBody
+}
+
+type PublishEventResponseObject interface {
+	VisitPublishEventResponse(w http.ResponseWriter) error
+}
+
+type PublishEvent202JSONResponse PublishedEvent
+
+func (response PublishEvent202JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvent400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response PublishEvent400JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvent401JSONResponse struct{ UnauthenticatedJSONResponse }
+
+func (response PublishEvent401JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvent403JSONResponse struct{ PermissionDeniedJSONResponse }
+
+func (response PublishEvent403JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvent413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response PublishEvent413JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvent500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response PublishEvent500JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -756,6 +954,178 @@ func (response GetWebhook500JSONResponse) VisitGetWebhookResponse(w http.Respons
 	return err
 }
 
+type ListDeliveriesRequestObject struct {
+	WebhookId WebhookID `json:"webhook_id"`
+	Params    ListDeliveriesParams
+}
+
+type ListDeliveriesResponseObject interface {
+	VisitListDeliveriesResponse(w http.ResponseWriter) error
+}
+
+type ListDeliveries200JSONResponse DeliveryList
+
+func (response ListDeliveries200JSONResponse) VisitListDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeliveries400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListDeliveries400JSONResponse) VisitListDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeliveries401JSONResponse struct{ UnauthenticatedJSONResponse }
+
+func (response ListDeliveries401JSONResponse) VisitListDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeliveries403JSONResponse struct{ PermissionDeniedJSONResponse }
+
+func (response ListDeliveries403JSONResponse) VisitListDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeliveries404JSONResponse struct{ WebhookNotFoundJSONResponse }
+
+func (response ListDeliveries404JSONResponse) VisitListDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeliveries500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListDeliveries500JSONResponse) VisitListDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RedeliverRequestObject struct {
+	WebhookId  WebhookID `json:"webhook_id"`
+	DeliveryId string    `json:"delivery_id"`
+}
+
+type RedeliverResponseObject interface {
+	VisitRedeliverResponse(w http.ResponseWriter) error
+}
+
+type Redeliver202JSONResponse Delivery
+
+func (response Redeliver202JSONResponse) VisitRedeliverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Redeliver401JSONResponse struct{ UnauthenticatedJSONResponse }
+
+func (response Redeliver401JSONResponse) VisitRedeliverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Redeliver403JSONResponse struct{ PermissionDeniedJSONResponse }
+
+func (response Redeliver403JSONResponse) VisitRedeliverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Redeliver404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response Redeliver404JSONResponse) VisitRedeliverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Redeliver500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response Redeliver500JSONResponse) VisitRedeliverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PauseWebhookRequestObject struct {
 	WebhookId WebhookID `json:"webhook_id"`
 }
@@ -823,6 +1193,84 @@ func (response PauseWebhook404JSONResponse) VisitPauseWebhookResponse(w http.Res
 type PauseWebhook500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response PauseWebhook500JSONResponse) VisitPauseWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PingWebhookRequestObject struct {
+	WebhookId WebhookID `json:"webhook_id"`
+}
+
+type PingWebhookResponseObject interface {
+	VisitPingWebhookResponse(w http.ResponseWriter) error
+}
+
+type PingWebhook202JSONResponse PublishedEvent
+
+func (response PingWebhook202JSONResponse) VisitPingWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PingWebhook401JSONResponse struct{ UnauthenticatedJSONResponse }
+
+func (response PingWebhook401JSONResponse) VisitPingWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PingWebhook403JSONResponse struct{ PermissionDeniedJSONResponse }
+
+func (response PingWebhook403JSONResponse) VisitPingWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PingWebhook404JSONResponse struct{ WebhookNotFoundJSONResponse }
+
+func (response PingWebhook404JSONResponse) VisitPingWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PingWebhook500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response PingWebhook500JSONResponse) VisitPingWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -953,6 +1401,9 @@ type StrictServerInterface interface {
 	// ListEventTypes List the event types
 	// (GET /v1/event-types)
 	ListEventTypes(ctx context.Context, request ListEventTypesRequestObject) (ListEventTypesResponseObject, error)
+	// PublishEvent Publish an event
+	// (POST /v1/events)
+	PublishEvent(ctx context.Context, request PublishEventRequestObject) (PublishEventResponseObject, error)
 	// ListWebhooks List the caller's webhooks
 	// (GET /v1/webhooks)
 	ListWebhooks(ctx context.Context, request ListWebhooksRequestObject) (ListWebhooksResponseObject, error)
@@ -965,9 +1416,18 @@ type StrictServerInterface interface {
 	// GetWebhook Get a webhook
 	// (GET /v1/webhooks/{webhook_id})
 	GetWebhook(ctx context.Context, request GetWebhookRequestObject) (GetWebhookResponseObject, error)
+	// ListDeliveries List a webhook's deliveries
+	// (GET /v1/webhooks/{webhook_id}/deliveries)
+	ListDeliveries(ctx context.Context, request ListDeliveriesRequestObject) (ListDeliveriesResponseObject, error)
+	// Redeliver Deliver again
+	// (POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver)
+	Redeliver(ctx context.Context, request RedeliverRequestObject) (RedeliverResponseObject, error)
 	// PauseWebhook Pause a webhook
 	// (POST /v1/webhooks/{webhook_id}/pause)
 	PauseWebhook(ctx context.Context, request PauseWebhookRequestObject) (PauseWebhookResponseObject, error)
+	// PingWebhook Ping a webhook
+	// (POST /v1/webhooks/{webhook_id}/ping)
+	PingWebhook(ctx context.Context, request PingWebhookRequestObject) (PingWebhookResponseObject, error)
 	// UnpauseWebhook Unpause a webhook
 	// (POST /v1/webhooks/{webhook_id}/unpause)
 	UnpauseWebhook(ctx context.Context, request UnpauseWebhookRequestObject) (UnpauseWebhookResponseObject, error)
@@ -1048,6 +1508,52 @@ func (sh *strictHandler) ListEventTypes(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(ListEventTypesResponseObject); ok {
 		return validResponse.VisitListEventTypesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// PublishEvent operation middleware
+func (sh *strictHandler) PublishEvent(ctx echo.Context) error {
+	var request PublishEventRequestObject
+
+	var body PublishEventJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.PublishEvent(ctx.Request().Context(), request.(PublishEventRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PublishEvent")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(PublishEventResponseObject); ok {
+		return validResponse.VisitPublishEventResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -1176,6 +1682,58 @@ func (sh *strictHandler) GetWebhook(ctx echo.Context, webhookId WebhookID, param
 	return nil
 }
 
+// ListDeliveries operation middleware
+func (sh *strictHandler) ListDeliveries(ctx echo.Context, webhookId WebhookID, params ListDeliveriesParams) error {
+	var request ListDeliveriesRequestObject
+
+	request.WebhookId = webhookId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListDeliveries(ctx.Request().Context(), request.(ListDeliveriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListDeliveries")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListDeliveriesResponseObject); ok {
+		return validResponse.VisitListDeliveriesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// Redeliver operation middleware
+func (sh *strictHandler) Redeliver(ctx echo.Context, webhookId WebhookID, deliveryId string) error {
+	var request RedeliverRequestObject
+
+	request.WebhookId = webhookId
+	request.DeliveryId = deliveryId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.Redeliver(ctx.Request().Context(), request.(RedeliverRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "Redeliver")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RedeliverResponseObject); ok {
+		return validResponse.VisitRedeliverResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // PauseWebhook operation middleware
 func (sh *strictHandler) PauseWebhook(ctx echo.Context, webhookId WebhookID) error {
 	var request PauseWebhookRequestObject
@@ -1195,6 +1753,31 @@ func (sh *strictHandler) PauseWebhook(ctx echo.Context, webhookId WebhookID) err
 		return err
 	} else if validResponse, ok := response.(PauseWebhookResponseObject); ok {
 		return validResponse.VisitPauseWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// PingWebhook operation middleware
+func (sh *strictHandler) PingWebhook(ctx echo.Context, webhookId WebhookID) error {
+	var request PingWebhookRequestObject
+
+	request.WebhookId = webhookId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.PingWebhook(ctx.Request().Context(), request.(PingWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PingWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(PingWebhookResponseObject); ok {
+		return validResponse.VisitPingWebhookResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -1232,67 +1815,89 @@ func (sh *strictHandler) UnpauseWebhook(ctx echo.Context, webhookId WebhookID, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"5Ftvcxo5k/8qXbqnKs7dGLDj7JOQuhckZhNqCfYDeFP7GB+Imcaj9SBNJI0xSVF1n+Y+2H2SK0kzwwwz",
-	"xnGdk73de5EqA/rTanX/+tfdylfii2UsOHKtSPsriamkS9Qo7adRKFadRIfINfOpZoKbbwNUvmSx+0h6",
-	"3I+SAEGHCIpdc8avQaEvUcPBjJYmz54D43agRBULrrBBPMLMKp8TlGviEU6XSNpEhWI1LU8mHlF+iEvq",
-	"RFjQJNKkvaCRQo/odWymzYWIkHKy2XjkE85DIW56p1WRxyHCyv38TAELGtDhwALQIdXAFHChQXAEsbDC",
-	"+jSKUD5T2RwFlKsVSgUnrZP8BDHV4fYA6dApC4hHJH5OmMSAtLVMsHiOVG6lJePXZGPkzlRjL+AtDYb4",
-	"OUGlzSdfcI3c/knjOEoV0/xduXvZLvs3iQvSJv/S3F5u0/2qml0phXRbVbUi3WYQCHRqWFLth04LgmtJ",
-	"fQ1CwlwiNWoAmUTYgLH9OUAwh1dm9IQvGEYBUA32otrQG/za6fdOpxfDvlf8MO2NpoOz8fRi1Bu8n34Y",
-	"j89H3oRnA0YXb0fvhr3zce9s4Jmdsx+G3X9cdEdjWAgJlK91aMwOI4WNCScbj7wTfBEx/wepzVkI0Egi",
-	"DdYg8ZopjRKNSVl7kksaMYUBXAz7cHB6cd7vveuMu0YBz82x0pkTHlKrP1gKpQv2BolCCUu6hpDeIhyM",
-	"z86mHzuD36afum8/nJ39MpoOu+97o3F32D19nqqgxzVKTiMn+XfXQ4dDwvEuRl9jAAvKokQiCOfvCuWt",
-	"dSHFAoSD3mDcHQ46/ecNI+g5XUeCBmMh+lRe44+19LkI1oB3PmKgUgz7ghCxJdNwcN75rX/WOZ0adfc7",
-	"w/fdVGCUS6YUE/wUOTN+/SMk1uIGOUTUv3GCihil3eSZgjiXCA7Ou8OPvdGodzaYnnYHPWMQRuixEB8p",
-	"X6dwon6AzHIN9JoyI7NGWTDa1HlHzw14hkiDNNwMUcv1YWehUVZB+1MoImNIvuDmpgSsKNMwx4WQCFqu",
-	"DQDY7Rp7EXfJOFsmS9I+yqMG4xqv0Z5h45ELXog7P+JuBwLmSCVKd8MW5kz0yaJRwm+4WHHztcRbcYMB",
-	"HFwMOhfjD93B2MJIesNpxBsI/bNI+I+RPIWocqgEh2LMxFY4SCHKovzPZxcDK+0muxN78Q9xjA9iBQFG",
-	"7BYlQ3v5ehvCgUrHPDAwVx9L4xiauQBqN7GQgtzc+iUZjTuD087wNIdOcuXtxmGPOAZTTx1GmvKAygA+",
-	"Zfhc4T2rUKE/ncG/wZwq/OnEWjre0WUcWXZgf/64+OUfr+Wr97/89lmOV79fnJ++6vXP/9kTx33ap6MV",
-	"qci1KVr2ZXa4XNrtQcT8d/S1OUiO/mW9mHD9Tff+zgy0N68pi+xcGgTMqING54U1naOVtfWR+iHjeGiC",
-	"G51HjkTgnfZAJX4IaawrU4UGqTnFEpWiLjTsRB0IkyXl2x3wLo4ot3bUeFCBVgvb1e/V37tUW+W9d5wQ",
-	"TlpHHlTQF05aLzyoOIHhjt6Elz7DARdOM1IkGp978LE7/nB2amd1+v2zT3a5l16FBp20WgXWZEiG+eYB",
-	"nlUeU6Ra6XolngInrdce7CMebkQlZsLJ0QtvwivoDyfHr832jgrAy1bLEBcvd9Qd9RKPVHRLPFJRLPFI",
-	"8e+qBolHdtRX+OZi2C9/qtFbYUBRacQjJYURj+zTljnPrqqKUzI12d2cjmqRqnuLXI/tt7tOXjLXr9Wp",
-	"Lld5AASy5Qdm8K4D2RVq3Sab1mcudylLxjQuy398kwxm5XQrKiVd20PgnZ76iVSihjScS1TINaxC5LA0",
-	"TMFuCAsRRWL1BmKqFDBtkGjm1pg9jBpO5r2nHqSarQYPozETLSkHNKPBLLINn5pG4noLjzMhA5QNX6Lh",
-	"IrNyFCn9ZmCM3vWRX+uQtI+OX3mG6uSfPZOfmnyAtMl/XHYO/0kPv7QOX19t/5w22odX//o3UmNiH5BG",
-	"ZpXdW1Sa6kQVg6u4IR5JOL2lLDJwXGOxuzHMrVGnzXOaKBwiVXWU4FO4BppTAKYgNqODN3Ax6g7TtNAG",
-	"A+Yz7X5sFMFl1B0ah+32e792h79Nf+70+hfDbj0ZGKb5XBrvCxl5fShMixI7ykrmJW/cZ/Cj4tiNRxIZ",
-	"1VsTnSsRJRoh1DpWNru0tFGij+zW5eIF5lS2Hzun3Wym3zR8sWxaPtO0lqXKJnXcOtlrU+GHq0s9dv/i",
-	"86tLNbpqN5sPOpM5mldWTp0tjHa0t1fxVT1tXU0VrCbTUpU22vFTO/7xKOWQ0iqv5yYetVpWddnHHRQz",
-	"LsM+J5j+bJjUrpqKAtXpJzXNqo/SCrXed4YdIr7xyDxZLFBiMLUSVMMKOd3ycpORGRpsvM/S/1TRRr8L",
-	"IZdUu2zrpxPibROxVjUR80iKalNq3SyfHFCNh5pZ0ltxUxZUpTuL6ecEgQXmVAuGcpeIT1tHvweff7p9",
-	"ffP3xYvl8d0reaJfrn/68nf6qm4PCyRTmYPSPmUW8Submp1oF8yQl1KaFd0CWpzHMBYhnHcuRt3Tkkb3",
-	"KmWL0ftETc1n5AZvvP8dWsXBo+8uRbhHgdMDUdqExBp0yVVSte2S2ZXOscflnoLgZN77f5zelK2kEPY7",
-	"78a9X7uW0RrrrI/6Cv1EMr0e2azVznd1DwM6NZkdB+Gc1xW+DmbhYvrf//lfs+eQ3hKsmA5hZkRaoJTr",
-	"dKD71R40y/7TjbZHN9blKhqML0R18+2aSguZxlFnJUBBI6dcP1Og1srqO07mEVMhUB5k0dZOWXppYWLC",
-	"Y5R2kZriQYw+W6SQ62XFDZeh+TSK5tS/MZFdwUFWEH4+4TbMm4G5MIkyu2a1ZwvChbDXmPAJ796iXAOa",
-	"lNZQTrQf8zpi3tawZVDDU+ciWHswsznwzINVKBTCzGTNM2BqwtMmySxPkmcN6O4smvAAJcyat0cz4LbK",
-	"Skv1rgk/mBkLEJJ9sTPa8Nb9/Lj7fuP6DoVKKOUFMdzWTFkCHgDjwLSC2d1hvtzhdurMZaIR85ErS+TT",
-	"tk4npn6Ih8eNVgouW6BarVYNan9uCHndTOeqZr/3rjsYde0c499MO3zLtiUeMebi7O6o0XLDRIycxoy0",
-	"yYtGq/GCWK4VWqdphpaOfzF/X9fVqDrpNR63WmnQMBcaS+GjUq4Ur7L6t+U+uZZ6AWmT96hTwr/TjDpu",
-	"tZ6sppjucE+pO5OVKUjiRgk9SPvyyiD6cknlmrRJn90iN2NjKeY2tNBrZTDJaYlcmclN2115rMYCqumc",
-	"Ksz8woOXrRcgdIhyxVw6UdHcEGnAjDx/nPJ2xba14ZetFz96+7yH6OTYf4253vbf4+1R02LaYU7Na+9z",
-	"iDqRPMt+4kisl2gxMk2wU/DLsNGzA13zkkKRLUz4kq5t1ZIy7kChfOUm+ufE/7teermicm8jMisgCGkQ",
-	"c762x7ImcNI6um+PXOjmbvfDznvx8LxKS8zaXOvhieUupTWRgm8rvY287q4KllG0hCuP1EO5YddpifBj",
-	"Z9B53/3YHYxJZkxZQL3XkowIKg2UGTnPGh0m1bF92W2/1wMRBag0LJhU2nXG0+bAhKfdAaaAuTcTAQge",
-	"rdOwVvPk4d9NJji7z+wyAmFjw/bVxmW9xrdDmjWvOjZX39Fyi0R5bwO9+MSCpYHdxG5X6HK2+A0mVXg0",
-	"8ec2+4pWCsaff/VYy/dILFQtZjojVoY3VdmnK6mBQr0Dns7IM99QmkqtJtxlBM60KSwkqvDBvpkH0uK2",
-	"pWcTvvt4yG1kRFkmSsN8W/3yjBvCzDKxmedKrBRCobQHPpVyPeFcWFc9NHTf0nQuYCHptYkLb+xQ5Spn",
-	"VCJEQsTm3B7Ekt1Ss0HE+M1hJHwaTbiQkPCUtWMAvXOImEZJI+XZpWd2nFlz5tn1JC5MKg8Jj0yEszx1",
-	"G5aAmmRNZXuBpvIatWpAx6GLT7mJojmxz9i5OVTpXYleMR89MPLZXFCHlFdDYIzy0K5r3zjUgctOuTNt",
-	"p6PSb0Ww/gZUyJP4atGzVFe7rFSw08+U+xhFGJCrzS7LvrccsPG+EY3uKeZuymmwrcFVMPHoqTHxPjxM",
-	"3clzDmQylbKr7Dyc6Iv7OueZy6QNBo6rYlHuEQ/T/iTge9J6/fDE/HGYmXD0LTvtvFB6CpTP7HBbj34K",
-	"dN/hNc2v24eIG2cdEWqsQ/+lyPoF+bsKHjjm417XfU4wwcDGAaY9E6DtKxVJuaK+q11QHky4LJDvfClb",
-	"hlpRVYc3p1amItp8XyLygNNthc1eF0mjHBo1/iCLPnl44u7Tn6cwUHctT2ue3v58bd+j2wZ0+PobXulO",
-	"eDbDS3m2fRnGbd5uI+ozG6fzF7zVtxl1Rvoe9dZC/xR8+wEz/9Pw6T/MAd6jfmrrf5zhbJ+wb672AXvT",
-	"top2n+8/bv370oKRFrG6//FdAwa4yivjEkFpFkVAfR9jjYGNIVmbZcJd7GjAOU2U9cq0yZVDrx9Sfu3K",
-	"Ribm1Dmi7ar98cGiLPj/s9Bg7+DHEZdmwr+jhQ9RJUvcY+NvcgvODP1agEh0udYz4RdWShdtwFCiW7zX",
-	"sKGTPmUGXCzQjU1PCWIx4XkLJu8IMzOxpqIpRBSI1bZ5c3L82g6e8FnhPXVtFckJjH+RuFbW+F8+vJ0c",
-	"f0Oms/vo/ymcP7WaJ3b/cm+g3Bq+vDJ25f4PibPM6u1vu4KMK025nz6gT9td9jlKIPzEuE0jb941rcWm",
-	"0t9XETM8UsXoaw/Sk/PA5QR4D1Wt/D8wo/mv99frd0pqhSdKPuVZQ2KOoEVh6WL5u7p63hdzwpa6K8om",
-	"cUL6ISotqRZSvQEuoFxwK2yV9mA2V5v/CQAA//8=",
+	"7HzrchrJkv+rZPT/RFj+bwuQLHvGcuwHbDE2MRhpAI3Dx2ih1J1AjZqqdlW1MONQxD7NPtg+yUZd+kqD",
+	"pBnJnjm7HxQhuuualfnLa/VXL+DLmDNkSnrHX72YCLJEhcL8Gi74qp2oBTJFA6IoZ/ppiDIQNLY/vS4L",
+	"oiREUAsESeeMsjlIDAQq2JuSUufpU6DMNBQoY84kNjzfo3qUzwmKted7jCzRO/bkgq8m5c6e78lggUti",
+	"lzAjSaS84xmJJPqeWse62yXnERLm3dz43ge8XHB+1T3ZXPJogbCyr59IoGED2gxoCGpBFFAJjCvgDIHP",
+	"zGIDEkUonsi0jwTC5AqFhKPWUbaDmKhFvgHXdEJDz/cEfk6owNA7ViLB4j7cuqUSlM29G73ulDTmAF6T",
+	"cICfE5RK/wo4U8jMvySOI0eY5m/Snks+7D8Ezrxj7/8188Nt2rey2RGCCzvVJlWEnQxCjpYMS6KChaUC",
+	"Z0qQQAEXcCmQaDKASCJswMi8DhH05qVuPWYzilEIRIE5qGPo9n9t97onk/NBzy/+mHSHk/7paHI+7Pbf",
+	"Tt6NRmdDf8zSBsPz18M3g+7ZqHva9/XM6YtB55fzznAEMy6AsLVaaLbDSGJjzLwb33vD2SyiwTcim+UQ",
+	"IJFAEq5B4JxKhQI1Sxl+EksSUYkhnA96sHdyftbrvmmPOpoAT/W2XM8xWxBDP1hyqQr8BolEAUuyhgW5",
+	"RtgbnZ5O3rf7HycfOq/fnZ7+PJwMOm+7w1Fn0Dl56kjQZQoFI5Fd+aPToc0gYfglxkBhCDNCo0QgcCvv",
+	"EsW1ESFJQ4S9bn/UGfTbvacNvdA+Vz/xhIWPv8Y+T2lalm2wZKcaDGDP0dSw5U+n5/2Tp4b1VI4apj3j",
+	"IJNgASFG9BrFGvZOOr3ur53Bx0JPs8Ezso44CUec94iY47cV5UsergG/BIihdCD9O0JEl1TB3ln7Y++0",
+	"fTLR/NRrD9523IJRLKmUlLMTZBTDb7Nixa+QQUSCK7tQHqMwkzyREGcrgr2zzuB9dzjsnvYnJ51+t+Oo",
+	"POL8PWFrh5fyG6xZrIHMCdVrVigKUunQafhUa4cFktDp0wEqsd5vzxSKTa30YcEjLSkBZ/qkOKwIVXCJ",
+	"My4QlFhrhDPTNXaqlCVldJksveODTC1SpnCOZg83vnfOCooVv43UXSIRKOwJG2HS6jVVtwm7YnzF9GOB",
+	"1/wKQ9g777fPR+86/ZHBSXfCTqX/9fGiYSwQN7yevZ2EFFlgRJ+EIdXjk+hMaBZXVOt6Z8hsSoVGfgmr",
+	"BZeYKwSBAdJra3ThNTL1CsilRKZgiYRJ/UysrdJwC1fICFOadeLCrF893WZCQ/M/Vbg0/yzJlx6yuVp4",
+	"x4fPn/uap9LfOVelRouvm3dt14NWq2Wap7+z1kQIog28hNHPCbrXmnetzZNy86d8QRdZX375GwZKz3Sb",
+	"MfqOr1I8pmiEqIjaRFgTFcNNOpjDMueDTEvPJ284avdP2oOTTMcWVpTv3Zq69TbmUBEWEhHCh/TcNgzk",
+	"1UJiMJnCv8ElkfjiyCAGfiHLODJmpHn9fvbzLy/Fj29//vhZjFa/nZ+d/Njtnf2zyw97pEeGK29jXRWa",
+	"us1lq60j7YlTY8YLKJGGKIXL2CJqRee7N7AkIYLkMCNCbyDDoNYmBvleIFADz4QYss20caS8Yy8kCvcV",
+	"NevcILM71Hv2MqKhbfBNUzt9aR/fgg+65WgdY18b9ze+Z0fMjymMridHh3UriIhUE0wtsCrgrw176jbg",
+	"iGwMJwx9WC2QAVUQUsOs9QNLRVQiJ9r2rudAbU+DbZUCQXE2N431yAyiCOfbYHHWwtkx/KImrrc7iuqm",
+	"3IC6ZbYrKiFM8BXEAg1KrRY0Qjjr9E+6/bd6prudp93JbceVcvLQtq4Kg3HJMs4o8UE2g58zfYlfdwlO",
+	"j1ovrSw8GaZm/9xl6XrcEnCmpA8SIet46SwjLDJYaovBzAczHkV89QpiIqVmJyJhaseYNm6FDbvkXXse",
+	"ZgdSWY49WUiYohFkwms0f6I0KwpUGqIN3DnAdZ0833OGdOfE872f2t1e56QWezPPpkzyVBxuVflvdEMD",
+	"LorQSG5XztbGKm/xPQkWlOG+dtzIZWQdZPyifOsVOD+u7AYXSJ7TcolSknmNALdhkSwJy2fAL3FEmFF9",
+	"tx+eoUI+et0p5kTYmLtif8FR68CHDcMbjlrPfNiwf+CodeSP2aY7ZF7Aef/n/umH/qTza6c/mow+nnXg",
+	"qNXyx6zUDvZSB0vwROFTH953Ru9OT8xo7V7v9IOZ/7m/EROwgxViDObJLUGHcpti3MGNV3La4aj10odd",
+	"XrhtseFfwdHBM3/MNjwFODp8qae3fjE8b7W0F5/LRuU8PN/bOAzP9zZOIpelj6WHm0fg+V6xwSatPd+r",
+	"ELrw5HzQK/+qoXChQZG8eolF0nq+t4uueudVoha7pAQ1s1lq1mNHqtM38aMkCTWGgw3x3ctkqMimGaFW",
+	"ItNuD6FM8i3+xbVJmVi1hoymmFYbhFl/B/QguVOmSMTnOfJOuQhRNJzinpZt6tI7zy86OweHP1adnVgb",
+	"AkIv4z8+tff/SfZ/b+2/vMj/nTSO9y/+/z/qrJV3SCI9SvUUcysmlW5+ZTwjck1opJG+hmOrFr0do46a",
+	"ZySROEAi6xwkbXOSzCGiEmLdOnwF58POwEVTjZ6hAVX2ZVFF61ZFTNHK+XzQqXeNzpLLiMqFOd1CFHun",
+	"/1vxPApu8y5Oz9xrrcyJIvfT5KPUiX6iyWFCdX7BZnGaHNk1RjzGJxKmeo4p4BcSqGitG2hp2VTuvvdl",
+	"f8733cPfJGeNAVm9dxo58yM2VxMLHiaBCZjSEJcxV8iCNVzh2gfrQEOMwvn0xxBbQmvH0gT4yBLHjIYu",
+	"OJUmK0xITdA5ZSRyQkRYCJ8TTGywXw9gtc49/f8/4ENV2NlZ3+bsanna7hBDM0wdZKc+f31MYEnYuhQY",
+	"SI/cbj8suSCUqRdHt3qx284u5SQa+oYtUv6ZOqHbp+EUbExQ4xdVsrCwMlLhtZq0XiwO1i9eLFvPlXiJ",
+	"P7QOXwargyMSHrZuB1yNbgXK1BF24FIVLkLxx8RUJpcljbmLD4bFtje+l4iono7kUvIoUQgLpWJpEicm",
+	"YOgcVUvUbZQzfY6bTfekEfBl00Rgmgb9ZYXHW0c7cX/x7uKTGtm/+OzikxxeHDebt9Jfb80vE6fuCIYV",
+	"6t0zPpirQ1lA9pRKm4Gu3N39A5ZEGgApRfz+ZMCvuKA6+jjWrIlLbQQDd+uIUusb37tMZjMTUjIrqEGO",
+	"kxwwVoQqja8zkwiiWS74DwDHHwl/1YHNaUy0IqCh3tWMoqiGDietg9/Czy+uX179MHu2PPzyozhSz9cv",
+	"fv+B/Fg3h1H2E5EZDruIWbQx0q7h7nhQypkrkhsdlXBQ+3zYOXnoaJBjnzQY5P85tIrDe5+dQ7h7gdMd",
+	"gL0GXQrhqypvl9iutI8dIvcQTkgqvX9xF6TMJQXTvP1m1P21Y7xOzZ31lrnEIBFUrYcmzm7624yXBp2a",
+	"wA4DboXXpjz3povZ5L//87+mT8GdEqyoWsBUL2mGQqxdQ/vWbDTNV7iJ8q1r7rK5LMpmfHPyfEypuCja",
+	"Qlp/WJPyiQS5lobezrY0pqLTtqbL0neplDEzpmh9uiPGgM4c5PppOsbGWwISRZckuNKaXcJemtp6OmZG",
+	"zec5qyfS5cDSsgoDwgW11xizMeuYjJeJtGuzyibAsgxyyQjW9rFJi/swNSGwqe/ya9OAhzgFKsfM1f9M",
+	"sxjZtAGdyqAJ00bctHl9MAVm8uuklOkcs72p5gAu6O+mxzG8tq/vd96vbElNIQdOWGEZdmoqjZMcAmXG",
+	"qJx+2c+G28+7Tq2FH9EAmTRWu6tYasckWOD+YaPlwCUHqtVq1SDmdYOLedP1lc1e902nP+yYPlq+qbL4",
+	"lk7r+Z5mF8t3B42WbcZjZCSm3rH3rNFqPPOMrbUwQtNcGJf5d/3/vC6r1nbHeNhqOaWhrLsUoJS2ykSm",
+	"lQ/G9smo1A29Y+8tKueUV+qsDlutB8smuxm2FDmka6USkrhRQg/v+NOFRvTlkoi1d+z16DUy3TYW/NKo",
+	"FjKXGpMslbwL3blpCofuSzHtaF0Sialc+PC89Qy4WqBYUevyb1BugCSkej3fj3jVZZuqgOetZ996+qw8",
+	"zq5j9zFmdNt9jtcHTYNp+5lpXnueA1SJYKn3E0d8vbT+pguCOfBLsdG3uThTl0egaC2M2ZKsTdKCUGZB",
+	"oXzkWvtnhv+jHno56rm1xi4N8nGhEfNybbZlWOCodbBtjmzRzWrdi+n37PZ+G8VQhudat3csF+AZFinI",
+	"tlSFKIRyJE45o8gJF75XD+XaunYB//ftfvtt532nP/JKzGRrermsYaRhRfsXg0Fa+WVlbU7birUtBtVe",
+	"UGrL79lQk9XTfspelximql7vwAe+YijS0t80pvcKSKDoNQIXzh946o8ZZbY0SBAm9XttNrgSKCtrevrD",
+	"1uGxVoEkuGJ8FWE4x9BtQmtBvdgxi7hUDfhA1YInyrR2E28tjtGdjfJswABjJMbhI2OWRuNgSsPp/cJp",
+	"wHBVJ1vF0Kir5kKpXvNwfQehyjyJr1mw0zgOptDBO2jZSgSuSOQdv3zZeO78R9toX7/fz6PfqSVcCorf",
+	"+HeU3LoQ703Z6jYu/wZ4HD4YeFRCg1vQI+MOY/SG5qjKobcsEmhw4Q7iXajN/h4QdHRwl46VytOHgK6z",
+	"zCOwVK3C1m7EMhnH4eTs/HWvO3yXoVVq/m/Vexow07q2FH7SgjwtaEac88JrH3gUolQwo0LjwCi/nTBm",
+	"rvrKiLu5vBACZ9HaGeE1dw/+XTPxdJuSTN0dY8nm1yc+1RM5b9KsuV5xc/GIerbo1u+sZC/edaDODdGe",
+	"hkWJv4uEPJyS3qBKgeezR/fV0/4WxZyG5KWWsE1f2SbpQKKqmHqWyVPZkIoIJcfMxi8saxOYCZSLW+sS",
+	"fRDGyjTO5JhVb/HYifRSlolUcJnH6n0thjA1fuPUt0lbAgsulQ8BEWI9ZowbUd2nbMYNCjMOM0HmS1PE",
+	"qptKG+cnAiHiPNb79iEW9JroCSLKrvYjHpBozLiAhLkYA4bQPYOIKhQkkr4Zemra6TGnvhlP4EwbGpCw",
+	"SNvjxqvOjWggUcRXMp0LlIZMJRvQtugSEKZt/iwMkefaKhc81IoG6INen4lcqQVhmwZ7jGLfjGtq8evA",
+	"pZKc+TOGQjXoWcoCfNrIibvfhAUYRRh6FzfVmMDW4OWdbYctqac7mQ8HD42J2/DQiZNvBUhbDGVRqRT4",
+	"9/i2yuRUZJzFyXBVTCHc44bY38U8ab28vWN2S+t72jMpH+bZs4dA94pd0/ya3wi8cRlrVFiH/kueZjez",
+	"unUWWsvH+hTWUDV6gCof6lwmwsIxE4VQQTaUCZqviKzDmxOzpiLaPK4hcovQ5YtNXUChiUOixnfi6KPb",
+	"O1avqDwEg9pjeVj29HdHl3bdfm1Am63vcF12zNIevrOzjT/NTJTRaNQnRk9nV2k3C0nrmPQtqpxD/xb2",
+	"9i1s/vfxOL+XALxF9dDcfz/Gye+S31zsAvZmuQ5pvu1iUBZbcwHbXeLma1sh82R9IBCTOYK2kMdM0SUe",
+	"21zotJBOnYLxFgq5UVe44K5l6BG2ebN50cOmfG0tj4hR2EG33Oc3Jm79Df7DlikncXcWXTXJ9huMfh09",
+	"y3t3lIwFXlOeyJ0Lc+nn0gXKvDDoxVFNtnejDoNFpdoyE+c0kSaiErn1Cwdppv5uULJxp+Uxcat0o6Xu",
+	"qrdlQT4r1V/9H4rdIZpACh+eCIuSlmJauV7vr4Zqza8pdJkXAt3P6qdD7jW5vwsi7Qc66j+yUVjLvXyo",
+	"i22hl19s8F4VIdoU0foQJgiMr/xyJEWgEmvQM4VJhD6sFkTZ9INxFS0CQFfBnKO0V59YgCWLnEqXCKmP",
+	"AKQEfsQIen7pbEva0733yyHyv6LcPrTdbW9Eag54GBHdKWYmC/anJGkrYw8Vj+X2m9EN6OMqKwISCFLR",
+	"KAISBBgrly1JK8rGzDqeDTgjiTQmvcvfZSwdLAibV2vKKwkw3eP7e5rlhf8v8yvNGXy7qEcz1uj7KOzt",
+	"cJtkRfYNPdc0jY7zUskukIizAlYDVXLMigFSU6kWLDC4gqwWLb8fbYRCGpnQwjTT4lSwg+qYnbL5Vl7/",
+	"1pnQ2HwpSbf4G+D5o7C9xaxNrn8sXE/YIyL7AGWyxB3Y/ipD7hTg59xaIsUE6Zidm1XaEE1amrEN0KHt",
+	"vlMDOJuhbet2CXw2ZlmVZVb0TXXHmqIlzqOQr/L6zKPDl6bxmE0LH8upTb3aBeO/SDCoTPF/eW/q6PAO",
+	"6YHqF50eQvod1zyw2iuX/5Wrvz9daL6yX0CrC6Po088LfymTilgfgai0otWor5AHydLdM7S5uKbhWLf6",
+	"bWlkXw8ZY6B8cDtnoQ2k45b47sZXDOUWH62+5LBwCykgLC8KA8ULQxcr3DZHT2tMCrXphh7VDyBVB5S3",
+	"eJNpwI3k6Jj5sGtDGa0eGxsuJq1dZVaga0laKvOUJuLGRbBAqQRRXMhXwDiUc+mFmVwx6M3Fzf8EAAD/",
+	"/w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -51,7 +51,6 @@ func (s *Server) contract(next echo.HandlerFunc) echo.HandlerFunc {
 			Options: &openapi3filter.Options{
 				AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 				MultiError:         true,
-				KeepValidatedValue: true,
 			},
 		})
 		if err != nil {
@@ -101,6 +100,8 @@ func (s *Server) requestProblem(err error) error {
 		switch {
 		case f.field == "url":
 			return s.urlProblem(f)
+		case f.field == "type" && isString(f.value) && len(f.path) == 1:
+			return badRequest(unknownEventType(f.value.(string)))
 		case f.field == "subscription" && subscription == nil:
 			subscription = s.subscriptionProblem(f)
 		case fallback == nil:
@@ -140,6 +141,11 @@ func (s *Server) subscriptionProblem(f fieldError) *problem {
 		}
 	}
 	return newProblem(http.StatusBadRequest, gen.ErrorCodeINVALIDSUBSCRIPTION, "%s", f.message)
+}
+
+func isString(v any) bool {
+	_, ok := v.(string)
+	return ok
 }
 
 func badRequest(body gen.Error) *problem {

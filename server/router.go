@@ -31,6 +31,9 @@ func (s *Server) buildRouter() error {
 		return err
 	}}))
 	e.Use(s.contract)
+	if s.cfg.MetricsHandler != nil {
+		e.GET("/metrics", echo.WrapHandler(s.cfg.MetricsHandler))
+	}
 	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
 	s.echo = e
 	return nil

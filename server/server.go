@@ -12,6 +12,7 @@ import (
 
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/hookferry/hookferry/gen"
+	"github.com/hookferry/hookferry/metrics"
 	"github.com/hookferry/hookferry/store"
 	"github.com/hookferry/hookferry/webhook"
 	"github.com/labstack/echo/v4"
@@ -23,11 +24,16 @@ type Config struct {
 	UnpauseCooldown     time.Duration // between two effective unpauses of a webhook
 	AllowPrivateTargets bool          // accept loopback, private and link-local hosts
 	Catalog             *webhook.Catalog
-	MaxBodyBytes        int64            // request bodies; 0 means 1 MiB
+	MaxBodyBytes        int64            // request bodies; 0 means 256 KiB
 	Now                 func() time.Time // nil means time.Now
 	Random              io.Reader        // ids and secrets; nil means crypto/rand
 	Logger              *slog.Logger     // nil discards
+	Metrics             *metrics.Metrics // nil records nothing
+	MetricsHandler      http.Handler     // serves GET /metrics; nil for none
 }
+
+// DefaultMaxBodyBytes bounds request bodies, events included.
+const DefaultMaxBodyBytes = 256 << 10
 
 // DefaultMaxWebhooksPerUser is the per-user limit when the deployment sets none.
 const DefaultMaxWebhooksPerUser = 25
@@ -55,7 +61,7 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 		cfg.Catalog = webhook.DefaultCatalog()
 	}
 	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 1 << 20
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

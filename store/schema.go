@@ -23,13 +23,17 @@ type webhookRow struct {
 	UpdatedAt      time.Time `gorm:"not null"`
 	PausedAt       *time.Time
 	LastUnpausedAt *time.Time
+	// FailingSince is the first failed attempt since the last success; the
+	// webhook is auto-paused once it is older than the auto-pause window.
+	FailingSince *time.Time
 }
 
 func (webhookRow) TableName() string { return "webhooks" }
 
 type webhookEventTypeRow struct {
-	WebhookID string `gorm:"primaryKey;size:40"`
-	EventType string `gorm:"primaryKey;size:128;index:ix_webhook_event_types_type"`
+	WebhookID string     `gorm:"primaryKey;size:40"`
+	EventType string     `gorm:"primaryKey;size:128;index:ix_webhook_event_types_type"`
+	Webhook   webhookRow `gorm:"foreignKey:WebhookID;constraint:OnDelete:CASCADE"`
 }
 
 func (webhookEventTypeRow) TableName() string { return "webhook_event_types" }
@@ -56,13 +60,69 @@ type tokenRow struct {
 
 func (tokenRow) TableName() string { return "tokens" }
 
+type eventRow struct {
+	ID         string    `gorm:"primaryKey;size:40"`
+	TenantID   string    `gorm:"not null;size:255;uniqueIndex:ux_events_producer,priority:1"`
+	ProducerID *string   `gorm:"size:255;uniqueIndex:ux_events_producer,priority:2"`
+	Type       string    `gorm:"not null;size:128"`
+	Payload    []byte    `gorm:"not null"` // the delivery envelope, encoded once
+	CreatedAt  time.Time `gorm:"not null"`
+}
+
+func (eventRow) TableName() string { return "events" }
+
+// The statuses of a delivery.
+const (
+	StatusPending   = "PENDING"
+	StatusDelivered = "DELIVERED"
+	StatusFailed    = "FAILED"
+)
+
+// deliveryRow is one event on its way to one webhook. A worker claims it by
+// setting LeasedUntil and bumping ClaimSeq; its result is written only if
+// ClaimSeq still matches, so a worker whose lease expired cannot overwrite the
+// work of the one that took over.
+type deliveryRow struct {
+	ID             int64      `gorm:"primaryKey;autoIncrement;index:ix_deliveries_due,priority:2"`
+	EventID        string     `gorm:"not null;size:40;index"`
+	WebhookID      string     `gorm:"not null;size:40;index:ix_deliveries_webhook,priority:1"`
+	EventType      string     `gorm:"not null;size:128"`
+	Status         string     `gorm:"not null;size:16;index:ix_deliveries_webhook,priority:2"`
+	Attempts       int        `gorm:"not null;default:0"`
+	SchedulePos    int        `gorm:"not null;default:0"` // retries used of the schedule
+	NextAttemptAt  *time.Time `gorm:"index:ix_deliveries_due,priority:1,where:status = 'PENDING'"`
+	LeasedUntil    *time.Time
+	ClaimSeq       int64 `gorm:"not null;default:0"`
+	LastStatusCode *int
+	LastError      string    `gorm:"not null;default:''"`
+	CreatedAt      time.Time `gorm:"not null"`
+	DeliveredAt    *time.Time
+	Webhook        webhookRow `gorm:"foreignKey:WebhookID;constraint:OnDelete:CASCADE"`
+	Event          eventRow   `gorm:"foreignKey:EventID;constraint:OnDelete:CASCADE"`
+}
+
+func (deliveryRow) TableName() string { return "deliveries" }
+
+// attemptRow is the log of one HTTP attempt.
+type attemptRow struct {
+	ID          int64     `gorm:"primaryKey;autoIncrement"`
+	DeliveryID  int64     `gorm:"not null;index"`
+	AttemptedAt time.Time `gorm:"not null"`
+	StatusCode  *int
+	Error       string      `gorm:"not null;default:''"`
+	DurationMS  float64     `gorm:"column:duration_ms;not null"`
+	Delivery    deliveryRow `gorm:"foreignKey:DeliveryID;constraint:OnDelete:CASCADE"`
+}
+
+func (attemptRow) TableName() string { return "attempts" }
+
 // migrationLock is the PostgreSQL advisory lock that keeps two instances
 // starting at once from migrating the same schema together.
 const migrationLock = 0x686f6f6b // "hook"
 
 func (s *Store) migrate(ctx context.Context) (err error) {
 	defer wrap(&err, "store.migrate")
-	models := []any{&webhookRow{}, &webhookEventTypeRow{}, &ownerRow{}, &tokenRow{}}
+	models := []any{&webhookRow{}, &webhookEventTypeRow{}, &ownerRow{}, &tokenRow{}, &eventRow{}, &deliveryRow{}, &attemptRow{}}
 	if !s.postgres {
 		return s.db.WithContext(ctx).AutoMigrate(models...)
 	}

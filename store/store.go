@@ -40,13 +40,16 @@ type Store struct {
 	now      func() time.Time
 	random   io.Reader
 	postgres bool
+	url      string
+	log      *slog.Logger
+	signals  signals
 }
 
 // Open connects to databaseURL and creates or upgrades the schema. An empty URL
 // opens the SQLite file hookferry.db in the working directory; "sqlite:PATH" or
 // "file:PATH" another SQLite file; "postgres://…" or "postgresql://…" PostgreSQL.
 func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error) {
-	s := &Store{now: opts.Now, random: opts.Random}
+	s := &Store{now: opts.Now, random: opts.Random, url: databaseURL, log: opts.Logger}
 	if s.now == nil {
 		s.now = time.Now
 	}

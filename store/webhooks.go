@@ -75,16 +75,20 @@ func (s *Store) DeleteWebhook(ctx context.Context, owner webhook.Owner, id strin
 		if w, err = s.getWebhook(tx, owner, id, true); err != nil {
 			return err
 		}
-		if err := tx.Where("webhook_id = ?", id).Delete(&webhookEventTypeRow{}).Error; err != nil {
-			return err
-		}
+		// Its deliveries and their attempts go with it (ON DELETE CASCADE).
 		if err := tx.Delete(&webhookRow{ID: id}).Error; err != nil {
 			return err
 		}
-		return tx.Model(&ownerRow{}).
+		if err := tx.Model(&ownerRow{}).
 			Where("tenant_id = ? AND user_id = ?", owner.TenantID, owner.UserID).
-			Update("webhook_count", gorm.Expr("webhook_count - 1")).Error
+			Update("webhook_count", gorm.Expr("webhook_count - 1")).Error; err != nil {
+			return err
+		}
+		return s.notifyWebhooks(tx, []string{id})
 	})
+	if err == nil {
+		s.signal(webhooksChannel, id)
+	}
 	return w, err
 }
 
@@ -103,10 +107,16 @@ func (s *Store) PauseWebhook(ctx context.Context, owner webhook.Owner, id string
 		}
 		now := s.clock()
 		w.Status, w.PauseReason, w.PausedAt, w.UpdatedAt = webhook.StatusPaused, reason, &now, now
-		return tx.Model(&webhookRow{ID: id}).Updates(map[string]any{
+		if err := tx.Model(&webhookRow{ID: id}).Updates(map[string]any{
 			"status": string(w.Status), "pause_reason": string(reason), "paused_at": now, "updated_at": now,
-		}).Error
+		}).Error; err != nil {
+			return err
+		}
+		return s.notifyWebhooks(tx, []string{id})
 	})
+	if err == nil {
+		s.signal(webhooksChannel, id)
+	}
 	return w, err
 }
 
@@ -131,10 +141,21 @@ func (s *Store) UnpauseWebhook(ctx context.Context, owner webhook.Owner, id stri
 			}
 		}
 		w.Status, w.PauseReason, w.PausedAt, w.LastUnpausedAt, w.UpdatedAt = webhook.StatusActive, "", nil, &now, now
-		return tx.Model(&webhookRow{ID: id}).Updates(map[string]any{
+		// A new failure streak starts from here.
+		if err := tx.Model(&webhookRow{ID: id}).Updates(map[string]any{
 			"status": string(w.Status), "pause_reason": "", "paused_at": nil, "last_unpaused_at": now, "updated_at": now,
-		}).Error
+			"failing_since": nil,
+		}).Error; err != nil {
+			return err
+		}
+		if s.postgres && w.BufferedEvents > 0 {
+			return tx.Exec("SELECT pg_notify(?, '')", deliveriesChannel).Error
+		}
+		return nil
 	})
+	if err == nil && w.BufferedEvents > 0 {
+		s.signal(deliveriesChannel, "")
+	}
 	return w, err
 }
 
@@ -179,6 +200,17 @@ func (s *Store) complete(tx *gorm.DB, rows []webhookRow) ([]webhook.Webhook, err
 	for _, t := range types {
 		w := byID[t.WebhookID]
 		w.EventTypes = append(w.EventTypes, t.EventType)
+	}
+	var buffered []struct {
+		WebhookID string
+		N         int64
+	}
+	if err := tx.Model(&deliveryRow{}).Select("webhook_id, COUNT(*) AS n").
+		Where("webhook_id IN ? AND status = ?", ids, StatusPending).Group("webhook_id").Scan(&buffered).Error; err != nil {
+		return nil, err
+	}
+	for _, b := range buffered {
+		byID[b.WebhookID].BufferedEvents = b.N
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -9,8 +10,15 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hookferry/hookferry/delivery"
+	"github.com/hookferry/hookferry/metrics"
 	"github.com/hookferry/hookferry/server"
 	"github.com/hookferry/hookferry/store"
 	"github.com/hookferry/hookferry/webhook"
@@ -26,6 +34,9 @@ type Main struct {
 	http     *http.Server
 	listener net.Listener
 	done     chan error
+	sender   *delivery.Sender
+	stop     context.CancelFunc // stops the delivery workers and the listener
+	workers  sync.WaitGroup
 	// connState, when set, observes the connections (tests).
 	connState func(net.Conn, http.ConnState)
 }
@@ -46,17 +57,29 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	defer func() {
 		if err != nil {
+			if m.stop != nil {
+				m.stop()
+				m.workers.Wait()
+			}
 			_ = m.store.Close()
 		}
 	}()
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mets := metrics.New(registry, m.store.QueueDepth)
 	srv, err := server.New(m.store, server.Config{
 		MaxWebhooksPerUser:  m.Config.MaxWebhooksPerUser,
 		UnpauseCooldown:     m.Config.UnpauseCooldown,
 		AllowPrivateTargets: m.Config.AllowPrivateTargets,
 		Catalog:             catalog,
 		Logger:              m.Log,
+		Metrics:             mets,
+		MetricsHandler:      promhttp.HandlerFor(registry, promhttp.HandlerOpts{}),
 	})
 	if err != nil {
+		return err
+	}
+	if err := m.startDelivery(mets); err != nil {
 		return err
 	}
 	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
@@ -73,6 +96,54 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.done = make(chan error, 1)
 	go func() { m.done <- m.http.Serve(m.listener) }()
 	m.Log.Info("hookferry listening", "addr", m.Addr(), "database", m.store.Dialect(), "version", version())
+	return nil
+}
+
+// startDelivery runs the delivery workers and, on PostgreSQL, the listener
+// that wakes them when another instance queues work.
+func (m *Main) startDelivery(mets *metrics.Metrics) error {
+	ctx, stop := context.WithCancel(context.Background())
+	m.stop = stop
+	m.workers.Add(1)
+	go func() {
+		defer m.workers.Done()
+		_ = m.store.Listen(ctx)
+	}()
+	if !m.Config.Delivery {
+		return nil
+	}
+	var roots *x509.CertPool
+	if m.Config.DeliveryCAFile != "" {
+		var err error
+		if roots, err = delivery.LoadCAFile(m.Config.DeliveryCAFile); err != nil {
+			return err
+		}
+	}
+	sender, err := delivery.NewSender(delivery.SenderConfig{
+		Timeout:      m.Config.DeliveryTimeout,
+		AllowPrivate: m.Config.AllowPrivateTargets,
+		RootCAs:      roots,
+		UserAgent:    "hookferry/" + version(),
+	})
+	if err != nil {
+		return err
+	}
+	m.sender = sender
+	d := delivery.New(m.store, sender, delivery.Config{
+		Workers:        m.Config.DeliveryWorkers,
+		PerWebhook:     m.Config.DeliveryPerWebhook,
+		Lease:          m.Config.DeliveryLease,
+		RetrySchedule:  m.Config.RetrySchedule,
+		AutoPauseAfter: m.Config.AutoPauseAfter,
+		ShutdownGrace:  m.Config.ShutdownTimeout,
+		Logger:         m.Log,
+		Metrics:        mets,
+	})
+	m.workers.Add(1)
+	go func() {
+		defer m.workers.Done()
+		_ = d.Run(ctx)
+	}()
 	return nil
 }
 
@@ -103,6 +174,15 @@ func (m *Main) Close() error {
 		if err := m.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shutdown: %w", err))
 		}
+	}
+	// The workers stop claiming, finish or release what they hold, and record
+	// every outcome before the database closes.
+	if m.stop != nil {
+		m.stop()
+		m.workers.Wait()
+	}
+	if m.sender != nil {
+		m.sender.Close()
 	}
 	if m.store != nil {
 		errs = append(errs, m.store.Close())
