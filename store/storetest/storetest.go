@@ -100,3 +100,37 @@ func redacted(raw string) string {
 	}
 	return u.Redacted()
 }
+
+// PostgresDatabase creates a database of its own on the test server, for tests
+// that terminate its connections or share it between processes, and returns
+// its URL; the database is dropped when t ends.
+func PostgresDatabase(t testing.TB) string {
+	t.Helper()
+	PostgresURL(t) // skips, or fails under CI, as PostgresURL does
+	base := os.Getenv("HOOKFERRY_TEST_POSTGRES_URL")
+	if base == "" {
+		base = DefaultPostgresURL
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatalf("open %s: %v", redacted(base), err)
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	name := "hftest_" + hex.EncodeToString(b)
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		defer admin.Close()
+		if _, err := admin.Exec("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("HOOKFERRY_TEST_POSTGRES_URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
