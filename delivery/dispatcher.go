@@ -60,7 +60,13 @@ type Dispatcher struct {
 // attempts in flight and a backlog of claims waiting their turn.
 type hookQueue struct {
 	inFlight int
-	backlog  []store.Claim
+	backlog  []held
+}
+
+// held is a claim and the moment its lease ends.
+type held struct {
+	store.Claim
+	leaseEnd time.Time
 }
 
 // New builds a dispatcher; Run starts it.
@@ -76,6 +82,10 @@ func New(st *store.Store, sender *Sender, cfg Config) *Dispatcher {
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = 60 * time.Second
+	}
+	if cfg.Lease <= sender.Timeout() {
+		// A lease must outlast an attempt, or every claim would be given back.
+		cfg.Lease = 4 * sender.Timeout()
 	}
 	if cfg.RetrySchedule == nil {
 		cfg.RetrySchedule = DefaultRetrySchedule
@@ -218,10 +228,12 @@ func (d *Dispatcher) poke() {
 }
 
 func (d *Dispatcher) dispatch(sendCtx context.Context, claims []store.Claim) {
+	leaseEnd := d.cfg.Now().Add(d.cfg.Lease)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.held += len(claims)
-	for _, c := range claims {
+	for _, claim := range claims {
+		c := held{Claim: claim, leaseEnd: leaseEnd}
 		q := d.hooks[c.WebhookID]
 		if q == nil {
 			q = &hookQueue{}
@@ -248,16 +260,24 @@ func (d *Dispatcher) saturatedLocked() []string {
 	return ids
 }
 
-func (d *Dispatcher) startLocked(sendCtx context.Context, c store.Claim) {
+func (d *Dispatcher) startLocked(sendCtx context.Context, c held) {
 	d.sends.Add(1)
 	go func() {
 		defer d.sends.Done()
 		d.slots <- struct{}{}
+		// An attempt that could outlive its lease might race the worker that
+		// takes the delivery over: give it back instead.
+		if d.cfg.Now().Add(d.sender.Timeout()).After(c.leaseEnd) {
+			<-d.slots
+			d.results <- release(c.Claim, time.Time{})
+			d.finished(sendCtx, c.WebhookID)
+			return
+		}
 		d.cfg.Metrics.InFlight(1)
 		out := d.sender.Send(sendCtx, Message{URL: c.URL, Secret: c.Secret, EventID: c.EventID, Body: c.Payload})
 		d.cfg.Metrics.InFlight(-1)
 		<-d.slots
-		d.results <- d.result(c, out)
+		d.results <- d.result(c.Claim, out)
 		d.finished(sendCtx, c.WebhookID)
 	}()
 }
@@ -308,7 +328,7 @@ func (d *Dispatcher) releaseBacklogLocked(webhookID string) {
 	go func() {
 		defer d.sends.Done()
 		for _, c := range backlog {
-			d.results <- release(c, time.Time{})
+			d.results <- release(c.Claim, time.Time{})
 		}
 	}()
 }

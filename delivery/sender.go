@@ -108,6 +108,9 @@ type Sender struct {
 	now       func() time.Time
 }
 
+// Timeout is the longest one attempt takes.
+func (s *Sender) Timeout() time.Duration { return s.timeout }
+
 // errAttemptTimeout is the cause of an attempt's own deadline, told apart from
 // the caller's context ending.
 var errAttemptTimeout = errors.New("attempt timeout")

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 
@@ -51,9 +53,15 @@ func (s *Server) contract(next echo.HandlerFunc) echo.HandlerFunc {
 			Options: &openapi3filter.Options{
 				AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 				MultiError:         true,
+				// Setting defaults re-encodes the body: event data must pass
+				// through as sent. Handlers apply the defaults themselves.
+				SkipSettingDefaults: true,
 			},
 		})
 		if err != nil {
+			if p := s.domainProblem(route.Operation.OperationID, req); p != nil {
+				return p
+			}
 			return s.requestProblem(err)
 		}
 		c.SetRequest(req)
@@ -83,6 +91,56 @@ func (s *Server) authenticate(req *http.Request) (auth.Principal, error) {
 		return auth.Principal{}, err
 	}
 	return p, nil
+}
+
+// domainProblem re-judges a body the validator refused with the domain rules,
+// which name the most specific code: a bad url, subscription or event type wins
+// over whatever else is wrong with the request.
+func (s *Server) domainProblem(operationID string, req *http.Request) *problem {
+	// The embedded spec's operation ids are capitalised: compare without case.
+	register, publish := strings.EqualFold(operationID, "registerWebhook"), strings.EqualFold(operationID, "publishEvent")
+	if req.Body == nil || !(register || publish) {
+		return nil
+	}
+	raw, err := io.ReadAll(req.Body) // the validator left a rewound copy
+	if err != nil {
+		return nil
+	}
+	var body struct {
+		URL          any `json:"url"`
+		Subscription *struct {
+			EventTypes []any `json:"event_types"`
+		} `json:"subscription"`
+		Type any `json:"type"`
+	}
+	if json.Unmarshal(raw, &body) != nil {
+		return nil
+	}
+	if publish {
+		if t, ok := body.Type.(string); ok && !s.cfg.Catalog.Has(t) {
+			return badRequest(unknownEventType(t))
+		}
+		return nil
+	}
+	if u, ok := body.URL.(string); ok {
+		if _, err := s.checkURL(u); err != nil {
+			return badRequest(ruleError(err))
+		}
+	}
+	if body.Subscription != nil && body.Subscription.EventTypes != nil {
+		names := make([]string, 0, len(body.Subscription.EventTypes))
+		for _, v := range body.Subscription.EventTypes {
+			if name, ok := v.(string); ok {
+				names = append(names, name)
+			}
+		}
+		if len(names) == len(body.Subscription.EventTypes) {
+			if err := s.cfg.Catalog.CheckSubscription(names); err != nil {
+				return badRequest(ruleError(err))
+			}
+		}
+	}
+	return nil
 }
 
 // requestProblem turns the validator's verdict into the most specific code: the

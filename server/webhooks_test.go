@@ -511,3 +511,15 @@ func forEveryOperation(t *testing.T, c *gen.ClientWithResponses, id string, stat
 	types, err := c.ListEventTypesWithResponse(ctx)
 	check(types, types.Body, err)
 }
+
+// TestRegisterWebhookDomainRulesWin: a well-formed but unknown event type is
+// INVALID_SUBSCRIPTION even when another part of the body breaks the schema.
+func TestRegisterWebhookDomainRulesWin(t *testing.T) {
+	t.Parallel()
+	e := setup(t, storetest.Backends()[0])
+	res, err := e.alice.RegisterWebhookWithBodyWithResponse(ctx, "application/json",
+		strings.NewReader(`{"url":"https://example.com/h","subscription":{"event_types":["order.exploded"]},"colour":"red"}`))
+	require.NoError(t, err)
+	msg := requireError(t, res, res.Body, http.StatusBadRequest, gen.ErrorCodeINVALIDSUBSCRIPTION)
+	require.Contains(t, msg, "order.exploded")
+}

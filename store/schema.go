@@ -65,7 +65,8 @@ type eventRow struct {
 	TenantID   string    `gorm:"not null;size:255;uniqueIndex:ux_events_producer,priority:1"`
 	ProducerID *string   `gorm:"size:255;uniqueIndex:ux_events_producer,priority:2"`
 	Type       string    `gorm:"not null;size:128"`
-	Payload    []byte    `gorm:"not null"` // the delivery envelope, encoded once
+	Payload    []byte    `gorm:"not null"`           // the delivery envelope, encoded once
+	Deliveries int64     `gorm:"not null;default:0"` // queued at publication, for repeats of ProducerID
 	CreatedAt  time.Time `gorm:"not null"`
 }
 

@@ -147,6 +147,25 @@ func TestServeEndToEnd(t *testing.T) {
 			ready, err := c.GetReadinessWithResponse(context.Background())
 			require.NoError(t, err)
 			require.Equal(t, http.StatusOK, ready.StatusCode())
+
+			_, publish, _ := run(t, "token", "create", "--database-url", db, "--tenant", "acme", "--user", "producer", "--permission", "EVENTS_PUBLISH")
+			pub, err := client(t, "http://"+m.Addr(), strings.TrimSpace(publish)).PublishEventWithResponse(context.Background(),
+				gen.PublishEventJSONRequestBody{Type: "order.created", Data: []byte(`{"order":1}`)})
+			require.NoError(t, err)
+			require.Equal(t, http.StatusAccepted, pub.StatusCode(), "%s", pub.Body)
+			require.EqualValues(t, 1, pub.JSON202.Deliveries)
+
+			// An API-only instance (no delivery workers) keeps the delivery queued.
+			res2, err := http.Get("http://" + m.Addr() + "/metrics")
+			require.NoError(t, err)
+			defer res2.Body.Close()
+			metrics, err := io.ReadAll(res2.Body)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, res2.StatusCode)
+			require.Contains(t, string(metrics), "hookferry_events_published_total 1\n")
+			require.Contains(t, string(metrics), "hookferry_queue_depth 1\n")
+			require.Contains(t, string(metrics), "hookferry_deliveries_in_flight 0\n")
+			require.Contains(t, string(metrics), "go_goroutines")
 		})
 	}
 }
