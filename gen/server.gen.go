@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -25,6 +26,12 @@ type ServerInterface interface {
 	// GetHealth Liveness probe
 	// (GET /healthz)
 	GetHealth(ctx echo.Context) error
+	// GetOpenAPIJSON This API's contract, in JSON
+	// (GET /openapi.json)
+	GetOpenAPIJSON(ctx echo.Context) error
+	// GetOpenAPIYAML This API's contract, in YAML
+	// (GET /openapi.yaml)
+	GetOpenAPIYAML(ctx echo.Context) error
 	// GetReadiness Readiness probe
 	// (GET /readyz)
 	GetReadiness(ctx echo.Context) error
@@ -74,6 +81,24 @@ func (w *ServerInterfaceWrapper) GetHealth(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetHealth(ctx)
+	return err
+}
+
+// GetOpenAPIJSON converts echo context to params.
+func (w *ServerInterfaceWrapper) GetOpenAPIJSON(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetOpenAPIJSON(ctx)
+	return err
+}
+
+// GetOpenAPIYAML converts echo context to params.
+func (w *ServerInterfaceWrapper) GetOpenAPIYAML(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetOpenAPIYAML(ctx)
 	return err
 }
 
@@ -350,6 +375,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/webhooks/:webhook_id/deliveries", wrapper.ListDeliveries, options.OperationMiddlewares["listDeliveries"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/deliveries/:delivery_id/redeliver", wrapper.Redeliver, options.OperationMiddlewares["redeliver"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/ping", wrapper.PingWebhook, options.OperationMiddlewares["pingWebhook"]...)
+	router.GET(options.BaseURL+"/openapi.yaml", wrapper.GetOpenAPIYAML, options.OperationMiddlewares["getOpenAPIYAML"]...)
+	router.GET(options.BaseURL+"/openapi.json", wrapper.GetOpenAPIJSON, options.OperationMiddlewares["getOpenAPIJSON"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReadiness, options.OperationMiddlewares["getReadiness"]...)
 
@@ -398,6 +425,54 @@ func (response GetHealth200JSONResponse) VisitGetHealthResponse(w http.ResponseW
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenAPIJSONRequestObject struct {
+}
+
+type GetOpenAPIJSONResponseObject interface {
+	VisitGetOpenAPIJSONResponse(w http.ResponseWriter) error
+}
+
+type GetOpenAPIJSON200JSONResponse map[string]interface{}
+
+func (response GetOpenAPIJSON200JSONResponse) VisitGetOpenAPIJSONResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenAPIYAMLRequestObject struct {
+}
+
+type GetOpenAPIYAMLResponseObject interface {
+	VisitGetOpenAPIYAMLResponse(w http.ResponseWriter) error
+}
+
+type GetOpenAPIYAML200ApplicationyamlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetOpenAPIYAML200ApplicationyamlResponse) VisitGetOpenAPIYAMLResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/yaml")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
 	return err
 }
 
@@ -1395,6 +1470,12 @@ type StrictServerInterface interface {
 	// GetHealth Liveness probe
 	// (GET /healthz)
 	GetHealth(ctx context.Context, request GetHealthRequestObject) (GetHealthResponseObject, error)
+	// GetOpenAPIJSON This API's contract, in JSON
+	// (GET /openapi.json)
+	GetOpenAPIJSON(ctx context.Context, request GetOpenAPIJSONRequestObject) (GetOpenAPIJSONResponseObject, error)
+	// GetOpenAPIYAML This API's contract, in YAML
+	// (GET /openapi.yaml)
+	GetOpenAPIYAML(ctx context.Context, request GetOpenAPIYAMLRequestObject) (GetOpenAPIYAMLResponseObject, error)
 	// GetReadiness Readiness probe
 	// (GET /readyz)
 	GetReadiness(ctx context.Context, request GetReadinessRequestObject) (GetReadinessResponseObject, error)
@@ -1462,6 +1543,52 @@ func (sh *strictHandler) GetHealth(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetHealthResponseObject); ok {
 		return validResponse.VisitGetHealthResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetOpenAPIJSON operation middleware
+func (sh *strictHandler) GetOpenAPIJSON(ctx echo.Context) error {
+	var request GetOpenAPIJSONRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetOpenAPIJSON(ctx.Request().Context(), request.(GetOpenAPIJSONRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetOpenAPIJSON")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetOpenAPIJSONResponseObject); ok {
+		return validResponse.VisitGetOpenAPIJSONResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetOpenAPIYAML operation middleware
+func (sh *strictHandler) GetOpenAPIYAML(ctx echo.Context) error {
+	var request GetOpenAPIYAMLRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetOpenAPIYAML(ctx.Request().Context(), request.(GetOpenAPIYAMLRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetOpenAPIYAML")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetOpenAPIYAMLResponseObject); ok {
+		return validResponse.VisitGetOpenAPIYAMLResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -1815,89 +1942,91 @@ func (sh *strictHandler) UnpauseWebhook(ctx echo.Context, webhookId WebhookID, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7HzrchrJkv+rZPT/RFj+bwuQLHvGcuwHbDE2MRhpAI3Dx2ih1J1AjZqqdlW1MONQxD7NPtg+yUZd+kqD",
-	"pBnJnjm7HxQhuuualfnLa/VXL+DLmDNkSnrHX72YCLJEhcL8Gi74qp2oBTJFA6IoZ/ppiDIQNLY/vS4L",
-	"oiREUAsESeeMsjlIDAQq2JuSUufpU6DMNBQoY84kNjzfo3qUzwmKted7jCzRO/bkgq8m5c6e78lggUti",
-	"lzAjSaS84xmJJPqeWse62yXnERLm3dz43ge8XHB+1T3ZXPJogbCyr59IoGED2gxoCGpBFFAJjCvgDIHP",
-	"zGIDEkUonsi0jwTC5AqFhKPWUbaDmKhFvgHXdEJDz/cEfk6owNA7ViLB4j7cuqUSlM29G73ulDTmAF6T",
-	"cICfE5RK/wo4U8jMvySOI0eY5m/Snks+7D8Ezrxj7/8188Nt2rey2RGCCzvVJlWEnQxCjpYMS6KChaUC",
-	"Z0qQQAEXcCmQaDKASCJswMi8DhH05qVuPWYzilEIRIE5qGPo9n9t97onk/NBzy/+mHSHk/7paHI+7Pbf",
-	"Tt6NRmdDf8zSBsPz18M3g+7ZqHva9/XM6YtB55fzznAEMy6AsLVaaLbDSGJjzLwb33vD2SyiwTcim+UQ",
-	"IJFAEq5B4JxKhQI1Sxl+EksSUYkhnA96sHdyftbrvmmPOpoAT/W2XM8xWxBDP1hyqQr8BolEAUuyhgW5",
-	"RtgbnZ5O3rf7HycfOq/fnZ7+PJwMOm+7w1Fn0Dl56kjQZQoFI5Fd+aPToc0gYfglxkBhCDNCo0QgcCvv",
-	"EsW1ESFJQ4S9bn/UGfTbvacNvdA+Vz/xhIWPv8Y+T2lalm2wZKcaDGDP0dSw5U+n5/2Tp4b1VI4apj3j",
-	"IJNgASFG9BrFGvZOOr3ur53Bx0JPs8Ezso44CUec94iY47cV5UsergG/BIihdCD9O0JEl1TB3ln7Y++0",
-	"fTLR/NRrD9523IJRLKmUlLMTZBTDb7Nixa+QQUSCK7tQHqMwkzyREGcrgr2zzuB9dzjsnvYnJ51+t+Oo",
-	"POL8PWFrh5fyG6xZrIHMCdVrVigKUunQafhUa4cFktDp0wEqsd5vzxSKTa30YcEjLSkBZ/qkOKwIVXCJ",
-	"My4QlFhrhDPTNXaqlCVldJksveODTC1SpnCOZg83vnfOCooVv43UXSIRKOwJG2HS6jVVtwm7YnzF9GOB",
-	"1/wKQ9g777fPR+86/ZHBSXfCTqX/9fGiYSwQN7yevZ2EFFlgRJ+EIdXjk+hMaBZXVOt6Z8hsSoVGfgmr",
-	"BZeYKwSBAdJra3ThNTL1CsilRKZgiYRJ/UysrdJwC1fICFOadeLCrF893WZCQ/M/Vbg0/yzJlx6yuVp4",
-	"x4fPn/uap9LfOVelRouvm3dt14NWq2Wap7+z1kQIog28hNHPCbrXmnetzZNy86d8QRdZX375GwZKz3Sb",
-	"MfqOr1I8pmiEqIjaRFgTFcNNOpjDMueDTEvPJ284avdP2oOTTMcWVpTv3Zq69TbmUBEWEhHCh/TcNgzk",
-	"1UJiMJnCv8ElkfjiyCAGfiHLODJmpHn9fvbzLy/Fj29//vhZjFa/nZ+d/Njtnf2zyw97pEeGK29jXRWa",
-	"us1lq60j7YlTY8YLKJGGKIXL2CJqRee7N7AkIYLkMCNCbyDDoNYmBvleIFADz4QYss20caS8Yy8kCvcV",
-	"NevcILM71Hv2MqKhbfBNUzt9aR/fgg+65WgdY18b9ze+Z0fMjymMridHh3UriIhUE0wtsCrgrw176jbg",
-	"iGwMJwx9WC2QAVUQUsOs9QNLRVQiJ9r2rudAbU+DbZUCQXE2N431yAyiCOfbYHHWwtkx/KImrrc7iuqm",
-	"3IC6ZbYrKiFM8BXEAg1KrRY0Qjjr9E+6/bd6prudp93JbceVcvLQtq4Kg3HJMs4o8UE2g58zfYlfdwlO",
-	"j1ovrSw8GaZm/9xl6XrcEnCmpA8SIet46SwjLDJYaovBzAczHkV89QpiIqVmJyJhaseYNm6FDbvkXXse",
-	"ZgdSWY49WUiYohFkwms0f6I0KwpUGqIN3DnAdZ0833OGdOfE872f2t1e56QWezPPpkzyVBxuVflvdEMD",
-	"LorQSG5XztbGKm/xPQkWlOG+dtzIZWQdZPyifOsVOD+u7AYXSJ7TcolSknmNALdhkSwJy2fAL3FEmFF9",
-	"tx+eoUI+et0p5kTYmLtif8FR68CHDcMbjlrPfNiwf+CodeSP2aY7ZF7Aef/n/umH/qTza6c/mow+nnXg",
-	"qNXyx6zUDvZSB0vwROFTH953Ru9OT8xo7V7v9IOZ/7m/EROwgxViDObJLUGHcpti3MGNV3La4aj10odd",
-	"XrhtseFfwdHBM3/MNjwFODp8qae3fjE8b7W0F5/LRuU8PN/bOAzP9zZOIpelj6WHm0fg+V6xwSatPd+r",
-	"ELrw5HzQK/+qoXChQZG8eolF0nq+t4uueudVoha7pAQ1s1lq1mNHqtM38aMkCTWGgw3x3ctkqMimGaFW",
-	"ItNuD6FM8i3+xbVJmVi1hoymmFYbhFl/B/QguVOmSMTnOfJOuQhRNJzinpZt6tI7zy86OweHP1adnVgb",
-	"AkIv4z8+tff/SfZ/b+2/vMj/nTSO9y/+/z/qrJV3SCI9SvUUcysmlW5+ZTwjck1opJG+hmOrFr0do46a",
-	"ZySROEAi6xwkbXOSzCGiEmLdOnwF58POwEVTjZ6hAVX2ZVFF61ZFTNHK+XzQqXeNzpLLiMqFOd1CFHun",
-	"/1vxPApu8y5Oz9xrrcyJIvfT5KPUiX6iyWFCdX7BZnGaHNk1RjzGJxKmeo4p4BcSqGitG2hp2VTuvvdl",
-	"f8733cPfJGeNAVm9dxo58yM2VxMLHiaBCZjSEJcxV8iCNVzh2gfrQEOMwvn0xxBbQmvH0gT4yBLHjIYu",
-	"OJUmK0xITdA5ZSRyQkRYCJ8TTGywXw9gtc49/f8/4ENV2NlZ3+bsanna7hBDM0wdZKc+f31MYEnYuhQY",
-	"SI/cbj8suSCUqRdHt3qx284u5SQa+oYtUv6ZOqHbp+EUbExQ4xdVsrCwMlLhtZq0XiwO1i9eLFvPlXiJ",
-	"P7QOXwargyMSHrZuB1yNbgXK1BF24FIVLkLxx8RUJpcljbmLD4bFtje+l4iono7kUvIoUQgLpWJpEicm",
-	"YOgcVUvUbZQzfY6bTfekEfBl00Rgmgb9ZYXHW0c7cX/x7uKTGtm/+OzikxxeHDebt9Jfb80vE6fuCIYV",
-	"6t0zPpirQ1lA9pRKm4Gu3N39A5ZEGgApRfz+ZMCvuKA6+jjWrIlLbQQDd+uIUusb37tMZjMTUjIrqEGO",
-	"kxwwVoQqja8zkwiiWS74DwDHHwl/1YHNaUy0IqCh3tWMoqiGDietg9/Czy+uX179MHu2PPzyozhSz9cv",
-	"fv+B/Fg3h1H2E5EZDruIWbQx0q7h7nhQypkrkhsdlXBQ+3zYOXnoaJBjnzQY5P85tIrDe5+dQ7h7gdMd",
-	"gL0GXQrhqypvl9iutI8dIvcQTkgqvX9xF6TMJQXTvP1m1P21Y7xOzZ31lrnEIBFUrYcmzm7624yXBp2a",
-	"wA4DboXXpjz3povZ5L//87+mT8GdEqyoWsBUL2mGQqxdQ/vWbDTNV7iJ8q1r7rK5LMpmfHPyfEypuCja",
-	"Qlp/WJPyiQS5lobezrY0pqLTtqbL0neplDEzpmh9uiPGgM4c5PppOsbGWwISRZckuNKaXcJemtp6OmZG",
-	"zec5qyfS5cDSsgoDwgW11xizMeuYjJeJtGuzyibAsgxyyQjW9rFJi/swNSGwqe/ya9OAhzgFKsfM1f9M",
-	"sxjZtAGdyqAJ00bctHl9MAVm8uuklOkcs72p5gAu6O+mxzG8tq/vd96vbElNIQdOWGEZdmoqjZMcAmXG",
-	"qJx+2c+G28+7Tq2FH9EAmTRWu6tYasckWOD+YaPlwCUHqtVq1SDmdYOLedP1lc1e902nP+yYPlq+qbL4",
-	"lk7r+Z5mF8t3B42WbcZjZCSm3rH3rNFqPPOMrbUwQtNcGJf5d/3/vC6r1nbHeNhqOaWhrLsUoJS2ykSm",
-	"lQ/G9smo1A29Y+8tKueUV+qsDlutB8smuxm2FDmka6USkrhRQg/v+NOFRvTlkoi1d+z16DUy3TYW/NKo",
-	"FjKXGpMslbwL3blpCofuSzHtaF0Sialc+PC89Qy4WqBYUevyb1BugCSkej3fj3jVZZuqgOetZ996+qw8",
-	"zq5j9zFmdNt9jtcHTYNp+5lpXnueA1SJYKn3E0d8vbT+pguCOfBLsdG3uThTl0egaC2M2ZKsTdKCUGZB",
-	"oXzkWvtnhv+jHno56rm1xi4N8nGhEfNybbZlWOCodbBtjmzRzWrdi+n37PZ+G8VQhudat3csF+AZFinI",
-	"tlSFKIRyJE45o8gJF75XD+XaunYB//ftfvtt532nP/JKzGRrermsYaRhRfsXg0Fa+WVlbU7birUtBtVe",
-	"UGrL79lQk9XTfspelximql7vwAe+YijS0t80pvcKSKDoNQIXzh946o8ZZbY0SBAm9XttNrgSKCtrevrD",
-	"1uGxVoEkuGJ8FWE4x9BtQmtBvdgxi7hUDfhA1YInyrR2E28tjtGdjfJswABjJMbhI2OWRuNgSsPp/cJp",
-	"wHBVJ1vF0Kir5kKpXvNwfQehyjyJr1mw0zgOptDBO2jZSgSuSOQdv3zZeO78R9toX7/fz6PfqSVcCorf",
-	"+HeU3LoQ703Z6jYu/wZ4HD4YeFRCg1vQI+MOY/SG5qjKobcsEmhw4Q7iXajN/h4QdHRwl46VytOHgK6z",
-	"zCOwVK3C1m7EMhnH4eTs/HWvO3yXoVVq/m/Vexow07q2FH7SgjwtaEac88JrH3gUolQwo0LjwCi/nTBm",
-	"rvrKiLu5vBACZ9HaGeE1dw/+XTPxdJuSTN0dY8nm1yc+1RM5b9KsuV5xc/GIerbo1u+sZC/edaDODdGe",
-	"hkWJv4uEPJyS3qBKgeezR/fV0/4WxZyG5KWWsE1f2SbpQKKqmHqWyVPZkIoIJcfMxi8saxOYCZSLW+sS",
-	"fRDGyjTO5JhVb/HYifRSlolUcJnH6n0thjA1fuPUt0lbAgsulQ8BEWI9ZowbUd2nbMYNCjMOM0HmS1PE",
-	"qptKG+cnAiHiPNb79iEW9JroCSLKrvYjHpBozLiAhLkYA4bQPYOIKhQkkr4Zemra6TGnvhlP4EwbGpCw",
-	"SNvjxqvOjWggUcRXMp0LlIZMJRvQtugSEKZt/iwMkefaKhc81IoG6INen4lcqQVhmwZ7jGLfjGtq8evA",
-	"pZKc+TOGQjXoWcoCfNrIibvfhAUYRRh6FzfVmMDW4OWdbYctqac7mQ8HD42J2/DQiZNvBUhbDGVRqRT4",
-	"9/i2yuRUZJzFyXBVTCHc44bY38U8ab28vWN2S+t72jMpH+bZs4dA94pd0/ya3wi8cRlrVFiH/kueZjez",
-	"unUWWsvH+hTWUDV6gCof6lwmwsIxE4VQQTaUCZqviKzDmxOzpiLaPK4hcovQ5YtNXUChiUOixnfi6KPb",
-	"O1avqDwEg9pjeVj29HdHl3bdfm1Am63vcF12zNIevrOzjT/NTJTRaNQnRk9nV2k3C0nrmPQtqpxD/xb2",
-	"9i1s/vfxOL+XALxF9dDcfz/Gye+S31zsAvZmuQ5pvu1iUBZbcwHbXeLma1sh82R9IBCTOYK2kMdM0SUe",
-	"21zotJBOnYLxFgq5UVe44K5l6BG2ebN50cOmfG0tj4hR2EG33Oc3Jm79Df7DlikncXcWXTXJ9huMfh09",
-	"y3t3lIwFXlOeyJ0Lc+nn0gXKvDDoxVFNtnejDoNFpdoyE+c0kSaiErn1Cwdppv5uULJxp+Uxcat0o6Xu",
-	"qrdlQT4r1V/9H4rdIZpACh+eCIuSlmJauV7vr4Zqza8pdJkXAt3P6qdD7jW5vwsi7Qc66j+yUVjLvXyo",
-	"i22hl19s8F4VIdoU0foQJgiMr/xyJEWgEmvQM4VJhD6sFkTZ9INxFS0CQFfBnKO0V59YgCWLnEqXCKmP",
-	"AKQEfsQIen7pbEva0733yyHyv6LcPrTdbW9Eag54GBHdKWYmC/anJGkrYw8Vj+X2m9EN6OMqKwISCFLR",
-	"KAISBBgrly1JK8rGzDqeDTgjiTQmvcvfZSwdLAibV2vKKwkw3eP7e5rlhf8v8yvNGXy7qEcz1uj7KOzt",
-	"cJtkRfYNPdc0jY7zUskukIizAlYDVXLMigFSU6kWLDC4gqwWLb8fbYRCGpnQwjTT4lSwg+qYnbL5Vl7/",
-	"1pnQ2HwpSbf4G+D5o7C9xaxNrn8sXE/YIyL7AGWyxB3Y/ipD7hTg59xaIsUE6Zidm1XaEE1amrEN0KHt",
-	"vlMDOJuhbet2CXw2ZlmVZVb0TXXHmqIlzqOQr/L6zKPDl6bxmE0LH8upTb3aBeO/SDCoTPF/eW/q6PAO",
-	"6YHqF50eQvod1zyw2iuX/5Wrvz9daL6yX0CrC6Po088LfymTilgfgai0otWor5AHydLdM7S5uKbhWLf6",
-	"bWlkXw8ZY6B8cDtnoQ2k45b47sZXDOUWH62+5LBwCykgLC8KA8ULQxcr3DZHT2tMCrXphh7VDyBVB5S3",
-	"eJNpwI3k6Jj5sGtDGa0eGxsuJq1dZVaga0laKvOUJuLGRbBAqQRRXMhXwDiUc+mFmVwx6M3Fzf8EAAD/",
-	"/w==",
+	"7FzrchpJln6VE7UTYXm3BEiWPW059ge2GJttjDSA2uExWkhVHSBbRWY5M0uYdihin2YfbJ9kIy91pUCS",
+	"W7K7Z/eHIkRVXk+e851r1lcv4MuYM2RKesdfvZgIskSFwvwaLviqnagFMkUDoihn+mmIMhA0tj+9Lgui",
+	"JERQCwRJ54yyOUgMBCrYm5JS5+lToMw0FChjziQ2PN+jepTPCYq153uMLNE79uSCryblzp7vyWCBS2KX",
+	"MCNJpLzjGYkk+p5ax7rbJecREubd3PjeB7xccH7VPdlc8miBsLKvn0igYQPaDGgIakEUUAmMK+AMgc/M",
+	"YgMSRSieyLSPBMLkCoWEo9ZRtoOYqEW+Add0QkPP9wR+TqjA0DtWIsHiPty6pRKUzb0bve6UNOYAXpNw",
+	"gJ8TlEr/CjhTyMy/JI4jR5jmr9KeSz7sXwTOvGPvX5r54TbtW9nsCMGFnWqTKsJOBiFHS4YlUcHCUoEz",
+	"JUiggAu4FEg0GUAkETZgZF6HCHrzUrcesxnFKASiwBzUMXT7v7R73ZPJ+aDnF39MusNJ/3Q0OR92+28n",
+	"70ajs6E/ZmmD4fnr4ZtB92zUPe37eub0xaDz9/POcAQzLoCwtVpotsNIYmPMvBvfe8PZLKLBdyKb5RAg",
+	"kUASrkHgnEqFAjVLGX4SSxJRiSGcD3qwd3J+1uu+aY86mgBP9bZczzFbEEM/WHKpCvwGiUQBS7KGBblG",
+	"2Budnk7et/sfJx86r9+dnv48nAw6b7vDUWfQOXnqSNBlCgUjkV35o9OhzSBh+CXGQGEIM0KjRCBwK+8S",
+	"xbURIUlDhL1uf9QZ9Nu9pw290D5Xf+MJCx9/jX2e0rQs22DJTjUYwJ6jqWHLv52e90+eGtZTOWqY9oyD",
+	"TIIFhBjRaxRr2Dvp9Lq/dAYfCz3NBs/IOuIkHHHeI2KO31eUL3m4BvwSIIbSgfRvCBFdUgV7Z+2PvdP2",
+	"yUTzU689eNtxC0axpFJSzk6QUQy/z4oVv0IGEQmu7EJ5jMJM8kRCnK0I9s46g/fd4bB72p+cdPrdjqPy",
+	"iPP3hK0dXsrvsGaxBjInVK9ZoShIpUOn4VOtHRZIQqdPB6jEer89Uyg2tdKHBY+0pASc6ZPisCJUwSXO",
+	"uEBQYq0RzkzX2KlSlpTRZbL0jg8ytUiZwjmaPdz43jkrKFb8PlJ3iUSgsCdshEmr11TdJuyK8RXTjwVe",
+	"8ysMYe+83z4fvev0RwYn3Qk7lf7Hx4uGsUDc8Hr2dhJSZIERfRKGVI9PojOhWVxRreudIbMpFRr5JawW",
+	"XGKuEAQGSK+t0YXXyNQrIJcSmYIlEib1M7G2SsMtXCEjTGnWiQuzfvV0mwkNzf9U4dL8syRfesjmauEd",
+	"Hz5/7mueSn/nXJUaLb5u3rVdD1qtlmme/s5aEyGINvASRj8n6F5r3rU2T8rNn/IFXWR9+eWvGCg9023G",
+	"6Du+SvGYohGiImoTYU1UDDfpYA7LnA8yLT2fvOGo3T9pD04yHVtYUb53a+rW25hDRVhIRAgf0nPbMJBX",
+	"C4nBZAr/BpdE4osjgxj4hSzjyJiR5vX72c9/fyl+evvzx89itPr1/Ozkp27v7B9dftgjPTJceRvrqtDU",
+	"bS5bbR1pT5waM15AiTREKVzGFlErOt+9gSUJESSHGRF6AxkGtTYxyPcCgRp4JsSQbaaNI+UdeyFRuK+o",
+	"WecGmd2h3rOXEQ1tg2+a2ulL+/gWfNAtR+sY+9q4v/E9O2J+TGF0PTk6rFtBRKSaYGqBVQF/bdhTtwFH",
+	"ZGM4YejDaoEMqIKQGmatH1gqohI50bZ3PQdqexpsqxQIirO5aaxHZhBFON8Gi7MWzo7hFzVxvd1RVDfl",
+	"BtQts11RCWGCryAWaFBqtaARwlmnf9Ltv9Uz3e087U5uO66Uk4e2dVUYjEuWcUaJD7IZ/JzpS/y6S3B6",
+	"1HppZeHJMDX75y5L1+OWgDMlfZAIWcdLZxlhkcFSWwxmPpjxKOKrVxATKTU7EQlTO8a0cSts2CXv2vMw",
+	"O5DKcuzJQsIUjSATXqP5E6VZUaDSEG3gzgGu6+T5njOkOyee7/2t3e11TmqxN/NsyiRPxeFWlf9GNzTg",
+	"ogiN5HblbG2s8hbfk2BBGe5rx41cRtZBxi/Kt16B8+PKbnCB5DktlyglmdcIcBsWyZKwfAb8EkeEGdV3",
+	"++EZKuSj151iToSNuSv2Fxy1DnzYMLzhqPXMhw37B45aR/6YbbpD5gWc93/un37oTzq/dPqjyejjWQeO",
+	"Wi1/zErtYC91sARPFD714X1n9O70xIzW7vVOP5j5n/sbMQE7WCHGYJ7cEnQotynGHdx4Jacdjlovfdjl",
+	"hdsWG/4VHB0888dsw1OAo8OXenrrF8PzVkt78blsVM7D872Nw/B8b+Mkcln6WHq4eQSe7xUbbNLa870K",
+	"oQtPzge98q8aChcaFMmrl1gkred7u+iqd14larFLSlAzm6VmPXakOn0TP0qSUGM42BDfvUyGimyaEWol",
+	"Mu32EMok3+IfXJuUiVVryGiKabVBmPV3QA+SO2WKRHyeI++UixBFwynuadmmLr3z/KKzc3D4U9XZibUh",
+	"IPQy/vNTe/8fZP+31v7Li/zfSeN4/+Jf/1JnrbxDEulRqqeYWzGpdPMr4xmRa0IjjfQ1HFu16O0YddQ8",
+	"I4nEARJZ5yBpm5NkDhGVEOvW4Ss4H3YGLppq9AwNqLIviypatypiilbO54NOvWt0llxGVC7M6Rai2Dv9",
+	"34rnUXCbd3F65l5rZU4UuZ8mH6VO9BNNDhOq8ws2i9PkyK4x4jE+kTDVc0wBv5BARWvdQEvLpnL3vS/7",
+	"c77vHv4qOWsMyOq908iZH7G5mljwMAlMwJSGuIy5Qhas4QrXPlgHGmIUzqc/htgSWjuWJsBHljhmNHTB",
+	"qTRZYUJqgs4pI5ETIsJC+JxgYoP9egCrde7p/3+DD1VhZ2d9m7Or5Wm7QwzNMHWQnfr89TGBJWHrUmAg",
+	"PXK7/bDkglCmXhzd6sVuO7uUk2joG7ZI+WfqhG6fhlOwMUGNX1TJwsLKSIXXatJ6sThYv3ixbD1X4iX+",
+	"tXX4MlgdHJHwsHU74Gp0K1CmjrADl6pwEYpvE1OZXJY05i4+GBbb3vheIqJ6OpJLyaNEISyUiqVJnJiA",
+	"oXNULVG3Uc70OW423ZNGwJdNE4FpGvSXFR5vHe3E/cW7i09qZP/is4tPcnhx3GzeSn+9Nb9MnLojGFao",
+	"d8/4YK4OZQHZUyptBrpyd/cbLIk0AFKK+P3OgF9xQXX0caxZE5faCAbu1hGl1je+d5nMZiakZFZQgxwn",
+	"OWCsCFUaX2cmEUSzXPA3AMe3hL/qwOY0JloR0FDvakZRVEOHk9bBr+HnF9cvr/46e7Y8/PKTOFLP1y9+",
+	"+yv5qW4Oo+wnIjMcdhGzaGOkXcPd8aCUM1ckNzoq4aD2+bBz8tDRIMc+aTDI/31oFYf3PjuHcPcCpzsA",
+	"ew26FMJXVd4usV1pHztE7iGckFR6/+AuSJlLCqZ5+82o+0vHeJ2aO+stc4lBIqhaD02c3fS3GS8NOjWB",
+	"HQbcCq9Nee5NF7PJ//zXf0+fgjslWFG1gKle0gyFWLuG9q3ZaJqvcBPlW9fcZXNZlM345uT5mFJxUbSF",
+	"tP6wJuUTCXItDb2dbWlMRadtTZel71IpY2ZM0fp0R4wBnTnI9dN0jI23BCSKLklwpTW7hL00tfV0zIya",
+	"z3NWT6TLgaVlFQaEC2qvMWZj1jEZLxNp12aVTYBlGeSSEaztY5MW92FqQmBT3+XXpgEPcQpUjpmr/5lm",
+	"MbJpAzqVQROmjbhp8/pgCszk10kp0zlme1PNAVzQ30yPY3htX9/vvF/ZkppCDpywwjLs1FQaJzkEyoxR",
+	"Of2ynw23n3edWgs/ogEyaax2V7HUjkmwwP3DRsuBSw5Uq9WqQczrBhfzpusrm73um05/2DF9tHxTZfEt",
+	"ndbzPc0ulu8OGi3bjMfISEy9Y+9Zo9V45hlba2GEprkwLvNv+v95XVat7Y7xsNVySkNZdylAKW2ViUwr",
+	"H4ztk1GpG3rH3ltUzimv1FkdtloPlk12M2wpckjXSiUkcaOEHt7xpwuN6MslEWvv2OvRa2S6bSz4pVEt",
+	"ZC41JlkqeRe6c9ORs5Eucifd0sZrsowg4OwaheY+xeE/hqd930hWEFEtWnNkmnRc1NPxNEbWPuvqbr+X",
+	"mBUwrqebmw9CHiRL423vIt1Im2jts+4TmdWt+Vow3HJTQqbvKqTU1LkfKZ2PZ8ucjIlzmdBIWbGm6hsI",
+	"+7H9vnc/wqar/iGEdcvdQlhT3HZfqQ6JIpdEYordPjxvPQOuFihW1IalNog3QBJSLTM/TsCryzaVK89b",
+	"z7739FkJp13H7mPN6LYba64Pmkbv7mfuY+15DlAlgqUeehzx9dLGRFyg1inoVH/7Nl9sakcJFC3aMVuS",
+	"tWE0QplVXOUj1xZq5pw+6qGXI/Nb60DTQDQ3uHq5NtsyLHDUOtg2R7boZrU2y/R7dnu/jYI9w3Ot2zuW",
+	"i0QNixT0j1SFSJlyJE45o8gJF75Xb25oD9Alpd63++23nfed/sgrMZOtO+eyhpGGFQu1GLDUBlpWeuks",
+	"QrG2BcvaU0/9zT0bDrW2pJ+y16XVesbKXMfoA18xFGl5ehp3fgUkUPQagQvnsz71x4wyW74mCJP6vTZt",
+	"XZmelTU9/WHr8FibaSS4YnwVYTjH0G1CW2p6sWMWcaka8IGqBU+Uae0m3lrApTsbA68BA4yRmKAEGbM0",
+	"YgxTGk7vF/IFhqs62SqG713FIUr1mofrOwhV5u1+zQLyxrk1xTjeQctWy3BFIu/45cvGcxfjsI329fv9",
+	"PEOT6rFS4ubGv6Pk1qUhbsqeoQlLbYDH4YOBRyV8vQU9Mu4wjllojqocHs6i1QYX7iDehfsDPwKCjg7u",
+	"0rFSHf0Q0HWWea2WqlXY2o1YJis+nJydv+51h+8ytEpd1K16TwNmWnuZwk9aNKoFzYhzfjnABx6FKBXM",
+	"qNA4MMpv0IyZqxA04m4u2ITAWbR2jmLN/Zh/10w83aYkU5fceFv5FZ9P9UTOmzRrrgDdXDyini2Gnnbe",
+	"tijex6HOVdbesEWJP4uEPJyS3qBKgeezR/fV0/4WxZymjaSWsM14jk0kg0RVMfUsk6eyIRURSo6ZjbFZ",
+	"1iYwEygXt9bO+iCMlWkCHmNWvWlmJ9JLWSZSwWWeT/K1GMLUxDamvi0sILDgUvkQECHWY8a4EdV9ymbc",
+	"oDDjMBNkvjSF1rqptLkoIhAizmO9bx9iQa+JniCi7Go/4gGJxowLSJiLg2EI3TOIqEJBIumboaemnR5z",
+	"6pvxBM60oQEJi7Q9biI/uRENJIr4SqZzgdKQqWQD2hZdAsK0zZ+FyvJ8cOUSklrRAH3Q6zPRVbUgbNNg",
+	"j1Hsm3HNfZE6cKkkEH+PoVANzJcyVZ826jbcb8ICjCIMvYubatxqa4D9zrbDlvToncyHg4fGxG146MTJ",
+	"T6MNVVGpXELp8W3V86nIOIuT4aqY5rrHLcY/i3nSenl7x+wm4Y+0Z1I+zDO8D4HuFbum+TW/tXrjqipQ",
+	"YR36L3magc/uVrDQWj7Wp7CGqtED1EaINlwmwsIxE4VQQTaUSeysiKzDmxOzpiLaPK4hcovQ5YtNXUCh",
+	"iUOixg/i6KPbO1avUT0Eg9pjeVj29HdHl3bd0G5Am63vcKV7zNIevrOzjT/NTJTRaNQnRk9n1703i53r",
+	"mPQtqpxD/xT29i1s/ufxOH+UALxF9dDcfz/Gyb93cHOxC9ib5Vq5+bbLa1lszQVsd4mbr22FzJP1gUBM",
+	"5gjaQh4zRZd4bPP100LKfwrGWyjk711xjbs6pEfY5s3mhTmb8rW1hCdGYQfd8s0JY+LWf2XisGVKnty9",
+	"WlfxtP2WrV9Hz/LeHSVjgdeUJ3LnwlyJROmSb1689uKopiJho1aIRaX6RxPnNJEmohK59SscaTXJ3aBk",
+	"497VY+JW6dZV3ecILAvyWalG8P9R7A7RBFL4OEpYlLQU08o1pX80VGt+TaHLvBDoflY/b3Ovyf1dEGk/",
+	"IlP/IZjCWu7lQ11sC7383QbvVRGiTaG3D2GCwPjKL0dSBCqxBj1TmETow2pBlE0/GFfRIgB0Fcw5Sns9",
+	"jwVYssipdImQ+ghASuBHjKDnFyO3pD3de78cIv8jyu1D29321q7mgIcR0Z1iZrJgv0uStjL2UPFYbr+9",
+	"34A+rrJCNYEgFY0iIEGAsXLZkrTqccys49mAM5JIY9K7/F3G0sGCsHn13kMlAaZ7/HhPs7zw/2N+pTmD",
+	"7xf1aMYafR+FvR1uk+wiSEPPNU2j47xUVg4k4qyA1UCVHLNigNRUUwYLDK4gq5fM7/AboZBGJrQwzbQ4",
+	"FeygOmanbL6V1793JjQ2X/PSLf4EeP4obG8xa5PrHwvXE/aIyD5AmSxxB7a/ypA7Bfg5t5ZIMUE6Zudm",
+	"lTZEk5ZmbAN0aLtvKQHOZmjbul0Cn41ZVgmcXUygumNN0RLnUchXeQ3x0eFL03jMpoUPOtWmXu2C8Z8k",
+	"GFSm+D+9N3V0eIf0QPWrYw8h/Y5rHljtlcv/yjcUPl1ovrLlq3VhFH36eXE6ZVIR6yMQlVZdG/WVF5Gm",
+	"ubim4Vi3+m1pZF8PGWOgfHA7Z6ENpOOW+O7GlzblFh+tvuSwcFMuICwvCgPFC0MXK9w2R09rTAr3Jww9",
+	"qh/pqg4ob/Em04AbydEx82HXhjJaPTY2XEyK20aulvja6JMt5C2MkxXtbo6SlaLbgykVi0oTt+MiWKBU",
+	"trD5FTAO5Yx8YR5XUnpzcfO/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookferry/hookferry/apitest"
 	"github.com/hookferry/hookferry/auth"
 	"github.com/hookferry/hookferry/gen"
 	"github.com/hookferry/hookferry/server"
@@ -87,7 +88,7 @@ func (e *env) token(tenant, user string, perms ...auth.Permission) string {
 // client is the generated client, authenticated with token ("" for none).
 func (e *env) client(token string) *gen.ClientWithResponses {
 	e.t.Helper()
-	c, err := gen.NewClientWithResponses(e.url, gen.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
+	c, err := gen.NewClientWithResponses(e.url, gen.WithHTTPClient(apitest.Client(e.t)), gen.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/hookferry/hookferry"
 	"github.com/hookferry/hookferry/auth"
 	"github.com/hookferry/hookferry/gen"
 	"github.com/hookferry/hookferry/server"
@@ -158,4 +160,22 @@ func FuzzRegisterWebhook(f *testing.F) {
 		require.Contains(t, codes, e.Code, "%s", rec.Body)
 		require.NotEmpty(t, e.Message)
 	})
+}
+
+func TestServesItsContract(t *testing.T) {
+	t.Parallel()
+	e := setup(t, storetest.Backends()[0])
+	anon := e.client("")
+	y, err := anon.GetOpenAPIYAMLWithResponse(ctx)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, y.StatusCode())
+	require.Equal(t, "application/yaml", y.HTTPResponse.Header.Get("Content-Type"))
+	require.Equal(t, hookferry.OpenAPI, y.Body)
+	j, err := anon.GetOpenAPIJSONWithResponse(ctx)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, j.StatusCode())
+	doc, err := openapi3.NewLoader().LoadFromData(j.Body)
+	require.NoError(t, err, "the JSON form loads as OpenAPI")
+	require.NoError(t, doc.Validate(ctx))
+	require.NotNil(t, doc.Paths.Find("/v1/webhooks"))
 }

@@ -40,11 +40,12 @@ const DefaultMaxWebhooksPerUser = 25
 
 // Server serves the hookferry API.
 type Server struct {
-	store  *store.Store
-	cfg    Config
-	log    *slog.Logger
-	echo   *echo.Echo
-	router routers.Router
+	store    *store.Store
+	cfg      Config
+	log      *slog.Logger
+	echo     *echo.Echo
+	router   routers.Router
+	specJSON map[string]any
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -70,6 +71,10 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{store: st, cfg: cfg, log: cfg.Logger}
+	var err error
+	if s.specJSON, err = specJSON(); err != nil {
+		return nil, err
+	}
 	if err := s.buildRouter(); err != nil {
 		return nil, err
 	}

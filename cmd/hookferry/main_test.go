@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookferry/hookferry/apitest"
 	"github.com/hookferry/hookferry/gen"
 	"github.com/hookferry/hookferry/store/storetest"
 	"github.com/stretchr/testify/require"
@@ -273,7 +274,7 @@ func TestSIGTERM(t *testing.T) {
 
 func client(t *testing.T, baseURL, token string) *gen.ClientWithResponses {
 	t.Helper()
-	c, err := gen.NewClientWithResponses(baseURL, gen.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
+	c, err := gen.NewClientWithResponses(baseURL, gen.WithHTTPClient(apitest.Client(t)), gen.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
 		req.Header.Set("Authorization", "Bearer "+token)
 		return nil
 	}))
