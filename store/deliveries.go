@@ -367,7 +367,8 @@ func (s *Store) Redeliver(ctx context.Context, owner webhook.Owner, webhookID, i
 			return ErrDeliveryNotFound
 		}
 		res := tx.Model(&deliveryRow{}).Where("id = ? AND webhook_id = ?", n, webhookID).Updates(map[string]any{
-			"status": StatusPending, "next_attempt_at": now, "schedule_pos": 0, "leased_until": nil, "claim_seq": gorm.Expr("claim_seq + 1"),
+			"status": StatusPending, "next_attempt_at": now, "schedule_pos": 0, "leased_until": nil, "delivered_at": nil,
+			"claim_seq": gorm.Expr("claim_seq + 1"),
 		})
 		if res.Error != nil {
 			return res.Error
