@@ -56,6 +56,15 @@ drift: generate ## fail if gen/ is stale against openapi.yaml or go.mod is untid
 
 check: fmt-check vet drift test ## everything CI checks: fmt-check, vet, drift, test
 
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: ## build, then benchmark delivery on SQLite and PostgreSQL (BENCH_FLAGS=--events 5000 …)
+	$(GO) build -o bin/hookferry ./cmd/hookferry
+	$(GO) build -o bin/hookferry-bench ./cmd/hookferry-bench
+	bin/hookferry-bench --hookferry bin/hookferry --db sqlite $(BENCH_FLAGS)
+	bin/hookferry-bench --hookferry bin/hookferry --db postgres $(BENCH_FLAGS)
+
 fuzz: ## run each Fuzz target for FUZZTIME (default 30s)
 	@list=$$($(GO) test -list '^Fuzz' ./...) || { echo "$$list" >&2; exit 1; }; \
 	targets=$$(echo "$$list" | awk '/^Fuzz/ { names[n++] = $$1 } /^ok / { for (i = 0; i < n; i++) print $$2 "," names[i]; n = 0 }'); \

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hookferry/hookferry/gen"
+)
+
+// eventType is what the bench publishes and subscribes to.
+const eventType = "order.created"
+
+// maxPublishErrors stops a phase whose publishes keep failing.
+const maxPublishErrors = 10
+
+// api is the generated client of the server under test, one token per role.
+type api struct {
+	client  *gen.ClientWithResponses
+	manage  gen.RequestEditorFn
+	publish gen.RequestEditorFn
+}
+
+func newAPI(addr string, publishers int, manageToken, publishToken string) (*api, error) {
+	// Keep-alive connections for every publisher: the default of 2 idle per
+	// host would make the load generator open connections all the time.
+	transport := &http.Transport{
+		MaxIdleConns:        publishers + 8,
+		MaxIdleConnsPerHost: publishers + 8,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	client, err := gen.NewClientWithResponses("http://"+addr, gen.WithHTTPClient(&http.Client{Transport: transport, Timeout: 30 * time.Second}))
+	if err != nil {
+		return nil, err
+	}
+	bearer := func(token string) gen.RequestEditorFn {
+		return func(_ context.Context, req *http.Request) error {
+			req.Header.Set("Authorization", "Bearer "+token)
+			return nil
+		}
+	}
+	return &api{client: client, manage: bearer(manageToken), publish: bearer(publishToken)}, nil
+}
+
+// registerWebhooks points m webhooks, subscribed to eventType, at distinct
+// paths of the receiver, and returns their ids.
+func (a *api) registerWebhooks(ctx context.Context, receiverURL string, m int) ([]string, error) {
+	var ids []string
+	for i := range m {
+		resp, err := a.client.RegisterWebhookWithResponse(ctx, gen.RegisterWebhookRequest{
+			Url:          fmt.Sprintf("%s/hook/%d", receiverURL, i),
+			Subscription: gen.Subscription{EventTypes: []gen.EventTypeName{eventType}},
+		}, a.manage)
+		if err != nil {
+			return nil, fmt.Errorf("register webhook %d: %w", i, err)
+		}
+		if resp.JSON201 == nil {
+			return nil, fmt.Errorf("register webhook %d: %s %s", i, resp.Status(), resp.Body)
+		}
+		ids = append(ids, resp.JSON201.Id)
+	}
+	return ids, nil
+}
+
+// setPaused pauses or unpauses the webhooks.
+func (a *api) setPaused(ctx context.Context, ids []string, paused bool) error {
+	for _, id := range ids {
+		var status int
+		var body []byte
+		if paused {
+			resp, err := a.client.PauseWebhookWithResponse(ctx, id, a.manage)
+			if err != nil {
+				return fmt.Errorf("pause %s: %w", id, err)
+			}
+			status, body = resp.StatusCode(), resp.Body
+		} else {
+			resp, err := a.client.UnpauseWebhookWithResponse(ctx, id, nil, a.manage)
+			if err != nil {
+				return fmt.Errorf("unpause %s: %w", id, err)
+			}
+			status, body = resp.StatusCode(), resp.Body
+		}
+		if status != http.StatusOK {
+			return fmt.Errorf("pause=%t %s: %d %s", paused, id, status, body)
+		}
+	}
+	return nil
+}
+
+// eventData is the payload of every bench event: when it was published
+// (since the bench's epoch), which one, and in which phase.
+type eventData struct {
+	SentNS int64  `json:"sent_ns"`
+	Seq    int64  `json:"seq"`
+	Phase  string `json:"phase"`
+}
+
+// publishOne publishes one event and returns how many deliveries it queued
+// and how long the 202 took.
+func (a *api) publishOne(ctx context.Context, epoch time.Time, phase string, seq int64) (int, time.Duration, error) {
+	sent := time.Since(epoch)
+	data, _ := json.Marshal(eventData{SentNS: int64(sent), Seq: seq, Phase: phase})
+	resp, err := a.client.PublishEventWithResponse(ctx, gen.PublishEventRequest{Type: eventType, Data: data}, a.publish)
+	if err != nil {
+		return 0, 0, err
+	}
+	if resp.JSON202 == nil {
+		return 0, 0, fmt.Errorf("publish: %s %s", resp.Status(), resp.Body)
+	}
+	return int(resp.JSON202.Deliveries), time.Since(epoch) - sent, nil
+}
+
+// publishResult is what a publish phase did.
+type publishResult struct {
+	published  int
+	deliveries int // queued, by the 202s
+	errors     int
+	firstErr   error
+	duration   time.Duration   // first publish sent to last 202 received
+	rtts       []time.Duration // publish sent -> 202 received
+	// releasedAt (since the epoch), when set, is when the deliveries could
+	// start: delivered/s counts from it instead of the first publish.
+	releasedAt time.Duration
+}
+
+// publishParallel publishes n events from p publishers, each waiting for its
+// 202 before the next.
+func (a *api) publishParallel(ctx context.Context, epoch time.Time, phase string, n, p int) publishResult {
+	var (
+		next       atomic.Int64
+		mu         sync.Mutex
+		res        publishResult
+		wg         sync.WaitGroup
+		stopped    atomic.Bool
+		start      = time.Now()
+		deliveries atomic.Int64
+		published  atomic.Int64
+	)
+	for range p {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stopped.Load() && ctx.Err() == nil {
+				seq := next.Add(1)
+				if seq > int64(n) {
+					return
+				}
+				d, rtt, err := a.publishOne(ctx, epoch, phase, seq)
+				if err != nil {
+					mu.Lock()
+					res.errors++
+					if res.firstErr == nil {
+						res.firstErr = err
+					}
+					if res.errors >= maxPublishErrors {
+						stopped.Store(true)
+					}
+					mu.Unlock()
+					continue
+				}
+				published.Add(1)
+				deliveries.Add(int64(d))
+				mu.Lock()
+				res.rtts = append(res.rtts, rtt)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	res.duration = time.Since(start)
+	res.published, res.deliveries = int(published.Load()), int(deliveries.Load())
+	return res
+}
+
+// publishSteady publishes rate events per second from one publisher for d:
+// event i goes out at start+i/rate, or at once if the previous 202 was late.
+func (a *api) publishSteady(ctx context.Context, epoch time.Time, phase string, rate float64, d time.Duration) publishResult {
+	n := int(rate * d.Seconds())
+	interval := time.Duration(float64(time.Second) / rate)
+	var res publishResult
+	start := time.Now()
+	for i := range n {
+		if ctx.Err() != nil || res.errors >= maxPublishErrors {
+			break
+		}
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		got, rtt, err := a.publishOne(ctx, epoch, phase, int64(i+1))
+		if err != nil {
+			res.errors++
+			if res.firstErr == nil {
+				res.firstErr = err
+			}
+			continue
+		}
+		res.published++
+		res.deliveries += got
+		res.rtts = append(res.rtts, rtt)
+	}
+	res.duration = time.Since(start)
+	return res
+}
+
+// Latency is a distribution in milliseconds.
+type Latency struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func latencyOf(ds []time.Duration) Latency {
+	if len(ds) == 0 {
+		return Latency{}
+	}
+	slices.Sort(ds)
+	// Nearest rank: the smallest value with at least q of the samples at or below it.
+	rank := func(q float64) float64 {
+		i := int(q*float64(len(ds))+0.999999) - 1
+		return ms(ds[min(max(i, 0), len(ds)-1)])
+	}
+	return Latency{P50: rank(0.50), P90: rank(0.90), P99: rank(0.99), Max: ms(ds[len(ds)-1])}
+}
+
+func ms(d time.Duration) float64 { return round2(float64(d) / float64(time.Millisecond)) }
+
+func round2(v float64) float64 { return math.Round(v*100) / 100 }

@@ -1,0 +1,333 @@
+// Command hookferry-bench measures a hookferry binary end to end: it starts
+// the server as a child process on a fresh database (a SQLite file, or a
+// PostgreSQL database created for the run and dropped after it), a local
+// HTTPS receiver in-process, registers webhooks on the receiver, publishes
+// events through the generated client and times every delivery from its
+// publish to its arrival. Everything runs on 127.0.0.1.
+//
+// Run it with `make bench` (SQLite, then PostgreSQL), or by hand:
+//
+//	go build -o bin/hookferry ./cmd/hookferry
+//	go build -o bin/hookferry-bench ./cmd/hookferry-bench
+//	bin/hookferry-bench --hookferry bin/hookferry --db sqlite
+//	bin/hookferry-bench --hookferry bin/hookferry --db postgres --postgres-url postgres://postgres@127.0.0.1:5432/?sslmode=disable
+//
+// Two phases run by default: throughput (--events N to --webhooks M from
+// --publishers P in parallel, each waiting for its 202) and light load (one
+// publisher at --rate events/s for --duration). --phases drain adds a third:
+// N events queued to paused webhooks, then unpaused, which times the delivery
+// engine alone (delivered/s from the unpause). It prints a table and one JSON
+// line. HOOKFERRY_ variables other than those it sets itself (database,
+// private targets, log level, CA file) pass through to the server, e.g.
+// HOOKFERRY_DELIVERY_WORKERS=128. --perf FILE records the server's stacks
+// with `perf record` during the throughput phase (read with `perf report -i FILE`).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// Options are the bench's flags.
+type Options struct {
+	Hookferry   string
+	DB          string
+	PostgresURL string
+	Events      int
+	Webhooks    int
+	Publishers  int
+	Rate        float64
+	Duration    time.Duration
+	Phases      string
+	Wait        time.Duration
+	Perf        string
+}
+
+// Report is the machine-readable outcome, printed as one JSON line.
+type Report struct {
+	DB            string       `json:"db"`
+	Events        int          `json:"n"`
+	Webhooks      int          `json:"m"`
+	Publishers    int          `json:"p"`
+	Throughput    *PhaseResult `json:"throughput,omitempty"`
+	Light         *PhaseResult `json:"light,omitempty"`
+	Drain         *PhaseResult `json:"drain,omitempty"`
+	PeakRSSMiB    float64      `json:"server_peak_rss_mib"`
+	BusyBeforePct float64      `json:"busy_before_pct"` // the machine's CPUs in the second before the first phase
+	Protocols     string       `json:"receiver_protocols"`
+	Strays        int          `json:"receiver_strays"`
+	ServerEnv     []string     `json:"server_env,omitempty"`
+	Machine       Machine      `json:"machine"`
+}
+
+// Machine is where the figures were taken.
+type Machine struct {
+	NProc      int    `json:"nproc"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	Go         string `json:"go"`
+}
+
+// PhaseResult is what one phase measured.
+type PhaseResult struct {
+	Published     int     `json:"published"`
+	Publishers    int     `json:"publishers"`
+	TargetRate    float64 `json:"target_rate,omitempty"`
+	PublishPerS   float64 `json:"publish_per_s"`
+	Deliveries    int     `json:"deliveries"` // queued, by the 202s
+	Delivered     int     `json:"delivered"`
+	Missing       int     `json:"missing"`
+	DeliveredPerS float64 `json:"delivered_per_s"`
+	LatencyMS     Latency `json:"latency_ms"` // publish sent -> delivery arrived
+	PublishMS     Latency `json:"publish_ms"` // publish sent -> 202 received
+	Duplicates    int     `json:"duplicates"`
+	PublishErrors int     `json:"publish_errors"`
+	CPU           CPU     `json:"cpu"`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var o Options
+	fs := flag.NewFlagSet("hookferry-bench", flag.ExitOnError)
+	fs.StringVar(&o.Hookferry, "hookferry", "bin/hookferry", "path to the hookferry binary under test")
+	fs.StringVar(&o.DB, "db", "sqlite", "database: sqlite or postgres")
+	fs.StringVar(&o.PostgresURL, "postgres-url", "postgres://postgres@127.0.0.1:5432/?sslmode=disable", "PostgreSQL server on which a database hfbench_<random> is created and dropped")
+	fs.IntVar(&o.Events, "events", 20000, "throughput and drain phases: events to publish (N)")
+	fs.IntVar(&o.Webhooks, "webhooks", 1, "webhooks subscribed to every event (M)")
+	fs.IntVar(&o.Publishers, "publishers", 16, "throughput and drain phases: parallel publishers (P)")
+	fs.Float64Var(&o.Rate, "rate", 100, "light phase: events per second from one publisher")
+	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "light phase: how long to publish")
+	fs.StringVar(&o.Phases, "phases", "throughput,light", "phases to run, in this order: throughput, light, drain (deliver a backlog of N queued while paused)")
+	fs.DurationVar(&o.Wait, "wait", 2*time.Minute, "how long to wait for the deliveries after the last publish")
+	fs.StringVar(&o.Perf, "perf", "", "record the server's stacks into `FILE` with perf record -g during the throughput phase")
+	_ = fs.Parse(os.Args[1:])
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "hookferry-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o Options) (err error) {
+	phases := map[string]bool{}
+	for _, p := range strings.Split(o.Phases, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "throughput", "light", "drain":
+			phases[p] = true
+		default:
+			return fmt.Errorf("--phases: unknown phase %q (throughput, light, drain)", p)
+		}
+	}
+	switch {
+	case o.Events < 1 || o.Webhooks < 1 || o.Publishers < 1:
+		return errors.New("--events, --webhooks and --publishers must be at least 1")
+	case phases["light"] && (o.Rate <= 0 || o.Duration <= 0 || int(o.Rate*o.Duration.Seconds()) < 1):
+		return errors.New("--rate and --duration must make at least one event")
+	}
+	if _, err := os.Stat(o.Hookferry); err != nil {
+		return fmt.Errorf("--hookferry: %w (build it: go build -o bin/hookferry ./cmd/hookferry)", err)
+	}
+
+	dir, err := os.MkdirTemp("", "hookferry-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	epoch := time.Now()
+
+	recv, err := startReceiver(dir, epoch)
+	if err != nil {
+		return fmt.Errorf("receiver: %w", err)
+	}
+	defer recv.close()
+
+	db, err := openDatabase(ctx, o.DB, dir, o.PostgresURL)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, db.close()) }()
+
+	env, passed := serverEnv(db.URL, recv.CAFile, o.Webhooks)
+	srv, err := startServer(ctx, o.Hookferry, env)
+	if err != nil {
+		return err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = srv.stop(40 * time.Second)
+		}
+	}()
+	logf("hookferry serve pid %d on %s, %s database, receiver %s", srv.pid(), srv.Addr, o.DB, recv.URL)
+
+	manage, err := srv.createToken(ctx, "WEBHOOK_MANAGEMENT")
+	if err != nil {
+		return err
+	}
+	publish, err := srv.createToken(ctx, "EVENTS_PUBLISH")
+	if err != nil {
+		return err
+	}
+	a, err := newAPI(srv.Addr, o.Publishers, manage, publish)
+	if err != nil {
+		return err
+	}
+	hooks, err := a.registerWebhooks(ctx, recv.URL, o.Webhooks)
+	if err != nil {
+		return err
+	}
+
+	rep := Report{
+		DB: o.DB, Events: o.Events, Webhooks: o.Webhooks, Publishers: o.Publishers, ServerEnv: passed,
+		Machine: Machine{NProc: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version()},
+	}
+	if rep.BusyBeforePct = busyPct(time.Second); rep.BusyBeforePct > 10 {
+		logf("the machine was %.0f%% busy before the load started: other processes will skew the figures", rep.BusyBeforePct)
+	}
+	if phases["throughput"] {
+		logf("throughput: %d events to %d webhook(s) from %d publishers", o.Events, o.Webhooks, o.Publishers)
+		var perf *perfRecord
+		if o.Perf != "" {
+			if perf, err = startPerf(srv.pid(), o.Perf); err != nil {
+				logf("%v; going on without a profile", err)
+			}
+		}
+		rep.Throughput = measure(ctx, recv, srv.pid(), epoch, "throughput", o.Events*o.Webhooks, o.Wait, func() publishResult {
+			return a.publishParallel(ctx, epoch, "throughput", o.Events, o.Publishers)
+		})
+		rep.Throughput.Publishers = o.Publishers
+		perf.stop()
+	}
+	if phases["light"] && ctx.Err() == nil {
+		time.Sleep(time.Second) // let the server finish recording the previous phase
+		n := int(o.Rate * o.Duration.Seconds())
+		logf("light: %d events at %g/s from 1 publisher", n, o.Rate)
+		rep.Light = measure(ctx, recv, srv.pid(), epoch, "light", n*o.Webhooks, o.Wait, func() publishResult {
+			return a.publishSteady(ctx, epoch, "light", o.Rate, o.Duration)
+		})
+		rep.Light.Publishers, rep.Light.TargetRate = 1, o.Rate
+	}
+
+	if phases["drain"] && ctx.Err() == nil {
+		time.Sleep(time.Second)
+		logf("drain: %d events published to paused webhooks from %d publishers, then unpaused", o.Events, o.Publishers)
+		rep.Drain = measure(ctx, recv, srv.pid(), epoch, "drain", o.Events*o.Webhooks, o.Wait, func() publishResult {
+			if err := a.setPaused(ctx, hooks, true); err != nil {
+				return publishResult{errors: 1, firstErr: err}
+			}
+			res := a.publishParallel(ctx, epoch, "drain", o.Events, o.Publishers)
+			res.releasedAt = time.Since(epoch)
+			if err := a.setPaused(ctx, hooks, false); err != nil {
+				res.errors++
+				res.firstErr = err
+			}
+			logf("drain: %d published; webhooks unpaused", res.published)
+			return res
+		})
+		rep.Drain.Publishers = o.Publishers
+	}
+
+	if kib, err := peakRSSKiB(srv.pid()); err == nil {
+		rep.PeakRSSMiB = round2(float64(kib) / 1024)
+	} else {
+		logf("peak RSS: %v", err)
+	}
+	stopped = true
+	if err := srv.stop(40 * time.Second); err != nil {
+		logf("stopping the server: %v", err)
+	}
+	rep.Protocols, rep.Strays = recv.protocols(), recv.strayCount()
+
+	printReport(rep)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	for _, p := range []*PhaseResult{rep.Throughput, rep.Light, rep.Drain} {
+		if p != nil && (p.Missing > 0 || p.PublishErrors > 0) {
+			return fmt.Errorf("incomplete run: %d deliveries missing, %d publishes failed", p.Missing, p.PublishErrors)
+		}
+	}
+	return nil
+}
+
+// measure runs one phase's publishing and waits (for at most wait after the
+// last publish) for its deliveries.
+func measure(ctx context.Context, recv *Receiver, pid int, epoch time.Time, name string, expected int, wait time.Duration, publish func() publishResult) *PhaseResult {
+	c := recv.begin(name, expected)
+	cpu := startCPU(pid)
+	start := time.Since(epoch)
+	pub := publish()
+	if pub.firstErr != nil {
+		logf("%s: %d publishes failed; the first: %v", name, pub.errors, pub.firstErr)
+	}
+	recv.setExpected(c, pub.deliveries)
+	recv.wait(ctx, c, wait)
+	used := cpu.stop()
+	got, queued, dups, lats, last := recv.snapshot(c)
+	r := &PhaseResult{
+		Published: pub.published, Deliveries: queued, Delivered: got, Missing: max(queued-got, 0),
+		Duplicates: dups, PublishErrors: pub.errors, LatencyMS: latencyOf(lats), PublishMS: latencyOf(pub.rtts), CPU: used,
+	}
+	if pub.duration > 0 {
+		r.PublishPerS = round2(float64(pub.published) / pub.duration.Seconds())
+	}
+	if pub.releasedAt > 0 {
+		start = pub.releasedAt
+	}
+	if span := last - start; got > 0 && span > 0 {
+		r.DeliveredPerS = round2(float64(got) / span.Seconds())
+	}
+	if r.Missing > 0 {
+		logf("%s: %d of %d deliveries did not arrive within %s of the last publish", name, r.Missing, queued, wait)
+	}
+	return r
+}
+
+func printReport(r Report) {
+	type row struct {
+		name string
+		r    *PhaseResult
+	}
+	var rows []row
+	for _, x := range []row{{"throughput", r.Throughput}, {"light", r.Light}, {"drain", r.Drain}} {
+		if x.r != nil {
+			rows = append(rows, x)
+		}
+	}
+	fmt.Printf("hookferry-bench  db=%s  N=%d  M=%d  P=%d  nproc=%d  GOMAXPROCS=%d  %s\n",
+		r.DB, r.Events, r.Webhooks, r.Publishers, r.Machine.NProc, r.Machine.GOMAXPROCS, r.Machine.Go)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tpublished\tpubl.\tpublish/s\tdelivered\tmissing\tdelivered/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tdup\tcpu s srv/bench/other\tbusy %\t")
+	for _, x := range rows {
+		p := x.r
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%.1f/%.1f/%.1f\t%.0f\t\n",
+			x.name, p.Published, p.Publishers, p.PublishPerS, p.Delivered, p.Missing, p.DeliveredPerS,
+			p.LatencyMS.P50, p.LatencyMS.P90, p.LatencyMS.P99, p.LatencyMS.Max, p.Duplicates,
+			p.CPU.ServerS, p.CPU.BenchS, p.CPU.OtherS, p.CPU.MachineBusyPct)
+	}
+	_ = tw.Flush()
+	for _, x := range rows {
+		l := x.r.PublishMS
+		fmt.Printf("%s: publish -> 202 p50 %.2f  p90 %.2f  p99 %.2f  max %.2f ms\n", x.name, l.P50, l.P90, l.P99, l.Max)
+	}
+	fmt.Printf("server peak RSS (VmHWM): %.1f MiB; deliveries over %s; machine %.0f%% busy before the load", r.PeakRSSMiB, r.Protocols, r.BusyBeforePct)
+	if len(r.ServerEnv) > 0 {
+		fmt.Printf("; server env: %s", strings.Join(r.ServerEnv, " "))
+	}
+	fmt.Println()
+	line, _ := json.Marshal(r)
+	fmt.Println(string(line))
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "hookferry-bench: "+format+"\n", args...)
+}

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log"
+	"maps"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Receiver is the local HTTPS endpoint every webhook of the bench points at.
+// It answers 204 at once and records, per delivery, when it arrived and when
+// the bench published it.
+type Receiver struct {
+	URL    string // https://127.0.0.1:PORT
+	CAFile string // PEM of its self-signed certificate
+
+	epoch time.Time
+	srv   *http.Server
+
+	mu     sync.Mutex
+	seen   map[string]bool // webhook-id + path
+	phase  *Collector
+	strays int // deliveries of no current phase, or unreadable
+	protos map[string]int
+}
+
+// Collector gathers the deliveries of one phase.
+type Collector struct {
+	name       string
+	expected   int
+	got        int
+	duplicates int
+	latencies  []time.Duration // publish -> arrival, first arrival of each delivery
+	last       time.Duration   // latest first arrival, since the epoch
+	done       chan struct{}
+	closed     bool
+}
+
+// envelope is the part of the delivered body the receiver reads.
+type envelope struct {
+	Data struct {
+		SentNS int64  `json:"sent_ns"` // since the bench's epoch (monotonic)
+		Seq    int64  `json:"seq"`
+		Phase  string `json:"phase"`
+	} `json:"data"`
+}
+
+// startReceiver listens on 127.0.0.1:0 with a fresh self-signed ECDSA
+// certificate, written to dir for the server to trust, speaking HTTP/1.1 and
+// HTTP/2.
+func startReceiver(dir string, epoch time.Time) (*Receiver, error) {
+	cert, certPEM, err := selfSigned()
+	if err != nil {
+		return nil, err
+	}
+	caFile := dir + "/receiver-ca.pem"
+	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r := &Receiver{
+		URL: "https://" + ln.Addr().String(), CAFile: caFile, epoch: epoch,
+		seen: map[string]bool{}, protos: map[string]int{},
+	}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	r.srv = &http.Server{
+		Handler:           http.HandlerFunc(r.serveHTTP),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	go func() { _ = r.srv.ServeTLS(ln, "", "") }()
+	return r, nil
+}
+
+func selfSigned() (tls.Certificate, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "hookferry-bench receiver"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	return cert, certPEM, err
+}
+
+func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(req.Body, 1<<20))
+	arrived := time.Since(r.epoch)
+	w.WriteHeader(http.StatusNoContent)
+	var env envelope
+	if err == nil {
+		err = json.Unmarshal(body, &env)
+	}
+	key := req.Header.Get("Webhook-Id") + "|" + req.URL.Path
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.protos[req.Proto]++
+	c := r.phase
+	if err != nil || c == nil || env.Data.Phase != c.name {
+		r.strays++
+		return
+	}
+	if r.seen[key] {
+		c.duplicates++
+		return
+	}
+	r.seen[key] = true
+	c.got++
+	c.latencies = append(c.latencies, arrived-time.Duration(env.Data.SentNS))
+	c.last = max(c.last, arrived)
+	c.closeIfDoneLocked()
+}
+
+// begin starts collecting the deliveries of a phase: expected is how many it
+// should see unless setExpected corrects it.
+func (r *Receiver) begin(name string, expected int) *Collector {
+	c := &Collector{name: name, expected: expected, done: make(chan struct{}), latencies: make([]time.Duration, 0, expected)}
+	r.mu.Lock()
+	r.phase = c
+	r.mu.Unlock()
+	return c
+}
+
+// setExpected corrects how many deliveries the phase queued (publishes may fail).
+func (r *Receiver) setExpected(c *Collector, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c.expected = n
+	c.closeIfDoneLocked()
+}
+
+func (c *Collector) closeIfDoneLocked() {
+	if !c.closed && c.got >= c.expected {
+		c.closed = true
+		close(c.done)
+	}
+}
+
+// wait blocks until every expected delivery arrived or the deadline passes.
+func (r *Receiver) wait(ctx context.Context, c *Collector, timeout time.Duration) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// snapshot copies what the phase gathered so far.
+func (r *Receiver) snapshot(c *Collector) (got, expected, duplicates int, latencies []time.Duration, last time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return c.got, c.expected, c.duplicates, append([]time.Duration(nil), c.latencies...), c.last
+}
+
+// strayCount is how many requests belonged to no running phase or did not parse.
+func (r *Receiver) strayCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.strays
+}
+
+// protocols says which HTTP versions the deliveries came over, e.g. "HTTP/2.0=20500".
+func (r *Receiver) protocols() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var parts []string
+	for _, p := range slices.Sorted(maps.Keys(r.protos)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", p, r.protos[p]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func (r *Receiver) close() { _ = r.srv.Close() }
