@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.Version=$(VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help run build generate test fmt-check vet drift check fuzz
+.PHONY: help run build generate test fmt-check vet drift check fuzz lint breaking ts-check
 
 help: ## list the targets
 	@echo 'Usage: make TARGET [FUZZTIME=30s]'
@@ -21,8 +21,9 @@ run: ## run the service on :8080 with the SQLite file hookferry.db (no setup)
 build: ## build bin/hookferry, stamped with `git describe` (or dev)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hookferry
 
-generate: ## regenerate gen/ from openapi.yaml (oapi-codegen pinned in go.mod)
+generate: ## regenerate gen/ and the TypeScript client's types from openapi.yaml (generators pinned)
 	cd gen && $(GO) generate ./...
+	cd clients/typescript && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error </dev/null; } && npm run --silent generate </dev/null
 
 test: ## run every test with the race detector (PostgreSQL at HOOKFERRY_TEST_POSTGRES_URL)
 	$(GO) test -race -count=1 ./...
@@ -39,11 +40,11 @@ fmt-check: ## fail if gofmt would change a file
 vet: ## go vet every package
 	$(GO) vet ./...
 
-drift: generate ## fail if gen/ is stale against openapi.yaml or go.mod is untidy
-	@git diff --exit-code -- gen openapi.yaml || { \
-		echo 'drift: gen/ differs from what openapi.yaml generates; commit the output of make generate' >&2; \
+drift: generate ## fail if gen/ or the TypeScript types are stale against openapi.yaml, or go.mod is untidy
+	@git diff --exit-code -- gen openapi.yaml clients/typescript/src || { \
+		echo 'drift: gen/ or clients/typescript/src differ from what openapi.yaml generates; commit the output of make generate' >&2; \
 		exit 1; }
-	@untracked=$$(git status --porcelain -- gen); \
+	@untracked=$$(git status --porcelain -- gen clients/typescript/src); \
 	if [ -n "$$untracked" ]; then \
 		echo 'drift: make generate left files in gen/ that are not committed:' >&2; \
 		echo "$$untracked" | sed 's/^/  /' >&2; \
@@ -54,7 +55,16 @@ drift: generate ## fail if gen/ is stale against openapi.yaml or go.mod is untid
 		exit 1; }
 	@echo 'drift: ok'
 
-check: fmt-check vet drift test ## everything CI checks: fmt-check, vet, drift, test
+check: fmt-check vet drift lint breaking test ts-check ## everything CI checks
+
+lint: ## lint openapi.yaml with Redocly CLI (pinned in tools/spec) under redocly.yaml
+	tools/spec/lint.sh
+
+breaking: ## fail on breaking changes of openapi.yaml against BASE_REF (default: the newest v* tag)
+	tools/spec/breaking.sh $(BASE_REF)
+
+ts-check: ## TypeScript client: npm ci, generate drift, tsc --noEmit, end-to-end test against hookferry
+	clients/typescript/check.sh
 
 BENCH_FLAGS ?=
 

@@ -50,10 +50,14 @@ type Dispatcher struct {
 
 	mu       sync.Mutex
 	hooks    map[string]*hookQueue
-	held     int            // claimed and not yet recorded
-	nextWake time.Time      // the earliest retry this dispatcher scheduled
-	stopped  bool           // results is closed
-	sends    sync.WaitGroup // attempts, and releases on their way to results
+	held     int       // claimed and not yet recorded
+	nextWake time.Time // the earliest retry this dispatcher scheduled
+	stopped  bool      // results is closed
+	// starved is set when the last claim found nothing but work of the
+	// webhooks it excluded: claiming again is pointless until one of them
+	// drains or new work arrives, and each empty claim still scans the queue.
+	starved bool
+	sends   sync.WaitGroup // attempts, and releases on their way to results
 }
 
 // hookQueue is what this dispatcher holds for one webhook: at most PerWebhook
@@ -185,8 +189,16 @@ func (d *Dispatcher) claimLoop(ctx, sendCtx context.Context) {
 				continue
 			}
 			backoff = 100 * time.Millisecond
+			d.mu.Lock()
+			d.starved = len(claims) == 0 && len(exclude) > 0
+			starved := d.starved
+			d.mu.Unlock()
 			d.dispatch(sendCtx, claims)
 			full = len(claims) == n
+			if starved {
+				// New work wakes us, but at most this often while starved.
+				sleep(ctx, starvedClaimInterval)
+			}
 		}
 		if full {
 			continue
@@ -194,6 +206,10 @@ func (d *Dispatcher) claimLoop(ctx, sendCtx context.Context) {
 		d.wait(ctx)
 	}
 }
+
+// starvedClaimInterval spaces the claims of a dispatcher whose only due work
+// belongs to webhooks that already have a full backlog here.
+const starvedClaimInterval = 20 * time.Millisecond
 
 // wait blocks until a wake-up, the next retry this dispatcher scheduled, or the
 // poll interval (for other instances' retries and expired leases).
@@ -296,6 +312,10 @@ func (d *Dispatcher) finished(sendCtx context.Context, webhookID string) {
 		q.backlog = q.backlog[1:]
 		q.inFlight++
 		d.startLocked(sendCtx, next)
+		if d.starved && len(q.backlog) == d.cfg.PerWebhook-1 {
+			d.starved = false // this webhook is claimable again
+			d.poke()
+		}
 		return
 	}
 	if q.inFlight == 0 && len(q.backlog) == 0 {
@@ -430,8 +450,11 @@ func (d *Dispatcher) write(batch []store.Result) {
 			d.nextWake = r.NextAttemptAt
 		}
 	}
+	starved := d.starved
 	d.mu.Unlock()
-	d.poke()
+	if !starved { // room to claim into; while starved, more room changes nothing
+		d.poke()
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {

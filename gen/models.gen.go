@@ -198,7 +198,7 @@ type Delivery struct {
 	// LastStatusCode The HTTP status of the last attempt, when the receiver answered.
 	LastStatusCode *int `json:"last_status_code,omitempty"`
 
-	// NextAttemptAt When the next attempt is due; present while PENDING.
+	// NextAttemptAt When the next attempt is due; present while PENDING, absent while the webhook is paused (the delivery is held until unpause).
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 
 	// Status PENDING until delivered or out of retries.
@@ -368,6 +368,9 @@ type WebhookID = string
 
 // BadRequest defines model for BadRequest.
 type BadRequest = Error
+
+// ClientError defines model for ClientError.
+type ClientError = Error
 
 // Conflict defines model for Conflict.
 type Conflict = Error

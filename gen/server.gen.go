@@ -384,6 +384,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 type BadRequestJSONResponse Error
 
+type ClientErrorJSONResponse Error
+
 type ConflictJSONResponse Error
 
 type InternalErrorJSONResponse Error
@@ -428,6 +430,23 @@ func (response GetHealth200JSONResponse) VisitGetHealthResponse(w http.ResponseW
 	return err
 }
 
+type GetHealth4XXJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response GetHealth4XXJSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetOpenAPIJSONRequestObject struct {
 }
 
@@ -445,6 +464,23 @@ func (response GetOpenAPIJSON200JSONResponse) VisitGetOpenAPIJSONResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenAPIJSON4XXJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response GetOpenAPIJSON4XXJSONResponse) VisitGetOpenAPIJSONResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -476,6 +512,23 @@ func (response GetOpenAPIYAML200ApplicationyamlResponse) VisitGetOpenAPIYAMLResp
 	return err
 }
 
+type GetOpenAPIYAML4XXJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response GetOpenAPIYAML4XXJSONResponse) VisitGetOpenAPIYAMLResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetReadinessRequestObject struct {
 }
 
@@ -493,6 +546,23 @@ func (response GetReadiness200JSONResponse) VisitGetReadinessResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetReadiness4XXJSONResponse struct {
+	Body       Error
+	StatusCode int
+}
+
+func (response GetReadiness4XXJSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1942,91 +2012,116 @@ func (sh *strictHandler) UnpauseWebhook(ctx echo.Context, webhookId WebhookID, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7FzrchpJln6VE7UTYXm3BEiWPW059ge2GJttjDSA2uExWkhVHSBbRWY5M0uYdihin2YfbJ9kIy91pUCS",
-	"W7K7Z/eHIkRVXk+e851r1lcv4MuYM2RKesdfvZgIskSFwvwaLviqnagFMkUDoihn+mmIMhA0tj+9Lgui",
-	"JERQCwRJ54yyOUgMBCrYm5JS5+lToMw0FChjziQ2PN+jepTPCYq153uMLNE79uSCryblzp7vyWCBS2KX",
-	"MCNJpLzjGYkk+p5ax7rbJecREubd3PjeB7xccH7VPdlc8miBsLKvn0igYQPaDGgIakEUUAmMK+AMgc/M",
-	"YgMSRSieyLSPBMLkCoWEo9ZRtoOYqEW+Add0QkPP9wR+TqjA0DtWIsHiPty6pRKUzb0bve6UNOYAXpNw",
-	"gJ8TlEr/CjhTyMy/JI4jR5jmr9KeSz7sXwTOvGPvX5r54TbtW9nsCMGFnWqTKsJOBiFHS4YlUcHCUoEz",
-	"JUiggAu4FEg0GUAkETZgZF6HCHrzUrcesxnFKASiwBzUMXT7v7R73ZPJ+aDnF39MusNJ/3Q0OR92+28n",
-	"70ajs6E/ZmmD4fnr4ZtB92zUPe37eub0xaDz9/POcAQzLoCwtVpotsNIYmPMvBvfe8PZLKLBdyKb5RAg",
-	"kUASrkHgnEqFAjVLGX4SSxJRiSGcD3qwd3J+1uu+aY86mgBP9bZczzFbEEM/WHKpCvwGiUQBS7KGBblG",
-	"2Budnk7et/sfJx86r9+dnv48nAw6b7vDUWfQOXnqSNBlCgUjkV35o9OhzSBh+CXGQGEIM0KjRCBwK+8S",
-	"xbURIUlDhL1uf9QZ9Nu9pw290D5Xf+MJCx9/jX2e0rQs22DJTjUYwJ6jqWHLv52e90+eGtZTOWqY9oyD",
-	"TIIFhBjRaxRr2Dvp9Lq/dAYfCz3NBs/IOuIkHHHeI2KO31eUL3m4BvwSIIbSgfRvCBFdUgV7Z+2PvdP2",
-	"yUTzU689eNtxC0axpFJSzk6QUQy/z4oVv0IGEQmu7EJ5jMJM8kRCnK0I9s46g/fd4bB72p+cdPrdjqPy",
-	"iPP3hK0dXsrvsGaxBjInVK9ZoShIpUOn4VOtHRZIQqdPB6jEer89Uyg2tdKHBY+0pASc6ZPisCJUwSXO",
-	"uEBQYq0RzkzX2KlSlpTRZbL0jg8ytUiZwjmaPdz43jkrKFb8PlJ3iUSgsCdshEmr11TdJuyK8RXTjwVe",
-	"8ysMYe+83z4fvev0RwYn3Qk7lf7Hx4uGsUDc8Hr2dhJSZIERfRKGVI9PojOhWVxRreudIbMpFRr5JawW",
-	"XGKuEAQGSK+t0YXXyNQrIJcSmYIlEib1M7G2SsMtXCEjTGnWiQuzfvV0mwkNzf9U4dL8syRfesjmauEd",
-	"Hz5/7mueSn/nXJUaLb5u3rVdD1qtlmme/s5aEyGINvASRj8n6F5r3rU2T8rNn/IFXWR9+eWvGCg9023G",
-	"6Du+SvGYohGiImoTYU1UDDfpYA7LnA8yLT2fvOGo3T9pD04yHVtYUb53a+rW25hDRVhIRAgf0nPbMJBX",
-	"C4nBZAr/BpdE4osjgxj4hSzjyJiR5vX72c9/fyl+evvzx89itPr1/Ozkp27v7B9dftgjPTJceRvrqtDU",
-	"bS5bbR1pT5waM15AiTREKVzGFlErOt+9gSUJESSHGRF6AxkGtTYxyPcCgRp4JsSQbaaNI+UdeyFRuK+o",
-	"WecGmd2h3rOXEQ1tg2+a2ulL+/gWfNAtR+sY+9q4v/E9O2J+TGF0PTk6rFtBRKSaYGqBVQF/bdhTtwFH",
-	"ZGM4YejDaoEMqIKQGmatH1gqohI50bZ3PQdqexpsqxQIirO5aaxHZhBFON8Gi7MWzo7hFzVxvd1RVDfl",
-	"BtQts11RCWGCryAWaFBqtaARwlmnf9Ltv9Uz3e087U5uO66Uk4e2dVUYjEuWcUaJD7IZ/JzpS/y6S3B6",
-	"1HppZeHJMDX75y5L1+OWgDMlfZAIWcdLZxlhkcFSWwxmPpjxKOKrVxATKTU7EQlTO8a0cSts2CXv2vMw",
-	"O5DKcuzJQsIUjSATXqP5E6VZUaDSEG3gzgGu6+T5njOkOyee7/2t3e11TmqxN/NsyiRPxeFWlf9GNzTg",
-	"ogiN5HblbG2s8hbfk2BBGe5rx41cRtZBxi/Kt16B8+PKbnCB5DktlyglmdcIcBsWyZKwfAb8EkeEGdV3",
-	"++EZKuSj151iToSNuSv2Fxy1DnzYMLzhqPXMhw37B45aR/6YbbpD5gWc93/un37oTzq/dPqjyejjWQeO",
-	"Wi1/zErtYC91sARPFD714X1n9O70xIzW7vVOP5j5n/sbMQE7WCHGYJ7cEnQotynGHdx4Jacdjlovfdjl",
-	"hdsWG/4VHB0888dsw1OAo8OXenrrF8PzVkt78blsVM7D872Nw/B8b+Mkcln6WHq4eQSe7xUbbNLa870K",
-	"oQtPzge98q8aChcaFMmrl1gkred7u+iqd14larFLSlAzm6VmPXakOn0TP0qSUGM42BDfvUyGimyaEWol",
-	"Mu32EMok3+IfXJuUiVVryGiKabVBmPV3QA+SO2WKRHyeI++UixBFwynuadmmLr3z/KKzc3D4U9XZibUh",
-	"IPQy/vNTe/8fZP+31v7Li/zfSeN4/+Jf/1JnrbxDEulRqqeYWzGpdPMr4xmRa0IjjfQ1HFu16O0YddQ8",
-	"I4nEARJZ5yBpm5NkDhGVEOvW4Ss4H3YGLppq9AwNqLIviypatypiilbO54NOvWt0llxGVC7M6Rai2Dv9",
-	"34rnUXCbd3F65l5rZU4UuZ8mH6VO9BNNDhOq8ws2i9PkyK4x4jE+kTDVc0wBv5BARWvdQEvLpnL3vS/7",
-	"c77vHv4qOWsMyOq908iZH7G5mljwMAlMwJSGuIy5Qhas4QrXPlgHGmIUzqc/htgSWjuWJsBHljhmNHTB",
-	"qTRZYUJqgs4pI5ETIsJC+JxgYoP9egCrde7p/3+DD1VhZ2d9m7Or5Wm7QwzNMHWQnfr89TGBJWHrUmAg",
-	"PXK7/bDkglCmXhzd6sVuO7uUk2joG7ZI+WfqhG6fhlOwMUGNX1TJwsLKSIXXatJ6sThYv3ixbD1X4iX+",
-	"tXX4MlgdHJHwsHU74Gp0K1CmjrADl6pwEYpvE1OZXJY05i4+GBbb3vheIqJ6OpJLyaNEISyUiqVJnJiA",
-	"oXNULVG3Uc70OW423ZNGwJdNE4FpGvSXFR5vHe3E/cW7i09qZP/is4tPcnhx3GzeSn+9Nb9MnLojGFao",
-	"d8/4YK4OZQHZUyptBrpyd/cbLIk0AFKK+P3OgF9xQXX0caxZE5faCAbu1hGl1je+d5nMZiakZFZQgxwn",
-	"OWCsCFUaX2cmEUSzXPA3AMe3hL/qwOY0JloR0FDvakZRVEOHk9bBr+HnF9cvr/46e7Y8/PKTOFLP1y9+",
-	"+yv5qW4Oo+wnIjMcdhGzaGOkXcPd8aCUM1ckNzoq4aD2+bBz8tDRIMc+aTDI/31oFYf3PjuHcPcCpzsA",
-	"ew26FMJXVd4usV1pHztE7iGckFR6/+AuSJlLCqZ5+82o+0vHeJ2aO+stc4lBIqhaD02c3fS3GS8NOjWB",
-	"HQbcCq9Nee5NF7PJ//zXf0+fgjslWFG1gKle0gyFWLuG9q3ZaJqvcBPlW9fcZXNZlM345uT5mFJxUbSF",
-	"tP6wJuUTCXItDb2dbWlMRadtTZel71IpY2ZM0fp0R4wBnTnI9dN0jI23BCSKLklwpTW7hL00tfV0zIya",
-	"z3NWT6TLgaVlFQaEC2qvMWZj1jEZLxNp12aVTYBlGeSSEaztY5MW92FqQmBT3+XXpgEPcQpUjpmr/5lm",
-	"MbJpAzqVQROmjbhp8/pgCszk10kp0zlme1PNAVzQ30yPY3htX9/vvF/ZkppCDpywwjLs1FQaJzkEyoxR",
-	"Of2ynw23n3edWgs/ogEyaax2V7HUjkmwwP3DRsuBSw5Uq9WqQczrBhfzpusrm73um05/2DF9tHxTZfEt",
-	"ndbzPc0ulu8OGi3bjMfISEy9Y+9Zo9V45hlba2GEprkwLvNv+v95XVat7Y7xsNVySkNZdylAKW2ViUwr",
-	"H4ztk1GpG3rH3ltUzimv1FkdtloPlk12M2wpckjXSiUkcaOEHt7xpwuN6MslEWvv2OvRa2S6bSz4pVEt",
-	"ZC41JlkqeRe6c9ORs5Eucifd0sZrsowg4OwaheY+xeE/hqd930hWEFEtWnNkmnRc1NPxNEbWPuvqbr+X",
-	"mBUwrqebmw9CHiRL423vIt1Im2jts+4TmdWt+Vow3HJTQqbvKqTU1LkfKZ2PZ8ucjIlzmdBIWbGm6hsI",
-	"+7H9vnc/wqar/iGEdcvdQlhT3HZfqQ6JIpdEYordPjxvPQOuFihW1IalNog3QBJSLTM/TsCryzaVK89b",
-	"z7739FkJp13H7mPN6LYba64Pmkbv7mfuY+15DlAlgqUeehzx9dLGRFyg1inoVH/7Nl9sakcJFC3aMVuS",
-	"tWE0QplVXOUj1xZq5pw+6qGXI/Nb60DTQDQ3uHq5NtsyLHDUOtg2R7boZrU2y/R7dnu/jYI9w3Ot2zuW",
-	"i0QNixT0j1SFSJlyJE45o8gJF75Xb25oD9Alpd63++23nfed/sgrMZOtO+eyhpGGFQu1GLDUBlpWeuks",
-	"QrG2BcvaU0/9zT0bDrW2pJ+y16XVesbKXMfoA18xFGl5ehp3fgUkUPQagQvnsz71x4wyW74mCJP6vTZt",
-	"XZmelTU9/WHr8FibaSS4YnwVYTjH0G1CW2p6sWMWcaka8IGqBU+Uae0m3lrApTsbA68BA4yRmKAEGbM0",
-	"YgxTGk7vF/IFhqs62SqG713FIUr1mofrOwhV5u1+zQLyxrk1xTjeQctWy3BFIu/45cvGcxfjsI329fv9",
-	"PEOT6rFS4ubGv6Pk1qUhbsqeoQlLbYDH4YOBRyV8vQU9Mu4wjllojqocHs6i1QYX7iDehfsDPwKCjg7u",
-	"0rFSHf0Q0HWWea2WqlXY2o1YJis+nJydv+51h+8ytEpd1K16TwNmWnuZwk9aNKoFzYhzfjnABx6FKBXM",
-	"qNA4MMpv0IyZqxA04m4u2ITAWbR2jmLN/Zh/10w83aYkU5fceFv5FZ9P9UTOmzRrrgDdXDyini2Gnnbe",
-	"tijex6HOVdbesEWJP4uEPJyS3qBKgeezR/fV0/4WxZymjaSWsM14jk0kg0RVMfUsk6eyIRURSo6ZjbFZ",
-	"1iYwEygXt9bO+iCMlWkCHmNWvWlmJ9JLWSZSwWWeT/K1GMLUxDamvi0sILDgUvkQECHWY8a4EdV9ymbc",
-	"oDDjMBNkvjSF1rqptLkoIhAizmO9bx9iQa+JniCi7Go/4gGJxowLSJiLg2EI3TOIqEJBIumboaemnR5z",
-	"6pvxBM60oQEJi7Q9biI/uRENJIr4SqZzgdKQqWQD2hZdAsK0zZ+FyvJ8cOUSklrRAH3Q6zPRVbUgbNNg",
-	"j1Hsm3HNfZE6cKkkEH+PoVANzJcyVZ826jbcb8ICjCIMvYubatxqa4D9zrbDlvToncyHg4fGxG146MTJ",
-	"T6MNVVGpXELp8W3V86nIOIuT4aqY5rrHLcY/i3nSenl7x+wm4Y+0Z1I+zDO8D4HuFbum+TW/tXrjqipQ",
-	"YR36L3magc/uVrDQWj7Wp7CGqtED1EaINlwmwsIxE4VQQTaUSeysiKzDmxOzpiLaPK4hcovQ5YtNXUCh",
-	"iUOixg/i6KPbO1avUT0Eg9pjeVj29HdHl3bd0G5Am63vcKV7zNIevrOzjT/NTJTRaNQnRk9n1703i53r",
-	"mPQtqpxD/xT29i1s/ufxOH+UALxF9dDcfz/Gyb93cHOxC9ib5Vq5+bbLa1lszQVsd4mbr22FzJP1gUBM",
-	"5gjaQh4zRZd4bPP100LKfwrGWyjk711xjbs6pEfY5s3mhTmb8rW1hCdGYQfd8s0JY+LWf2XisGVKnty9",
-	"WlfxtP2WrV9Hz/LeHSVjgdeUJ3LnwlyJROmSb1689uKopiJho1aIRaX6RxPnNJEmohK59SscaTXJ3aBk",
-	"497VY+JW6dZV3ecILAvyWalG8P9R7A7RBFL4OEpYlLQU08o1pX80VGt+TaHLvBDoflY/b3Ovyf1dEGk/",
-	"IlP/IZjCWu7lQ11sC7383QbvVRGiTaG3D2GCwPjKL0dSBCqxBj1TmETow2pBlE0/GFfRIgB0Fcw5Sns9",
-	"jwVYssipdImQ+ghASuBHjKDnFyO3pD3de78cIv8jyu1D29321q7mgIcR0Z1iZrJgv0uStjL2UPFYbr+9",
-	"34A+rrJCNYEgFY0iIEGAsXLZkrTqccys49mAM5JIY9K7/F3G0sGCsHn13kMlAaZ7/HhPs7zw/2N+pTmD",
-	"7xf1aMYafR+FvR1uk+wiSEPPNU2j47xUVg4k4qyA1UCVHLNigNRUUwYLDK4gq5fM7/AboZBGJrQwzbQ4",
-	"FeygOmanbL6V1793JjQ2X/PSLf4EeP4obG8xa5PrHwvXE/aIyD5AmSxxB7a/ypA7Bfg5t5ZIMUE6Zudm",
-	"lTZEk5ZmbAN0aLtvKQHOZmjbul0Cn41ZVgmcXUygumNN0RLnUchXeQ3x0eFL03jMpoUPOtWmXu2C8Z8k",
-	"GFSm+D+9N3V0eIf0QPWrYw8h/Y5rHljtlcv/yjcUPl1ovrLlq3VhFH36eXE6ZVIR6yMQlVZdG/WVF5Gm",
-	"ubim4Vi3+m1pZF8PGWOgfHA7Z6ENpOOW+O7GlzblFh+tvuSwcFMuICwvCgPFC0MXK9w2R09rTAr3Jww9",
-	"qh/pqg4ob/Em04AbydEx82HXhjJaPTY2XEyK20aulvja6JMt5C2MkxXtbo6SlaLbgykVi0oTt+MiWKBU",
-	"trD5FTAO5Yx8YR5XUnpzcfO/AQAA//8=",
+	"7H37cts2t++rYHi+mTjn0DJ18U2Z7w+11pfo1LFdS27aRj4WRC5JiCmAAUDJaicz52n2g+0n2YMLbyIl",
+	"W7G70+5+f2TGNklgYQHrt+7I747P5hGjQKVw2r87EeZ4DhK4/q0/Y8tOLGdAJfGxJIyqvwYgfE4i86vT",
+	"o34YB4DkDJAgU0roFAnwOUi0N8KFj0evEaH6RQ4iYlRAzXEdokb5HANfOa5D8RyctiNmbHlX/NhxHeHP",
+	"YI4NCRMch9JpT3AowHXkKlKfjRkLAVPnyxfX+QDjGWP3vbMyyYMZoKV5/EogEtRQhyISIDnDEhGBKJOI",
+	"UUBsoon1cRgCfyWSbwTCVCyBC9TyWukKIixn2QLsq3ckcFyHw+eYcAictuQx5Ndh6RaSEzp1vii6E9bo",
+	"DfgOB9fwOQYh1W8+oxKo/hFHUWgZc/BJmH2BBzyPQvMhoQsckuD7mAvG1R9EPJ9jvnLaTkiEPIOQLIAT",
+	"EGhJ5Axh5Os3kZwRgQTwBXAUkECzYoZpgFgsHddZ4DAGQ0qgCO9d/NQ5753dXXd/vOn2B47rzEEIPFXP",
+	"zIhtFGEh0Bj795qZFB7knZ2MTRBGEYcFYbFAkfpMccDSnlt4RnwHjVmwMjsVMDB7NcfSn5mtYlRy7O9K",
+	"qhqzjSLOIuByhYYOPEiOh446DDEVcRQxLiHIU9ePx7kjlSeRw5QICdweQMtgimABVCK144qZgliZ8bHE",
+	"IZtuobh/813/++ve1aB3eVEgW+RoqOnh79Tw4qN320ZDh/EAeE3MSBRBYBajuLVGyqRARW6FNzx8ysLQ",
+	"zfV5QXKw70Mk8TiELWu6uT4vLCXmIZoxIVHIfBzqn5LhUBSPQ+IjHAQchNAkxvSesiXtqnUMtAzlCdUf",
+	"iJl++vXsv7n44eLyw8Vd96fuxeBu8MtVt0DxV/EX7b3tDtDBon6gX9nX24WURAr12vy1WR0PL5h8J2Uk",
+	"vmoHZvrLrcy/6/XvLi4Hdzf93sXbu3eDwVW/tB/zWEgUCzDjuXrooaN+GToGqzIg+weHidN2/tdBpk4O",
+	"zFNx0OWccfNBGYe5kfJtwowYR2MOWAEv4nEINTTQjwNACm4164Z0QiAMEJZIq4Y2yq3WRduX7g5plbC5",
+	"qHwG0F7+dL12FXFr0DKkE8YRpis5U8oQQgG1IXW+uM73IQEqDT+ejOdPxLDvcIASyHz+1nSQr2lFoN5A",
+	"jGZyCDSIGKFS74KA9HeBJL4HRBkiNIqliwQbUnVMJ8D5KtWZVGlWyRBGSwjD/QnjcwiSY/AGheQelPzw",
+	"VTL1xGxv56rnaq28ZHEYIB+rQdUx0WvQaiHhMqOTkPi7qswgNs+hBHyD1AhAOOSAgxVKJBECozINnq0L",
+	"3NnN1Xnv+86gW8I7nBgTRoaTMZQEl6fQoCAZe4/pyoq+2EihGkFqxkTA92MBHIVkTqpU4uDy8u595+KX",
+	"uw/d795dXv7Qv7vuvu31B93r7lmBWjWaHkTtRuMwM4Qi4EhPQQTigP0ZBG9QACFI0Hs1IVwdxxfCikf2",
+	"gDI+xyEREGhW7hW4/1oJqv1ySGdYgwaaK0WTmXVmLXO8QjO8ALS3jUGv7WnrUQmc4vA5Uj3oXl90igeE",
+	"2GGNFLyxVrPBShIofltT+ud9K/X7vQDNAAfAX0L+KYopPETgSwjQBJMw5mpLjZmv7cNXAmktupfQ/7qm",
+	"Jr5g8l8spsGu0mcs0lX+8+L5TgRG7R1lKPkgJ0Da2C7JYPe891P3+heN+f+6vLlYP9pEPG1oxST7YjWR",
+	"FywdqOA5IHPaNhFoz9YG+mhh0BWLuSiM9xKy9RTC0V6JTqP8ZHlrROzPMibulXfAnJQrvAoZDgaMnWM+",
+	"ha+SnavOL+eXnbM7Jannneu33RJuJUKj/QYiUKjmUmRjihpHjXqrhcYrCcJ5WXtGTwcPPkAgrG/8WwKi",
+	"eyWqLUOAz4kQhNEzoASCr+NI9/p9r9/vXV7cnXUvet2K4y7ZPVAUYv/ekJbs7PvORedt9333YqCA3ZLy",
+	"QnxZn1O5Wnopr0RuMrRXIt+wZmC0n4U68VWcSdHcmk/9zUCwxMrxi3CslMmczdU6EZ6yN4iD5CuFvXUP",
+	"vciZUabRFBPFGwk8p3MSKl/XHNcxwK7Xfa0o2O9MJPByaOPDjIUKoH1G1bljaImJRGOYMA5I8pUySPV0",
+	"ta1xiTmhZB7PnXY9ja0ohTQFvYYvrnNDc9EZ2BXs9W7T6UCdiRKGdmI5Y5z8pj9PNFqVe9a5GbzrXgy0",
+	"ii+ecgE00KfMnDqrKasGbqPvAHPgaHD5Q/ci71tWENex4yW+ln1ToSCHBbuHYEc6cyRWjvZC4D42S9Qz",
+	"aczWJvjGRaC9NZqNCH4o676dRfCZuu6babqak+2EPsGdOCBAfb02HAREjY/DKxNBIuqU28hkGQmVjSnQ",
+	"csYEZKYnBx/IwoQkdGjgDcJjoRywOWAqrEekzVNLuASKqVRiHOVm/d1R79yRwEQBJcyNwOGHc6BTOXPa",
+	"jcNDV8l38nsm4UkU0lWv98yndc/z9OvJ7+nbmHO8cpS4kM8x2McKR0wQM0GWjxlBt+m3bPwJfO2mPhZd",
+	"fseWiSVBQANa3t7A3MScISjzQW+W3h+gCsk+Ov1B5+Ksc32WWvM5irK1m9h1ddC4LzENMA9Q4oWVI97L",
+	"mQD/boT+DxpjAUctjd6pIDjm8fvJDz+e8pO3P/zymQ+Wn26uzk5651e/9ljjHJ/j/tIp0bXGU7u4lNoq",
+	"1toY70qH9QuswVLCPJKivMiOfYLmOAAkGJpgrhaQ6gOvrA9cx+eglMAd1mxTHr36yQmwhH1JNJ0lNttN",
+	"3fErE+QkQUXsPHkobThwKz4kccMLPAf1qRkx26YgXNy1GlUUhFjIO0h8vXXlayIS6h1kmax9JwhctJwp",
+	"mJcoIPqwVg8sJJaxuDNoWXUC3w0GV8i8lQBBfjY7jbF7NaJwG3iB/Ky5vdPxePu13Yr1RdkB1ZvpqohA",
+	"QQxvUMRBo9RyRkJAV92Ls97FWzfBLvPXvMQSgaxVtaf+nDoJRKAZhAGKqSRhYnpp2XnawTAseWzfE5Ho",
+	"m7fXpUq7Z+kRKxyodAY3k57Cwd8mgefEpDGKUpiCc/rDU0hX4xYQONlDP031FPfvKt0hoGiuzEA9H5qw",
+	"MGTLNyY9QyTCAo3MGKPao/hjSN625n66IWvkmCNiNzpFAW2VxDq+pCxsAkLjpkVu+5HjJt68tqP+1emd",
+	"d88qQTwNxhRZnsjVo7bD9+pFjVISk1Bs1vLGcC4u8T32Z4TCPgcc4HFoAtnwIF3jGNvQUzFcnWN5xsvU",
+	"MirBNJrFc0yzGeAhCjHVOvTxzdNcyEav2sWMCaW512xD1PLqLip5bajlNV1UMqRQy2u5Q1qOCOgHVeH2",
+	"lue5Q1p4D+0lMQbOYgmvXfS+O3h3eaZH65yfX37Q8x+664F5O1guF6D/8khyoPhOPj9gxyvEGVHLO3XR",
+	"tsCheaMUAkCtetMd0pL7h1qNUzW9ibGhQ8+rDWlONsr+RVUEoMrwroyMVWa98i+Uee24FYmJYqLv0czT",
+	"hlznegD9kYh1VTSoyutPI66V2JFPKhbxoyAJFRaISf7vZHusyaYeoVIik89eQplkS/yTa5MisyotIsUx",
+	"XUmwJe2aIe/IJG2t4h4VjfPCM8fNe031xsm61xQpQ4ArMv7fx87+r3j/N2//9Db78a7W3r/93/+oslbe",
+	"AQ7VKOu7mFkxiXSze+1i4QUmoU6p3z7qGpgxqrh5pYyqa8CiytNSxisu22lv0E2/e41MRlPrGeITaR7m",
+	"VbR6K48pSjnfXHerfayrXAo1V+ax1ZFec2Fy/ve2k5766UqZY4l30+SDxBt/pdiho9VuzmaxmhzoAkIW",
+	"wSuBRmqOEYIH7MtwpV5Q0lJW7q7zsD9l+/aPnwSjtWu8fG81cuqQlKmJOAtiXydfSADziEmg/grdw8pF",
+	"xhPXOTkTHGgjm6tWHqqOQeM5DCkJbMQxScnqeCwnU6LzTVqIMA3Q5xhik5RXAxits2Mg4SucsbXjbK1v",
+	"vXeVZ9qsEAI9TBVkJ8GD6uDCHNNVIcKQbLlZflBwQQiVR61H3eFNe5ecJBK4+lgk52dkhW6fBCMbllT4",
+	"RaTIEVZEKljIO+9oVl8dHc29Q8lP4dhrnPrLegsHDe9xwFXoluNMFWOvi7UmXyemYq1Kats5KFRUmSqY",
+	"aj7isWBhLG1dSlb9Yj1ew9RNnNPftA8O7F9qPpsf6FDOgUZ/sXbGvdZW3J+9u/0oB+ZfdHX7UfRv2wcH",
+	"j/JfLc0tMqdqC9ZrzHYMNGbqUOSQPeFSOWKWqyDb3ZJIIimF0OEzI4d5gqr4Y49mRYCrFFXcriMKb39x",
+	"nXE8mejYlKagAjny9ZOYSIWvk6R60jL6K4Dja+JoVWBzGWGlCEigVjUhwNdjkHde/VPw+Whxen88ac4b",
+	"Dye8JQ9XR78d45OqObSyv+Op4bCNmXkbI/k02B5YyifdEqNjLa7Uuel3z146GmSPTxIMcp+HVlGw895Z",
+	"hNsJnJ4A7BXokgtfrZ/twrErrGOLyL2EE5JI75/cBSmekpxp3vl+0Pupq71OdTqrLXMBfsyJXPV1wF5/",
+	"b7JxCnQqAjsUMSO8Ji24N5pN7v7z///H6DWyu2RqUkZZXZ150TzVC00SH3aibOnqdJmkGKETVp48G1NI",
+	"xvO2kNIfxqR8JZBYCc1va1tqU9FqW1PE6tqczJBqU7Q6bxKBTyYWct0kr2PiLT4OQ10vfnN9LtBekiN7",
+	"PaRazWfJr1fCJtOSSjANwjm1VxvSIe0WiwlNJi0tPygYwco+1pUbLhrpENjItYm6kc8CGCEihtR2BozS",
+	"GNmohrprg8ZUGXGjg0V9hKguAcGFLOyQ7o0K6eg0D73bfr8xtZG5AgpMc2SYqYnQTnKACNVG5ehhPx1u",
+	"P/t0ZCz8kPhAhbbabS9DJ8L+DPYbNc+CSwZUy+WyhvXjGuPTA/utODjvfd+96Hf1N0q+iTT4lkzruI46",
+	"Lubc1WueeY1FQHFEnLbTrHm1pqNtrZkWmoOZdpl/Uz9Pq9JzHbuNDc/LpR0iznwQtqNBJMU52vZJudQL",
+	"nLbzFqR1ytc6MBqet1umO9E9joG2pyWs7dwbameSVRCB4kjn4ls//7xpyJT6g3y1cR6LnPbHWzdX1nBO",
+	"FkDV+BFnY62o8FQohDM8d27Vxwd2c2rJkrfuQvLyCs9D5DO6AK7OsmTo//YvL1wtp7bAeApUbQTj1bty",
+	"GQHtXPXUZ8/emgT2nn0ci2UZayqjeg/tOlDA/HiuYwIvvY0DZXx2rnqvRFo57yqRt6xLNjVtkSluq9qp",
+	"3bbVeq+2WUgZb+OYhLbhgsiv2ORfOu/Pd9vkhOq//SZb1m3YZF31vCt2BljiMRaQaEgXHXpNxOQM+JKY",
+	"4F9pI68BB0RhyZ8RRtcX9JW74zqHXvMrF5OP5L70qtIOGrO82tZzlG7UdtAvNiptPEDXIGNOk8BLFLLV",
+	"3IS6krYnY3clZplr6gl06w5GeUdlSOd4pU82JtTYI8UzphyPNObw/FNmHZWP5QSrHwvJ5hbYrC1Wy/o7",
+	"k8dptuCLW2HLE7pgxAfr2ZL8APZRTf25+mPt8pnpMfUhDAsE2FxF8uSxIaIQ+1Xfb6YeRVjvoqUgkjEv",
+	"DGAf10Ts+wCBGuT26QV6hWzWxnaPJHmjuy/ReKXPjBFbr/642K4Xqervmo9/V6rD1jLvPf5hsRdEy1/O",
+	"yhIyF12W9vwmYpcXs1vXqTbRcxWUWa22U5BU08XNRIWU9te8unyQXzk1aTGO9aL4yjTjETpNYzR7JoVg",
+	"/C83kd2xse20Z7aKwEVsSYEndbdJruYNwr4kC0CM2zjPa3dICTXlqBxToZ4rd9DWKxsgU9M3vEZbuTbY",
+	"v6dsGUIwhcAuQnk3itghDZmQNfSByBmLdRtmMvHG6knbRkNkDV1DBFgH8vCQJlkWNCLBaLc0CaKwrAKu",
+	"fMrLll6DkN+xYLUbYiVJLC2/uhLOqXumVI1JHDrt09PaoY0Lmpf21fP9LKuZWDJrAPBEya1K3X0pRlN0",
+	"KLeEzI0d15nL2zTsctKsx6fJ4r4uZs1JE5+CL2cPJ8H4ZOc1JDmjDfCTHi8dDQn0XhdzMmmKSAPLE/Ah",
+	"187/LTCsVX/Kh2tdOS+BfVdpqMhwdR33tkOeLkXp313dfHfe679L4W6Z64SstErOdVu1kf0Ev5KSbyWp",
+	"Gg+yJkIXsTAAIU3ToukxtuW9Q2rrezVe6PsuAsRoaDvERhXXVfxTScFokwmTdnG6hRs3PlYzOXvloOJG",
+	"ji+3L2cFlRIfXjEroeT4aL9e328cDxqNduO47R3VWo2TY+/4V8dK6XJmhPR4Pj2ePQQ04PWHOveb4lTO",
+	"vCwS3c4CqOtx90Ii6mPJ1HHXsOt2Lfz+CJHFCNbGULsyiUrsqLe28qNZb7e8Wr1+0vBaJX7gz02/8dvJ",
+	"/FDeT73FcnzMW3DirGdXKiooClmUbMaTgdds1xtt77R2eFj3Gs1f88y1QelHmVuwQ93UqjNVy1tYWzl7",
+	"kbVjouWslmdxIrQHmVu+g9mYzz5s7RHOX9ZCbLSUMGsQ/2Xw+uVszhJXcgic/mlXs9PdYGcmlQNC4X05",
+	"pG9qiZAAueYWGshNkFpIzKUYUoMSyVUXEw5i9mgfhou49kh1zHtI168hMhMpUvQVF+OspMDV912M9Ake",
+	"uaa2DOuLSVxz48CQUqYVxz6hE6ZtAsrQhOPpXDftqFeFKUfAHFDIWKTW7aKIkwVWE4SE3u/rW06GlHEU",
+	"U5sKgQD1rlBIJHAcClcPPUpvQxm5ejwOE108H9NQ+e46+J853AiHIVuKZC4klQKXooY6Rtf5mFIms2xJ",
+	"VhK01jovl8QHFyn6dIJNN8uWnPvi/QJVqm6thuQ5du/TdERq5K7rjNsvOwD/E9FoQ4XMk6zh+m6rLxc0",
+	"pFm+cldT1sNk241OP3Th9PBhedg/Xf3wy/RTPO5cLN6K6c+NxefVTz/C1bQxicYn0D2++Wdl+cPf2QrY",
+	"TTVtUksW1dwkOr6OWGs9vudsU0NcglzWj6WwzBec7HDT2F/FZ/FOnxCfTW58+ZZOTgIHWa3VSyjZNWfn",
+	"4PfsZrkv1k8GCVVKeM6SWri0XZIGxh0ykQrjvWp1TEwWoRSIwTQYUp6L7qZD6RKLJRZVsH+macqD/nO8",
+	"kxIaNV8ejdZscFvMXGl2Hw8azXa91W4e1+pHraOTr7K6nwVmpem/DZZlZyCJ13F15nBY+0ZA0Xr8w/Ue",
+	"9peQe3PaX1bq3e15lm2XU9ZQh66ecJvlkCZfuDamoYOfVCf4tL34Sluh6U2X5W6uKtl/CzIT/D9BbOPf",
+	"tswfJf9/nbDnt0KGtyBfGhZ2k6jsDlwdZNloSBwUuySmm+4/SDNENqe7DYdcZZum4VQXYX3BK1KO8ZBK",
+	"Mgd7M+woV+w5MvfE5io3bVm17T5XI2wKqWYl2WXg2Vi8HQE3g264hzi5Oa/i5uGGp4vd7TU5ttZ986U5",
+	"bhU/i2u3nCxciLuJMFscW7izJ2tbOGpV1KKWqsRpWOh80dk6ne5QaLbxZuakjvhpUFLquH/BYHV2jUV9",
+	"C6Y32/XDdr1VOzqqNz0dpcwukchllGjDp/JUNOtHTeo3Z5+aMpoWrwAo9wfqIYJwcXfsFC+GcA69JuoD",
+	"XxAf0E2u5qPqmodDr1lxDUPFGg5rJ/WjxtFR0eK0rfFqfzOGnGxhSL3tNdqH9Vrz2GvUDzcyZP758DfP",
+	"P7kXjeV4OqnLJj6GDQzJ6bGUJUfrLAkIDpH0I9TwmjWvVq83a3Wv3Wo128hnlIIv0x8Io0mkK79U2+9f",
+	"XOkjW99qN+u10yOvYba+eOtI9cvHR0fN1ka2VGYen3pO6pUHoOG1cqvMbjhQslKohLdjfNlV+DbFyzsG",
+	"ktmk0C31b63+hKA6zl0gH+Q1T6Lji911fzYtf/B7osr1Aw721/X/AmCnyd1tJoO5aL/6svwcLTvFsG43",
+	"ZSB+NCUZhRtmdMuri4IYEGVLt5hQMLf6qZmCOAQXLWdYmqISHaozGhH1JJoyEOaiEuqXbrYx5S3VgfCE",
+	"wc+ti8iQr/l3UHqNZs078RqHxxuU3o5IuLGI0j53iyUdf0ZIe+nYhbkjSgnHy6DXVgTSEbVngcxGme9L",
+	"FonNd8XV0AUs024mDkhIEob2Pyuw1T1JrMBc4E5kDV3hWOiwSHJrVSLt/gzT6Xpz/FrFl/riDwuCev8O",
+	"gn7TIGjxPPzNQp76aP/35TkOIqXv/xDUsJYCTi9hqKm5RklZAiu0dCMcMpqzDhCRYkjzp1x3Mvoz0P/Z",
+	"je1VzC7i01gjNNQojJoolMpZ3lUYQuh0I4Q8o6KyXqqonAWtUzF9OFzcL7A8bNFPU/riFZWR/u8w1Bt/",
+	"AT37h8iN0SVlsfmj9K29SPGPkZ1rEPEctujcN6lGTRTvlBnjOV9oOaQ3mkqTfkhqxDcpWtSxt1sjmEzA",
+	"vGtXidhkSNM23vz/r0Eqqld8xsKALbMG4FbjVL88pKPcFduVJZyGYPhzJzoaf/VEh1bxLa924jVOTprf",
+	"QMcXj+L/+MhIq/GEUov1i/hfAhatOL2wQVHsfiveu/DxVgmcaV2tShGo3c9a7gkVEht/H8ukl1wbBlmj",
+	"Z3I4D7QoW+o3VUa6asgIfOkiu3IamOw5bEjqlv5nQbEh3lLdcZe7/8fHNGvbQZLlhs73IJVHT4r4c7dC",
+	"aH6s32G+PqB4JDKUJJNwpjbSeNRKc0bZDbVSuIjAppHX23BNZsU0zuZ7+JIm2fIoaUu82ZhCr6TQOSnG",
+	"/RkIaZqa3yDKULFGLzeP7aj8cvvlvwIAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

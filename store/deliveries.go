@@ -214,6 +214,9 @@ func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter tim
 		}).Error; err != nil {
 			return err
 		}
+		if err := holdDeliveries(tx, paused); err != nil {
+			return err
+		}
 		return s.notifyWebhooks(tx, paused)
 	})
 	if err != nil {
@@ -359,15 +362,20 @@ func (s *Store) Redeliver(ctx context.Context, owner webhook.Owner, webhookID, i
 	now := s.clock()
 	var out Delivery
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := s.getWebhook(tx, owner, webhookID, false); err != nil {
+		w, err := s.getWebhook(tx, owner, webhookID, s.postgres)
+		if err != nil {
 			return err
+		}
+		due := &now
+		if w.Status == webhook.StatusPaused {
+			due = nil // held until unpause
 		}
 		n, err := parseDeliveryID(id)
 		if err != nil {
 			return ErrDeliveryNotFound
 		}
 		res := tx.Model(&deliveryRow{}).Where("id = ? AND webhook_id = ?", n, webhookID).Updates(map[string]any{
-			"status": StatusPending, "next_attempt_at": now, "schedule_pos": 0, "leased_until": nil, "delivered_at": nil,
+			"status": StatusPending, "next_attempt_at": due, "schedule_pos": 0, "leased_until": nil, "delivered_at": nil,
 			"claim_seq": gorm.Expr("claim_seq + 1"),
 		})
 		if res.Error != nil {

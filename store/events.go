@@ -46,7 +46,9 @@ type Envelope struct {
 
 // Publish stores the event and one delivery per matching webhook (same tenant,
 // subscribed to the type, owner in the audience, active or paused) in one
-// transaction, and wakes the delivery workers on commit.
+// transaction, and wakes the delivery workers on commit. Concurrent publishes
+// share transactions (group commit): a writer takes every publish waiting and
+// commits them together, so parallel producers share one disk sync.
 func (s *Store) Publish(ctx context.Context, ev Event) (_ Published, err error) {
 	defer wrap(&err, "store.Publish(%s)", ev.Type)
 	if ev.ProducerID != "" {
@@ -63,59 +65,199 @@ func (s *Store) Publish(ctx context.Context, ev Event) (_ Published, err error) 
 	if err != nil {
 		return Published{}, err
 	}
-	var out Published
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		row := eventRow{ID: id, TenantID: ev.TenantID, Type: ev.Type, Payload: payload, CreatedAt: now}
-		if ev.ProducerID != "" {
-			row.ProducerID = &ev.ProducerID
-		}
-		if err := tx.Create(&row).Error; err != nil {
-			return err
-		}
-		q := `INSERT INTO deliveries (event_id, webhook_id, event_type, status, attempts, schedule_pos, next_attempt_at, claim_seq, last_error, created_at)
-			SELECT ?, w.id, ?, ?, 0, 0, ?, 0, '', ? FROM webhooks w`
-		args := []any{id, ev.Type, StatusPending, now, now}
-		var where []string
-		if ev.WebhookID != "" {
-			where = append(where, "w.id = ?")
-			args = append(args, ev.WebhookID)
-		} else {
-			q += ` JOIN webhook_event_types t ON t.webhook_id = w.id AND t.event_type = ?`
-			args = append(args, ev.Type)
-		}
-		where = append(where, "w.tenant_id = ?")
-		args = append(args, ev.TenantID)
-		if ev.UserIDs != nil {
-			where = append(where, "w.user_id IN ?")
-			args = append(args, ev.UserIDs)
-		}
-		res := tx.Exec(q+" WHERE "+strings.Join(where, " AND "), args...)
-		if res.Error != nil {
-			return res.Error
-		}
-		out = Published{EventID: id, Deliveries: res.RowsAffected}
-		if ev.ProducerID != "" && out.Deliveries > 0 {
-			// A repeat of this producer id answers this count.
-			if err := tx.Model(&eventRow{ID: id}).Update("deliveries", out.Deliveries).Error; err != nil {
-				return err
-			}
-		}
-		if out.Deliveries > 0 && s.postgres {
-			return tx.Exec("SELECT pg_notify(?, '')", deliveriesChannel).Error
-		}
-		return nil
-	})
-	if errors.Is(err, gorm.ErrDuplicatedKey) && ev.ProducerID != "" {
+	req := &publishRequest{ev: ev, id: id, payload: payload, now: now, done: make(chan error, 1)}
+	if err := s.enqueue(ctx, req); err != nil {
+		return Published{}, err
+	}
+	if err := <-req.done; err != nil { // the writers always answer
+		return Published{}, err
+	}
+	if req.duplicate {
 		// A concurrent publish of the same producer id won the race.
 		return s.findPublished(ctx, ev.TenantID, ev.ProducerID)
 	}
-	if err != nil {
-		return Published{}, err
-	}
-	if out.Deliveries > 0 {
+	if req.deliveries > 0 {
 		s.signal(deliveriesChannel, "")
+		s.wakeOtherInstances()
 	}
-	return out, nil
+	return Published{EventID: id, Deliveries: req.deliveries}, nil
+}
+
+// enqueue hands req to the writers; once Close has begun nothing more is
+// taken, so every request taken is answered.
+func (s *Store) enqueue(ctx context.Context, req *publishRequest) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	select {
+	case s.publishes <- req:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ErrClosed is the answer of a store being closed.
+var ErrClosed = errors.New("store closed")
+
+// publishRequest is one Publish waiting for a writer.
+type publishRequest struct {
+	ev      Event
+	id      string
+	payload []byte
+	now     time.Time
+	done    chan error
+
+	deliveries int64 // set by the writer
+	duplicate  bool  // the producer id was taken meanwhile
+}
+
+// maxPublishBatch bounds the events of one group commit.
+const maxPublishBatch = 128
+
+// writePublishes is a writer: it commits the publishes waiting, in batches,
+// until the store closes, then refuses what is left.
+func (s *Store) writePublishes() {
+	defer s.writers.Done()
+	for {
+		select {
+		case r := <-s.publishes:
+			batch := []*publishRequest{r}
+		drain:
+			for len(batch) < maxPublishBatch {
+				select {
+				case r := <-s.publishes:
+					batch = append(batch, r)
+				default:
+					break drain
+				}
+			}
+			s.commitPublishes(batch)
+		case <-s.closing:
+			for {
+				select {
+				case r := <-s.publishes:
+					r.done <- ErrClosed
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// commitPublishes writes a batch in one transaction; if the batch fails, each
+// publish is retried alone so that one bad event does not fail the others.
+func (s *Store) commitPublishes(batch []*publishRequest) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, r := range batch {
+			r.deliveries, r.duplicate = 0, false
+			if err := s.insertEvent(tx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && len(batch) > 1 {
+		for _, r := range batch {
+			s.commitPublishes([]*publishRequest{r})
+		}
+		return
+	}
+	for _, r := range batch {
+		r.done <- err
+	}
+}
+
+func (s *Store) insertEvent(tx *gorm.DB, r *publishRequest) error {
+	ev := r.ev
+	var producer *string
+	if ev.ProducerID != "" {
+		producer = &ev.ProducerID
+	}
+	res := tx.Exec(`INSERT INTO events (id, tenant_id, producer_id, type, payload, deliveries, created_at)
+		VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING`, r.id, ev.TenantID, producer, ev.Type, r.payload, r.now)
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		r.duplicate = true
+		return nil
+	}
+	// A paused webhook's deliveries wait with no due time (held), out of the
+	// way of the claims, until unpause makes them due.
+	due := "?"
+	if s.postgres {
+		due = "CAST(? AS TIMESTAMPTZ)"
+	}
+	q := `INSERT INTO deliveries (event_id, webhook_id, event_type, status, attempts, schedule_pos, next_attempt_at, claim_seq, last_error, created_at)
+		SELECT ?, w.id, ?, ?, 0, 0, CASE WHEN w.status = ? THEN ` + due + ` END, 0, '', ? FROM webhooks w`
+	args := []any{r.id, ev.Type, StatusPending, webhook.StatusActive, r.now, r.now}
+	var where []string
+	if ev.WebhookID != "" {
+		where = append(where, "w.id = ?")
+		args = append(args, ev.WebhookID)
+	} else {
+		q += ` JOIN webhook_event_types t ON t.webhook_id = w.id AND t.event_type = ?`
+		args = append(args, ev.Type)
+	}
+	where = append(where, "w.tenant_id = ?")
+	args = append(args, ev.TenantID)
+	if ev.UserIDs != nil {
+		where = append(where, "w.user_id IN ?")
+		args = append(args, ev.UserIDs)
+	}
+	q += " WHERE " + strings.Join(where, " AND ")
+	if s.postgres {
+		// The lock a foreign key check takes anyway, taken before reading the
+		// status: a concurrent pause or unpause (which locks the row FOR
+		// UPDATE) is then either wholly before this insert or wholly after.
+		q += " FOR KEY SHARE OF w"
+	}
+	res = tx.Exec(q, args...)
+	if res.Error != nil {
+		return res.Error
+	}
+	r.deliveries = res.RowsAffected
+	if ev.ProducerID != "" && r.deliveries > 0 {
+		// A repeat of this producer id answers this count.
+		return tx.Model(&eventRow{ID: r.id}).Update("deliveries", r.deliveries).Error
+	}
+	return nil
+}
+
+// wakeOtherInstances sends a NOTIFY to the delivery workers of the other
+// instances, after the commit and coalesced: a NOTIFY inside every publish
+// transaction would serialise all commits on PostgreSQL's notification lock.
+func (s *Store) wakeOtherInstances() {
+	if !s.postgres {
+		return
+	}
+	select {
+	case s.notifies <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+func (s *Store) sendNotifies() {
+	defer s.writers.Done()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-s.notifies:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := s.db.WithContext(ctx).Exec("SELECT pg_notify(?, '')", deliveriesChannel).Error; err != nil && s.log != nil {
+				// The other instances find the work at their next poll.
+				s.log.Warn("store: notify failed", "error", err)
+			}
+			cancel()
+		}
+	}
 }
 
 func (s *Store) findPublished(ctx context.Context, tenantID, producerID string) (Published, error) {

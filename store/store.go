@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -43,6 +44,13 @@ type Store struct {
 	url      string
 	log      *slog.Logger
 	signals  signals
+
+	publishes chan *publishRequest // waiting for a writer
+	notifies  chan struct{}        // a NOTIFY to send, coalesced
+	closing   chan struct{}
+	closeMu   sync.RWMutex
+	closed    bool
+	writers   sync.WaitGroup
 }
 
 // Open connects to databaseURL and creates or upgrades the schema. An empty URL
@@ -96,6 +104,17 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	if err := s.migrate(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, err
+	}
+	s.publishes, s.notifies, s.closing = make(chan *publishRequest, 1024), make(chan struct{}, 1), make(chan struct{})
+	writers := 1 // SQLite has one writer anyway
+	if s.postgres {
+		writers = 4
+		s.writers.Add(1)
+		go s.sendNotifies()
+	}
+	s.writers.Add(writers)
+	for range writers {
+		go s.writePublishes()
 	}
 	return s, nil
 }
@@ -160,8 +179,15 @@ func (s *Store) Ping(ctx context.Context) error {
 	return sqlDB.PingContext(ctx)
 }
 
-// Close releases the database.
+// Close stops the writers and releases the database.
 func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.closing)
+	}
+	s.closeMu.Unlock()
+	s.writers.Wait()
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err

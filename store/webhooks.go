@@ -112,6 +112,9 @@ func (s *Store) PauseWebhook(ctx context.Context, owner webhook.Owner, id string
 		}).Error; err != nil {
 			return err
 		}
+		if err := holdDeliveries(tx, []string{id}); err != nil {
+			return err
+		}
 		return s.notifyWebhooks(tx, []string{id})
 	})
 	if err == nil {
@@ -148,6 +151,11 @@ func (s *Store) UnpauseWebhook(ctx context.Context, owner webhook.Owner, id stri
 		}).Error; err != nil {
 			return err
 		}
+		// The held deliveries become due now; ids keep them oldest first.
+		if err := tx.Model(&deliveryRow{}).Where("webhook_id = ? AND status = ? AND next_attempt_at IS NULL", id, StatusPending).
+			Update("next_attempt_at", now).Error; err != nil {
+			return err
+		}
 		if s.postgres && w.BufferedEvents > 0 {
 			return tx.Exec("SELECT pg_notify(?, '')", deliveriesChannel).Error
 		}
@@ -157,6 +165,14 @@ func (s *Store) UnpauseWebhook(ctx context.Context, owner webhook.Owner, id stri
 		s.signal(deliveriesChannel, "")
 	}
 	return w, err
+}
+
+// holdDeliveries takes the pending deliveries of paused webhooks out of the
+// claims' way: without a due time they are not in the range a claim scans, so
+// a paused webhook's backlog costs the others nothing.
+func holdDeliveries(tx *gorm.DB, webhookIDs []string) error {
+	return tx.Model(&deliveryRow{}).Where("webhook_id IN ? AND status = ?", webhookIDs, StatusPending).
+		Update("next_attempt_at", nil).Error
 }
 
 // getWebhook reads one webhook of owner; forUpdate locks its row until the end

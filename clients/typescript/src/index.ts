@@ -1,0 +1,84 @@
+/**
+ * @hookferry/client: a typed client for the hookferry API.
+ *
+ * The types come from openapi.yaml (`npm run generate` writes src/schema.d.ts with
+ * openapi-typescript); the client is openapi-fetch, so every path, parameter, body
+ * and response (success and error alike) is checked against the contract at compile
+ * time.
+ *
+ * ```ts
+ * import { createHookferryClient } from "@hookferry/client";
+ *
+ * const hf = createHookferryClient({ baseUrl: "https://hookferry.example.com", token: process.env.HOOKFERRY_TOKEN! });
+ * const { data, error, response } = await hf.POST("/v1/webhooks", {
+ *   body: { url: "https://example.com/hooks", subscription: { event_types: ["order.created"] } },
+ * });
+ * if (error) throw new Error(`${response.status} ${error.code}: ${error.message}`);
+ * console.log(data.id, data.authentication?.secret);
+ * ```
+ */
+import createClient, { type Client, type ClientOptions } from "openapi-fetch";
+import type { components, operations, paths } from "./schema.js";
+
+export type { components, operations, paths } from "./schema.js";
+export { verifyWebhook, InvalidWebhookError, type WebhookEnvelope } from "./receiver.js";
+
+type Schemas = components["schemas"];
+
+export type EventTypeName = Schemas["EventTypeName"];
+export type Subscription = Schemas["Subscription"];
+export type RegisterWebhookRequest = Schemas["RegisterWebhookRequest"];
+export type WebhookStatus = Schemas["WebhookStatus"];
+export type PauseReason = Schemas["PauseReason"];
+export type Authentication = Schemas["Authentication"];
+export type Webhook = Schemas["Webhook"];
+export type WebhookList = Schemas["WebhookList"];
+export type EventType = Schemas["EventType"];
+export type EventTypeList = Schemas["EventTypeList"];
+export type PublishEventRequest = Schemas["PublishEventRequest"];
+export type Audience = Schemas["Audience"];
+export type PublishedEvent = Schemas["PublishedEvent"];
+export type DeliveryStatus = Schemas["DeliveryStatus"];
+export type Delivery = Schemas["Delivery"];
+export type DeliveryList = Schemas["DeliveryList"];
+export type Health = Schemas["Health"];
+export type ErrorCode = Schemas["ErrorCode"];
+/** The body of every error response of the API. */
+export type Error = Schemas["Error"];
+/** The same as {@link Error}, under a name that does not shadow the global `Error`. */
+export type ApiError = Schemas["Error"];
+
+/** A client for the hookferry API, typed by the generated `paths`. */
+export type HookferryClient = Client<paths>;
+
+export interface HookferryClientOptions extends Omit<ClientOptions, "baseUrl"> {
+  /** The root of the hookferry instance, such as `https://hookferry.example.com` (no `/v1`). */
+  baseUrl: string;
+  /** A bearer token (`hf_…`) created with `hookferry token create`. */
+  token: string;
+}
+
+/**
+ * Creates an openapi-fetch client for the hookferry instance at `baseUrl` that sends
+ * `Authorization: Bearer <token>` with every request. Other openapi-fetch options
+ * (`fetch`, `headers`, …) are passed through; the token wins over an Authorization
+ * header given in `headers`.
+ */
+export function createHookferryClient(options: HookferryClientOptions): HookferryClient {
+  const { baseUrl, token, ...rest } = options;
+  if (!baseUrl) {
+    throw new TypeError("createHookferryClient: baseUrl is required (the root of the hookferry instance)");
+  }
+  if (!token) {
+    throw new TypeError("createHookferryClient: token is required (create one with `hookferry token create`)");
+  }
+  const client = createClient<paths>({ ...rest, baseUrl });
+  const authorization = `Bearer ${token}`;
+  client.use({
+    onRequest({ request }) {
+      request.headers.set("Authorization", authorization);
+      return request;
+    },
+  });
+  return client;
+}
