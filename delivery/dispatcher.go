@@ -312,7 +312,7 @@ func (d *Dispatcher) finished(sendCtx context.Context, webhookID string) {
 		q.backlog = q.backlog[1:]
 		q.inFlight++
 		d.startLocked(sendCtx, next)
-		if d.starved && len(q.backlog) == d.cfg.PerWebhook-1 {
+		if d.starved && len(q.backlog) < d.cfg.PerWebhook {
 			d.starved = false // this webhook is claimable again
 			d.poke()
 		}
@@ -449,6 +449,9 @@ func (d *Dispatcher) write(batch []store.Result) {
 		if r.Status == store.StatusPending && !r.NextAttemptAt.IsZero() && (d.nextWake.IsZero() || r.NextAttemptAt.Before(d.nextWake)) {
 			d.nextWake = r.NextAttemptAt
 		}
+	}
+	if d.starved && len(d.saturatedLocked()) < len(d.hooks) {
+		d.starved = false // a webhook drained below its bound while we claimed
 	}
 	starved := d.starved
 	d.mu.Unlock()

@@ -44,6 +44,7 @@ type Store struct {
 	url      string
 	log      *slog.Logger
 	signals  signals
+	tokens   tokenCache
 
 	publishes chan *publishRequest // waiting for a writer
 	notifies  chan struct{}        // a NOTIFY to send, coalesced

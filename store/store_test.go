@@ -97,3 +97,20 @@ func TestOpenRejectsUnknownURLs(t *testing.T) {
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "hunter2", "passwords stay out of messages")
 }
+
+// TestRevokedTokenStopsAtOnce: the token cache never outlives a revocation
+// made through the same store.
+func TestRevokedTokenStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	st, err := store.Open(ctx, storetest.SQLiteURL(t), store.Options{})
+	require.NoError(t, err)
+	defer st.Close()
+	_, secret, err := st.CreateToken(ctx, "acme", "alice", []auth.Permission{auth.PermissionWebhookManagement})
+	require.NoError(t, err)
+	_, err = st.Authenticate(ctx, secret) // now cached
+	require.NoError(t, err)
+	_, err = st.RevokeToken(ctx, secret)
+	require.NoError(t, err)
+	_, err = st.Authenticate(ctx, secret)
+	require.ErrorIs(t, err, store.ErrTokenUnauthorized)
+}

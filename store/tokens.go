@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hookferry/hookferry/auth"
@@ -47,10 +48,38 @@ func (s *Store) CreateToken(ctx context.Context, tenantID, userID string, perms 
 	return row.toToken(), secret, nil
 }
 
+// tokenCacheTTL is how long a resolved token is trusted without asking the
+// database again, and so how long a token revoked by another process (the
+// CLI) may still be accepted.
+const tokenCacheTTL = 2 * time.Second
+
+// tokenCacheSize bounds the cache; when full it starts over.
+const tokenCacheSize = 10000
+
+type tokenCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedToken // by token hash
+}
+
+type cachedToken struct {
+	principal auth.Principal
+	until     time.Time
+}
+
 // Authenticate resolves a bearer token to its principal, or ErrTokenUnauthorized.
+// Tokens found are cached for tokenCacheTTL: every request carries one, and the
+// lookup would otherwise be a query per request.
 func (s *Store) Authenticate(ctx context.Context, secret string) (_ auth.Principal, err error) {
+	hash := auth.HashToken(secret)
+	now := time.Now()
+	s.tokens.mu.Lock()
+	if e, ok := s.tokens.entries[hash]; ok && now.Before(e.until) {
+		s.tokens.mu.Unlock()
+		return e.principal, nil
+	}
+	s.tokens.mu.Unlock()
 	var row tokenRow
-	err = s.db.WithContext(ctx).Where("hash = ? AND revoked_at IS NULL", auth.HashToken(secret)).Take(&row).Error
+	err = s.db.WithContext(ctx).Where("hash = ? AND revoked_at IS NULL", hash).Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return auth.Principal{}, ErrTokenUnauthorized
 	}
@@ -58,7 +87,14 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (_ auth.Princip
 		return auth.Principal{}, err
 	}
 	t := row.toToken()
-	return auth.Principal{TokenID: t.ID, TenantID: t.TenantID, UserID: t.UserID, Permissions: t.Permissions}, nil
+	p := auth.Principal{TokenID: t.ID, TenantID: t.TenantID, UserID: t.UserID, Permissions: t.Permissions}
+	s.tokens.mu.Lock()
+	if s.tokens.entries == nil || len(s.tokens.entries) >= tokenCacheSize {
+		s.tokens.entries = make(map[string]cachedToken)
+	}
+	s.tokens.entries[hash] = cachedToken{principal: p, until: now.Add(tokenCacheTTL)}
+	s.tokens.mu.Unlock()
+	return p, nil
 }
 
 // ListTokens returns every token, oldest first.
@@ -94,6 +130,11 @@ func (s *Store) RevokeToken(ctx context.Context, idOrSecret string) (_ Token, er
 		row.RevokedAt = &now
 		return tx.Model(&tokenRow{ID: row.ID}).Update("revoked_at", now).Error
 	})
+	if err == nil {
+		s.tokens.mu.Lock()
+		delete(s.tokens.entries, row.Hash) // this process stops accepting it at once
+		s.tokens.mu.Unlock()
+	}
 	return row.toToken(), err
 }
 
