@@ -85,6 +85,8 @@ func hang(t testing.TB) http.HandlerFunc {
 	return func(_ http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
+			// The client gave up: abort rather than let an implicit 200 out.
+			panic(http.ErrAbortHandler)
 		case <-release:
 		}
 	}

@@ -153,15 +153,7 @@ func (s *Store) writePublishes() {
 func (s *Store) commitPublishes(batch []*publishRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for _, r := range batch {
-			r.deliveries, r.duplicate = 0, false
-			if err := s.insertEvent(tx, r); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return s.insertEvents(tx, batch) })
 	if err != nil && len(batch) > 1 {
 		for _, r := range batch {
 			s.commitPublishes([]*publishRequest{r})
@@ -173,23 +165,103 @@ func (s *Store) commitPublishes(batch []*publishRequest) {
 	}
 }
 
-func (s *Store) insertEvent(tx *gorm.DB, r *publishRequest) error {
-	ev := r.ev
-	var producer *string
-	if ev.ProducerID != "" {
-		producer = &ev.ProducerID
+// insertEvents writes a batch of events and their deliveries: one statement
+// for the events, one for the deliveries of every event that goes to all its
+// subscribers, one per event with an audience or a single target.
+func (s *Store) insertEvents(tx *gorm.DB, batch []*publishRequest) error {
+	rows := make([]string, len(batch))
+	args := make([]any, 0, 6*len(batch))
+	for i, r := range batch {
+		r.deliveries, r.duplicate = 0, false
+		var producer *string
+		if r.ev.ProducerID != "" {
+			producer = &r.ev.ProducerID
+		}
+		rows[i] = "(?, ?, ?, ?, ?, 0, ?)"
+		args = append(args, r.id, r.ev.TenantID, producer, r.ev.Type, r.payload, r.now)
 	}
-	res := tx.Exec(`INSERT INTO events (id, tenant_id, producer_id, type, payload, deliveries, created_at)
-		VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING`, r.id, ev.TenantID, producer, ev.Type, r.payload, r.now)
-	if res.Error != nil {
-		return res.Error
+	var inserted []string
+	if err := tx.Raw(`INSERT INTO events (id, tenant_id, producer_id, type, payload, deliveries, created_at)
+		VALUES `+strings.Join(rows, ", ")+` ON CONFLICT DO NOTHING RETURNING id`, args...).Scan(&inserted).Error; err != nil {
+		return err
 	}
-	if res.RowsAffected == 0 {
-		r.duplicate = true
+	fresh := make(map[string]bool, len(inserted))
+	for _, id := range inserted {
+		fresh[id] = true
+	}
+	var fanOut []*publishRequest
+	for _, r := range batch {
+		switch {
+		case !fresh[r.id]:
+			r.duplicate = true // its producer id was taken meanwhile
+		case r.ev.WebhookID != "" || r.ev.UserIDs != nil:
+			if err := s.insertTargetedDeliveries(tx, r); err != nil {
+				return err
+			}
+		default:
+			fanOut = append(fanOut, r)
+		}
+	}
+	if err := s.insertFanOut(tx, fanOut); err != nil {
+		return err
+	}
+	for _, r := range batch {
+		if r.ev.ProducerID != "" && r.deliveries > 0 {
+			// A repeat of this producer id answers this count.
+			if err := tx.Model(&eventRow{ID: r.id}).Update("deliveries", r.deliveries).Error; err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// insertFanOut queues, in one statement, a delivery of each event to every
+// webhook of its tenant subscribed to its type. A paused webhook's deliveries
+// wait with no due time (held), out of the claims' way, until unpause.
+func (s *Store) insertFanOut(tx *gorm.DB, batch []*publishRequest) error {
+	if len(batch) == 0 {
 		return nil
 	}
-	// A paused webhook's deliveries wait with no due time (held), out of the
-	// way of the claims, until unpause makes them due.
+	row := "(?, ?, ?, ?)"
+	if s.postgres {
+		row = "(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TIMESTAMPTZ))"
+	}
+	rows := make([]string, len(batch))
+	args := make([]any, 0, 4*len(batch))
+	byID := make(map[string]*publishRequest, len(batch))
+	for i, r := range batch {
+		rows[i] = row
+		args = append(args, r.id, r.ev.TenantID, r.ev.Type, r.now)
+		byID[r.id] = r
+	}
+	q := `INSERT INTO deliveries (event_id, webhook_id, event_type, status, attempts, schedule_pos, next_attempt_at, claim_seq, last_error, created_at)
+		SELECT v.column1, w.id, v.column3, 'PENDING', 0, 0, CASE WHEN w.status = 'ACTIVE' THEN v.column4 END, 0, '', v.column4
+		FROM (VALUES ` + strings.Join(rows, ", ") + `) AS v
+		JOIN webhooks w ON w.tenant_id = v.column2
+		JOIN webhook_event_types t ON t.webhook_id = w.id AND t.event_type = v.column3`
+	if s.postgres {
+		q += forKeyShare
+	}
+	var eventIDs []string
+	if err := tx.Raw(q+" RETURNING event_id", args...).Scan(&eventIDs).Error; err != nil {
+		return err
+	}
+	for _, id := range eventIDs {
+		byID[id].deliveries++
+	}
+	return nil
+}
+
+// forKeyShare is the lock a foreign key check takes anyway, taken before the
+// webhook's status is read: a concurrent pause or unpause (which locks the row
+// FOR UPDATE) is then wholly before this insert or wholly after it.
+const forKeyShare = " FOR KEY SHARE OF w"
+
+// insertTargetedDeliveries queues the deliveries of an event with an audience,
+// or of a ping to one webhook.
+func (s *Store) insertTargetedDeliveries(tx *gorm.DB, r *publishRequest) error {
+	ev := r.ev
 	due := "?"
 	if s.postgres {
 		due = "CAST(? AS TIMESTAMPTZ)"
@@ -213,20 +285,13 @@ func (s *Store) insertEvent(tx *gorm.DB, r *publishRequest) error {
 	}
 	q += " WHERE " + strings.Join(where, " AND ")
 	if s.postgres {
-		// The lock a foreign key check takes anyway, taken before reading the
-		// status: a concurrent pause or unpause (which locks the row FOR
-		// UPDATE) is then either wholly before this insert or wholly after.
-		q += " FOR KEY SHARE OF w"
+		q += forKeyShare
 	}
-	res = tx.Exec(q, args...)
+	res := tx.Exec(q, args...)
 	if res.Error != nil {
 		return res.Error
 	}
 	r.deliveries = res.RowsAffected
-	if ev.ProducerID != "" && r.deliveries > 0 {
-		// A repeat of this producer id answers this count.
-		return tx.Model(&eventRow{ID: r.id}).Update("deliveries", r.deliveries).Error
-	}
 	return nil
 }
 
