@@ -44,9 +44,10 @@ type Dispatcher struct {
 	cfg    Config
 	log    *slog.Logger
 
-	wake    chan struct{}
-	results chan store.Result
-	slots   chan struct{} // the global bound on attempts in flight
+	wake      chan struct{}
+	unstarved chan struct{} // a webhook drained below its bound while starved
+	results   chan store.Result
+	slots     chan struct{} // the global bound on attempts in flight
 
 	mu       sync.Mutex
 	hooks    map[string]*hookQueue
@@ -116,10 +117,11 @@ func New(st *store.Store, sender *Sender, cfg Config) *Dispatcher {
 	}
 	d := &Dispatcher{
 		store: st, sender: sender, cfg: cfg, log: cfg.Logger,
-		wake:    make(chan struct{}, 1),
-		results: make(chan store.Result, 4*cfg.Workers),
-		slots:   make(chan struct{}, cfg.Workers),
-		hooks:   map[string]*hookQueue{},
+		wake:      make(chan struct{}, 1),
+		unstarved: make(chan struct{}, 1),
+		results:   make(chan store.Result, 4*cfg.Workers),
+		slots:     make(chan struct{}, cfg.Workers),
+		hooks:     map[string]*hookQueue{},
 	}
 	st.OnSignal(func(s store.Signal) {
 		switch s.Channel {
@@ -196,8 +198,15 @@ func (d *Dispatcher) claimLoop(ctx, sendCtx context.Context) {
 			d.dispatch(sendCtx, claims)
 			full = len(claims) == n
 			if starved {
-				// New work wakes us, but at most this often while starved.
-				sleep(ctx, starvedClaimInterval)
+				// New work wakes us, but at most this often while starved;
+				// a webhook draining below its bound ends the pause at once.
+				t := time.NewTimer(starvedClaimInterval)
+				select {
+				case <-ctx.Done():
+				case <-t.C:
+				case <-d.unstarved:
+				}
+				t.Stop()
 			}
 		}
 		if full {
@@ -234,6 +243,14 @@ func (d *Dispatcher) wait(ctx context.Context) {
 		}
 		d.mu.Unlock()
 	}
+}
+
+func (d *Dispatcher) unstarve() {
+	select {
+	case d.unstarved <- struct{}{}:
+	default:
+	}
+	d.poke()
 }
 
 func (d *Dispatcher) poke() {
@@ -314,7 +331,7 @@ func (d *Dispatcher) finished(sendCtx context.Context, webhookID string) {
 		d.startLocked(sendCtx, next)
 		if d.starved && len(q.backlog) < d.cfg.PerWebhook {
 			d.starved = false // this webhook is claimable again
-			d.poke()
+			d.unstarve()
 		}
 		return
 	}
@@ -452,6 +469,7 @@ func (d *Dispatcher) write(batch []store.Result) {
 	}
 	if d.starved && len(d.saturatedLocked()) < len(d.hooks) {
 		d.starved = false // a webhook drained below its bound while we claimed
+		d.unstarve()
 	}
 	starved := d.starved
 	d.mu.Unlock()

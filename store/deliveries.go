@@ -63,7 +63,12 @@ func (s *Store) Claim(ctx context.Context, limit int, lease time.Duration, exclu
 			WHERE d.id IN (` + due + ` FOR UPDATE OF d2 SKIP LOCKED)
 			AND e.id = d.event_id AND w.id = d.webhook_id
 			RETURNING d.id, d.claim_seq, d.event_id, d.webhook_id, d.attempts, d.schedule_pos, w.url, w.secret, e.payload`
-		err = s.db.WithContext(ctx).Raw(q, append([]any{now.Add(lease)}, args...)...).Scan(&rows).Error
+		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := relaxCommit(tx); err != nil {
+				return err
+			}
+			return tx.Raw(q, append([]any{now.Add(lease)}, args...)...).Scan(&rows).Error
+		})
 	} else {
 		// SQLite has one writer: the transaction is the lock. RETURNING cannot
 		// reach other tables, so the payloads come in a second query.
@@ -153,6 +158,11 @@ func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter tim
 	}
 	now := s.clock()
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if s.postgres {
+			if err := relaxCommit(tx); err != nil {
+				return err
+			}
+		}
 		if err := s.updateDeliveries(tx, results); err != nil {
 			return err
 		}
@@ -226,6 +236,14 @@ func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter tim
 		s.signal(webhooksChannel, id)
 	}
 	return paused, nil
+}
+
+// relaxCommit lets a PostgreSQL transaction commit without waiting for its WAL
+// to reach the disk. Only for claims and outcomes: losing the last of them in a
+// crash of the database means deliveries sent again (at least once), never an
+// event lost; publishes always commit synchronously.
+func relaxCommit(tx *gorm.DB) error {
+	return tx.Exec("SET LOCAL synchronous_commit = off").Error
 }
 
 // updateDeliveries writes every result in one UPDATE … FROM (VALUES …).
