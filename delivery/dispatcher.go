@@ -174,7 +174,7 @@ func (d *Dispatcher) claimLoop(ctx, sendCtx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		d.mu.Lock()
-		room := 2*d.cfg.Workers - d.held
+		room := d.holdLimit() - d.held
 		exclude := d.saturatedLocked()
 		d.mu.Unlock()
 		full := false
@@ -280,6 +280,12 @@ func (d *Dispatcher) dispatch(sendCtx context.Context, claims []store.Claim) {
 		}
 	}
 }
+
+// holdLimit bounds the claims held at once (in flight, waiting their turn, or
+// waiting to be recorded). Claiming well ahead of the attempts keeps a busy
+// webhook's queue from running dry between claims; the lease check before each
+// attempt keeps what waits too long from being sent late.
+func (d *Dispatcher) holdLimit() int { return 8 * d.cfg.Workers }
 
 // saturatedLocked lists the webhooks whose backlog is full: claiming more for
 // them would only hold leases that wait.
