@@ -17,7 +17,6 @@ const (
 	CodeInvalidURL          Code = "INVALID_URL"
 	CodeURLNotHTTPS         Code = "INVALID_URL_IS_NOT_USING_HTTPS"
 	CodeInvalidSubscription Code = "INVALID_SUBSCRIPTION"
-	CodeInvalidRequest      Code = "INVALID_REQUEST"
 )
 
 // RuleError says which rule an input broke and how, in words fit for the caller.
