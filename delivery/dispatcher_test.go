@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/hookferry/hookferry/delivery"
+	"github.com/hookferry/hookferry/metrics"
 	"github.com/hookferry/hookferry/store"
 	"github.com/hookferry/hookferry/store/storetest"
 	"github.com/hookferry/hookferry/webhook"
+	"github.com/prometheus/client_golang/prometheus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
 )
@@ -181,6 +183,27 @@ func eachBackend(t *testing.T, body func(t *testing.T, e *env)) {
 	}
 }
 
+// attemptsByOutcome reads hookferry_delivery_attempts_total from registry.
+func attemptsByOutcome(t *testing.T, registry *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	families, err := registry.Gather()
+	require.NoError(t, err)
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "hookferry_delivery_attempts_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" {
+					out[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}
+
 func sorted(ss []string) []string {
 	out := append([]string(nil), ss...)
 	sort.Strings(out)
@@ -230,7 +253,9 @@ func TestRetriesOnTheScheduleThenFails(t *testing.T) {
 			}
 			return http.StatusOK
 		}, "order.created")
-		e.start(delivery.Config{RetrySchedule: []time.Duration{time.Millisecond, 2 * time.Millisecond}}, delivery.SenderConfig{})
+		registry := prometheus.NewRegistry()
+		e.start(delivery.Config{RetrySchedule: []time.Duration{time.Millisecond, 2 * time.Millisecond},
+			Metrics: metrics.New(registry, nil)}, delivery.SenderConfig{})
 		ids := e.publish("order.created", 1)
 
 		eventually(t, "out of retries", func() bool {
@@ -251,6 +276,9 @@ func TestRetriesOnTheScheduleThenFails(t *testing.T) {
 		require.Equal(t, 3, d.Attempts)
 		require.Equal(t, 200, *d.LastStatusCode)
 		require.Empty(t, d.LastError)
+
+		// Six attempts: four refused and retried, one out of retries, one delivered.
+		require.Equal(t, map[string]float64{"rejected": 4, "failed": 1, "delivered": 1}, attemptsByOutcome(t, registry))
 	})
 }
 
@@ -425,5 +453,48 @@ func TestShutdownReleasesWhatItHolds(t *testing.T) {
 		claims, err := e.store.Claim(ctx, 10, time.Minute, nil)
 		require.NoError(t, err)
 		require.Len(t, claims, 6, "every lease was released")
+	})
+}
+
+// TestNewWorkWakesTheWorkers: with polling all but off, a publish still reaches
+// the receiver at once — through the in-process signal, and on PostgreSQL
+// through LISTEN/NOTIFY from another instance's store.
+func TestNewWorkWakesTheWorkers(t *testing.T) {
+	t.Parallel()
+	noPolling := delivery.Config{PollInterval: time.Hour}
+	eachBackend(t, func(t *testing.T, e *env) {
+		ep := e.endpoint(nil, "order.created")
+		e.start(noPolling, delivery.SenderConfig{})
+		ids := e.publish("order.created", 1)
+		eventually(t, "woken by the publish", func() bool { return len(ep.received()) == 1 })
+		require.Equal(t, ids, ep.received())
+	})
+	t.Run("another instance", func(t *testing.T) {
+		t.Parallel()
+		url := storetest.PostgresURL(t)
+		worker, err := store.Open(ctx, url, store.Options{})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = worker.Close() })
+		e := &env{t: t, store: worker}
+		ep := e.endpoint(nil, "order.created")
+		listenCtx, stopListening := context.WithCancel(ctx)
+		listening := make(chan struct{})
+		go func() { defer close(listening); _ = worker.Listen(listenCtx) }()
+		t.Cleanup(func() { stopListening(); <-listening })
+		e.start(noPolling, delivery.SenderConfig{})
+
+		producer, err := store.Open(ctx, url, store.Options{})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = producer.Close() })
+		publish := func() {
+			_, err := producer.Publish(ctx, store.Event{TenantID: owner.TenantID, Type: "order.created", Data: json.RawMessage(`{}`)})
+			require.NoError(t, err)
+		}
+		// The first may also be found by the catch-up of the listener's first
+		// connection; the second can only come through NOTIFY.
+		publish()
+		eventually(t, "first delivered", func() bool { return len(ep.received()) == 1 })
+		publish()
+		eventually(t, "woken by NOTIFY from the other store", func() bool { return len(ep.received()) == 2 })
 	})
 }

@@ -143,67 +143,35 @@ func (s *Server) domainProblem(operationID string, req *http.Request) *problem {
 	return nil
 }
 
-// requestProblem turns the validator's verdict into the most specific code: the
-// url field's and the subscription's own codes, INVALID_REQUEST for the rest.
-// The domain rules re-judge a failing url or subscription so that the message
-// (and the non-https code) is the same whichever layer noticed first.
+// requestProblem turns the validator's verdict into a code, for what the domain
+// rules (domainProblem) found nothing wrong with: a schema error in the url is
+// INVALID_URL, in the subscription INVALID_SUBSCRIPTION, anywhere else
+// INVALID_REQUEST.
 func (s *Server) requestProblem(err error) error {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return newProblem(http.StatusRequestEntityTooLarge, gen.ErrorCodePAYLOADTOOLARGE, "the request body is larger than %d bytes", tooLarge.Limit)
 	}
-	var fallback *problem
-	var subscription *problem
+	// The first error of the most specific field: url, then subscription.
+	code, message := gen.ErrorCodeINVALIDREQUEST, "the request does not match the API contract"
+	rank := 3
 	for _, f := range flatten(err) {
-		switch {
-		case f.field == "url":
-			return s.urlProblem(f)
-		case f.field == "type" && isString(f.value) && len(f.path) == 1:
-			return badRequest(unknownEventType(f.value.(string)))
-		case f.field == "subscription" && subscription == nil:
-			subscription = s.subscriptionProblem(f)
-		case fallback == nil:
-			fallback = newProblem(http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST, "%s", f.message)
+		if r, c := fieldCode(f.field); r < rank {
+			rank, code, message = r, c, f.message
 		}
 	}
-	if subscription != nil {
-		return subscription
-	}
-	if fallback != nil {
-		return fallback
-	}
-	return newProblem(http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST, "the request does not match the API contract")
+	return newProblem(http.StatusBadRequest, code, "%s", message)
 }
 
-func (s *Server) urlProblem(f fieldError) *problem {
-	if raw, ok := f.value.(string); ok {
-		if _, err := s.checkURL(raw); err != nil {
-			return badRequest(ruleError(err))
-		}
+// fieldCode ranks a body field by how specific its code is.
+func fieldCode(field string) (int, gen.ErrorCode) {
+	switch field {
+	case "url":
+		return 0, gen.ErrorCodeINVALIDURL
+	case "subscription":
+		return 1, gen.ErrorCodeINVALIDSUBSCRIPTION
 	}
-	return newProblem(http.StatusBadRequest, gen.ErrorCodeINVALIDURL, "%s", f.message)
-}
-
-func (s *Server) subscriptionProblem(f fieldError) *problem {
-	if list, ok := f.value.([]any); ok && len(f.path) == 2 {
-		names := make([]string, 0, len(list))
-		for _, v := range list {
-			if name, ok := v.(string); ok {
-				names = append(names, name)
-			}
-		}
-		if len(names) == len(list) {
-			if err := s.cfg.Catalog.CheckSubscription(names); err != nil {
-				return badRequest(ruleError(err))
-			}
-		}
-	}
-	return newProblem(http.StatusBadRequest, gen.ErrorCodeINVALIDSUBSCRIPTION, "%s", f.message)
-}
-
-func isString(v any) bool {
-	_, ok := v.(string)
-	return ok
+	return 2, gen.ErrorCodeINVALIDREQUEST
 }
 
 func badRequest(body gen.Error) *problem {
@@ -212,9 +180,7 @@ func badRequest(body gen.Error) *problem {
 
 // fieldError is one leaf of the validator's verdict.
 type fieldError struct {
-	field   string   // the top-level body property at fault; "" for the rest
-	path    []string // the JSON pointer into the body
-	value   any      // the value at fault
+	field   string // the top-level body property at fault; "" for the rest
 	message string
 }
 
@@ -247,7 +213,7 @@ func flatten(err error) []fieldError {
 			}
 		case errors.As(err, &se):
 			path := se.JSONPointer()
-			f := fieldError{path: path, value: se.Value, message: prefix + ": " + se.Reason}
+			f := fieldError{message: prefix + ": " + se.Reason}
 			if inBody && len(path) > 0 {
 				f.field = path[0]
 				f.message = pointerString(path) + ": " + se.Reason

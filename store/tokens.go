@@ -71,7 +71,7 @@ type cachedToken struct {
 // lookup would otherwise be a query per request.
 func (s *Store) Authenticate(ctx context.Context, secret string) (_ auth.Principal, err error) {
 	hash := auth.HashToken(secret)
-	now := time.Now()
+	now := s.now()
 	s.tokens.mu.Lock()
 	if e, ok := s.tokens.entries[hash]; ok && now.Before(e.until) {
 		s.tokens.mu.Unlock()
