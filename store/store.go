@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/hookferry/hookferry/keyring"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -33,7 +34,22 @@ type Options struct {
 	MaxOpenConns int
 	// Logger receives slow-query and error reports; nil discards them.
 	Logger *slog.Logger
+	// Keys seal and open the webhooks' signing secrets; required.
+	Keys *keyring.Keyring
+	// Migrate says what Open does with pending migrations.
+	Migrate MigrateMode
 }
+
+// MigrateMode is what Open does with a schema that is behind this build.
+type MigrateMode int
+
+// The migrate modes.
+const (
+	// MigrateApply applies pending migrations under a lock (the default).
+	MigrateApply MigrateMode = iota
+	// MigrateRequire refuses a schema with pending migrations (HOOKFERRY_MIGRATE=false).
+	MigrateRequire
+)
 
 // Store is the database. It is safe for concurrent use.
 type Store struct {
@@ -45,6 +61,8 @@ type Store struct {
 	log      *slog.Logger
 	signals  signals
 	tokens   tokenCache
+	keys     *keyring.Keyring
+	applied  []int64
 
 	publishes chan *publishRequest // waiting for a writer
 	notifies  chan struct{}        // a NOTIFY to send, coalesced
@@ -162,6 +180,12 @@ func redact(databaseURL string) string {
 }
 
 func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// Location is where the database is.
+func (s *Store) Location() Location { loc, _ := ParseDatabaseURL(s.url); return loc }
+
+// Applied lists the migrations this Open applied, oldest first.
+func (s *Store) Applied() []int64 { return s.applied }
 
 // Dialect names the database engine: "postgres" or "sqlite".
 func (s *Store) Dialect() string {
