@@ -93,7 +93,7 @@ type env struct {
 
 func setup(t *testing.T, be storetest.Backend) *env {
 	t.Helper()
-	st, err := store.Open(ctx, be.URL(t), store.Options{})
+	st, err := store.Open(ctx, be.URL(t), store.Options{Keys: storetest.Keys()})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 	return &env{t: t, store: st}
@@ -472,7 +472,7 @@ func TestNewWorkWakesTheWorkers(t *testing.T) {
 	t.Run("another instance", func(t *testing.T) {
 		t.Parallel()
 		url := storetest.PostgresURL(t)
-		worker, err := store.Open(ctx, url, store.Options{})
+		worker, err := store.Open(ctx, url, store.Options{Keys: storetest.Keys()})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = worker.Close() })
 		e := &env{t: t, store: worker}
@@ -483,7 +483,7 @@ func TestNewWorkWakesTheWorkers(t *testing.T) {
 		t.Cleanup(func() { stopListening(); <-listening })
 		e.start(noPolling, delivery.SenderConfig{})
 
-		producer, err := store.Open(ctx, url, store.Options{})
+		producer, err := store.Open(ctx, url, store.Options{Keys: storetest.Keys()})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = producer.Close() })
 		publish := func() {

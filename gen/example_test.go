@@ -16,6 +16,7 @@ import (
 	"github.com/hookferry/hookferry/gen"
 	"github.com/hookferry/hookferry/server"
 	"github.com/hookferry/hookferry/store"
+	"github.com/hookferry/hookferry/store/storetest"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
@@ -117,7 +118,7 @@ func startHookferry() (baseURL, manageToken, publishToken string, rcv receiver, 
 	}))
 	rcv.url <- tlsReceiver.URL
 
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "hookferry.db"), store.Options{})
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "hookferry.db"), store.Options{Keys: storetest.Keys()})
 	if err != nil {
 		panic(err)
 	}

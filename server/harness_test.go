@@ -61,7 +61,7 @@ func eachBackend(t *testing.T, body func(t *testing.T, be storetest.Backend)) {
 func setup(t *testing.T, be storetest.Backend, tweak ...func(*server.Config)) *env {
 	t.Helper()
 	clk := &clock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
-	st, err := store.Open(context.Background(), be.URL(t), store.Options{Now: clk.Now, MaxOpenConns: 8})
+	st, err := store.Open(context.Background(), be.URL(t), store.Options{Keys: storetest.Keys(), Now: clk.Now, MaxOpenConns: 8})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 	cfg := server.Config{UnpauseCooldown: 10 * time.Second, Now: clk.Now}

@@ -129,7 +129,7 @@ func FuzzRegisterWebhook(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	st, err := store.Open(ctx, "sqlite:"+f.TempDir()+"/fuzz.db", store.Options{})
+	st, err := store.Open(ctx, "sqlite:"+f.TempDir()+"/fuzz.db", store.Options{Keys: storetest.Keys()})
 	require.NoError(f, err)
 	defer st.Close()
 	srv, err := server.New(st, server.Config{MaxWebhooksPerUser: 1 << 30})

@@ -89,9 +89,19 @@ func (s *Store) Claim(ctx context.Context, limit int, lease time.Duration, exclu
 		return nil, err
 	}
 	out := make([]Claim, len(rows))
+	secrets := map[string]string{} // opened once per webhook of the batch
 	for i, r := range rows {
+		secret, ok := secrets[r.WebhookID]
+		if !ok {
+			// A secret that cannot be opened leaves the claim's secret empty:
+			// the sender refuses it as a failure on our side (Internal).
+			if secret, err = s.openSecret(r.Secret); err != nil && s.log != nil {
+				s.log.Error("store: cannot open a signing secret", "webhook", r.WebhookID, "error", err)
+			}
+			secrets[r.WebhookID] = secret
+		}
 		out[i] = Claim{DeliveryID: r.ID, ClaimSeq: r.ClaimSeq, EventID: r.EventID, WebhookID: r.WebhookID,
-			URL: r.URL, Secret: r.Secret, Payload: r.Payload, Attempts: r.Attempts, SchedulePos: r.SchedulePos}
+			URL: r.URL, Secret: secret, Payload: r.Payload, Attempts: r.Attempts, SchedulePos: r.SchedulePos}
 	}
 	// The order of RETURNING is not promised: restore the claim order.
 	sortClaims(out)
@@ -289,10 +299,11 @@ func (s *Store) updateDeliveries(tx *gorm.DB, results []Result) error {
 		last_status_code = CASE WHEN v.column4 = 1 THEN v.column7 ELSE deliveries.last_status_code END,
 		last_error = CASE WHEN v.column4 = 1 THEN v.column8 ELSE deliveries.last_error END,
 		delivered_at = COALESCE(v.column9, deliveries.delivered_at),
+		finished_at = CASE WHEN v.column3 = 'PENDING' THEN NULL ELSE ` + cast("TIMESTAMPTZ") + ` END,
 		leased_until = NULL
 		FROM (VALUES ` + strings.Join(values, ", ") + `) AS v
 		WHERE deliveries.id = v.column1 AND deliveries.claim_seq = v.column2`
-	return tx.Exec(q, args...).Error
+	return tx.Exec(q, append([]any{s.clock()}, args...)...).Error
 }
 
 // insertAttempts logs attempts in one statement, skipping those whose delivery
@@ -393,7 +404,7 @@ func (s *Store) Redeliver(ctx context.Context, owner webhook.Owner, webhookID, i
 			return ErrDeliveryNotFound
 		}
 		res := tx.Model(&deliveryRow{}).Where("id = ? AND webhook_id = ?", n, webhookID).Updates(map[string]any{
-			"status": StatusPending, "next_attempt_at": due, "schedule_pos": 0, "leased_until": nil, "delivered_at": nil,
+			"status": StatusPending, "next_attempt_at": due, "schedule_pos": 0, "leased_until": nil, "delivered_at": nil, "finished_at": nil,
 			"claim_seq": gorm.Expr("claim_seq + 1"),
 		})
 		if res.Error != nil {

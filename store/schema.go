@@ -1,14 +1,9 @@
 package store
 
-import (
-	"context"
-	"fmt"
-	"time"
+import "time"
 
-	"gorm.io/gorm"
-)
-
-// The rows of the schema. Times are UTC; uniqueness is the database's job.
+// The rows of the schema, which the migrations in migrations/ create (the gorm
+// tags only describe it). Times are UTC; uniqueness is the database's job.
 
 type webhookRow struct {
 	ID             string    `gorm:"primaryKey;size:40"`
@@ -98,6 +93,7 @@ type deliveryRow struct {
 	LastError      string    `gorm:"not null;default:''"`
 	CreatedAt      time.Time `gorm:"not null"`
 	DeliveredAt    *time.Time
+	FinishedAt     *time.Time // when it became DELIVERED or FAILED
 	Webhook        webhookRow `gorm:"foreignKey:WebhookID;constraint:OnDelete:CASCADE"`
 	Event          eventRow   `gorm:"foreignKey:EventID;constraint:OnDelete:CASCADE"`
 }
@@ -116,22 +112,3 @@ type attemptRow struct {
 }
 
 func (attemptRow) TableName() string { return "attempts" }
-
-// migrationLock is the PostgreSQL advisory lock that keeps two instances
-// starting at once from migrating the same schema together.
-const migrationLock = 0x686f6f6b // "hook"
-
-func (s *Store) migrate(ctx context.Context) (err error) {
-	defer wrap(&err, "store.migrate")
-	models := []any{&webhookRow{}, &webhookEventTypeRow{}, &ownerRow{}, &tokenRow{}, &eventRow{}, &deliveryRow{}, &attemptRow{}}
-	if !s.postgres {
-		return s.db.WithContext(ctx).AutoMigrate(models...)
-	}
-	return s.db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
-		if err := conn.Exec("SELECT pg_advisory_lock(?)", migrationLock).Error; err != nil {
-			return fmt.Errorf("lock: %w", err)
-		}
-		defer conn.Exec("SELECT pg_advisory_unlock(?)", migrationLock)
-		return conn.AutoMigrate(models...)
-	})
-}

@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -53,16 +55,18 @@ const (
 
 // Store is the database. It is safe for concurrent use.
 type Store struct {
-	db       *gorm.DB
-	now      func() time.Time
-	random   io.Reader
-	postgres bool
-	url      string
-	log      *slog.Logger
-	signals  signals
-	tokens   tokenCache
-	keys     *keyring.Keyring
-	applied  []int64
+	db        *gorm.DB
+	now       func() time.Time
+	random    io.Reader
+	postgres  bool
+	url       string
+	loc       Location
+	log       *slog.Logger
+	signals   signals
+	tokens    tokenCache
+	keys      *keyring.Keyring
+	applied   []int64
+	revisions revisions
 
 	publishes chan *publishRequest // waiting for a writer
 	notifies  chan struct{}        // a NOTIFY to send, coalesced
@@ -72,11 +76,64 @@ type Store struct {
 	writers   sync.WaitGroup
 }
 
-// Open connects to databaseURL and creates or upgrades the schema. An empty URL
-// opens the SQLite file hookferry.db in the working directory; "sqlite:PATH" or
-// "file:PATH" another SQLite file; "postgres://…" or "postgresql://…" PostgreSQL.
+// Open connects to databaseURL, brings the schema up to date (see
+// Options.Migrate) and seals any signing secret still stored in plain text. An
+// empty URL opens the SQLite file hookferry.db in the working directory;
+// "sqlite:PATH" or "file:PATH" another SQLite file; "postgres://…" or
+// "postgresql://…" PostgreSQL.
 func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error) {
-	s := &Store{now: opts.Now, random: opts.Random, url: databaseURL, log: opts.Logger}
+	if opts.Keys == nil {
+		return nil, errors.New("store: no encryption keys for the signing secrets")
+	}
+	s, err := openDB(ctx, databaseURL, opts, true)
+	if err != nil {
+		return nil, err
+	}
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := s.start(ctx, opts.Migrate); err != nil {
+		_ = sqlDB.Close()
+		return nil, err
+	}
+	s.publishes, s.notifies, s.closing = make(chan *publishRequest, 1024), make(chan struct{}, 1), make(chan struct{})
+	writers := 1 // SQLite has one writer anyway
+	if s.postgres {
+		writers = 4
+		s.writers.Add(1)
+		go s.sendNotifies()
+	}
+	s.writers.Add(writers)
+	for range writers {
+		go s.writePublishes()
+	}
+	return s, nil
+}
+
+// start migrates, checks that the database takes writes, and seals plain
+// secrets.
+func (s *Store) start(ctx context.Context, mode MigrateMode) error {
+	if err := s.migrate(ctx, mode); err != nil {
+		return s.explain(err)
+	}
+	if err := s.Ready(ctx); err != nil {
+		return fmt.Errorf("store: %s does not accept writes: %w", s.loc, s.explain(err))
+	}
+	if err := s.sealPlainSecrets(ctx); err != nil {
+		return err
+	}
+	return s.openRevisions(ctx)
+}
+
+// openDB connects without touching the schema; create says whether a missing
+// SQLite file may be created (mode 0600).
+func openDB(ctx context.Context, databaseURL string, opts Options, create bool) (*Store, error) {
+	loc, err := ParseDatabaseURL(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s := &Store{now: opts.Now, random: opts.Random, url: databaseURL, loc: loc, log: opts.Logger, keys: opts.Keys}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -87,20 +144,18 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		Logger:                 logger.Discard,
 	}
 	var dialector gorm.Dialector
-	switch {
-	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
+	if loc.Postgres {
 		s.postgres = true
-		dialector = postgres.Open(databaseURL)
-	default:
-		dsn, err := sqliteDSN(databaseURL)
-		if err != nil {
+		dialector = postgres.Open(loc.URL)
+	} else {
+		if err := prepareSQLiteFile(loc.Path, create); err != nil {
 			return nil, err
 		}
-		dialector = sqlite.Open(dsn)
+		dialector = sqlite.Open(sqliteDSN(loc.Path, false))
 	}
 	db, err := gorm.Open(dialector, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", redact(databaseURL), err)
+		return nil, fmt.Errorf("store: open %s: %w", loc, err)
 	}
 	s.db = db
 	sqlDB, err := db.DB()
@@ -120,69 +175,76 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		// fairer and faster than SQLite's busy-wait.
 		sqlDB.SetMaxOpenConns(1)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := sqlDB.PingContext(ctx); err != nil {
 		_ = sqlDB.Close()
-		return nil, err
-	}
-	s.publishes, s.notifies, s.closing = make(chan *publishRequest, 1024), make(chan struct{}, 1), make(chan struct{})
-	writers := 1 // SQLite has one writer anyway
-	if s.postgres {
-		writers = 4
-		s.writers.Add(1)
-		go s.sendNotifies()
-	}
-	s.writers.Add(writers)
-	for range writers {
-		go s.writePublishes()
+		return nil, fmt.Errorf("store: cannot reach %s: %w", loc, err)
 	}
 	return s, nil
 }
 
-// sqliteDSN turns a database URL into the SQLite driver's DSN: WAL journal,
-// full sync (an acknowledged write survives a power cut), a busy timeout for
-// other processes (the CLI) writing at the same time, and transactions that
-// take the write lock up front.
-func sqliteDSN(databaseURL string) (string, error) {
-	path := databaseURL
+// prepareSQLiteFile makes sure the directory exists and creates the file
+// readable by its owner alone (SQLite gives its -wal and -shm files the same
+// mode), so that SQLite does not create it world-readable.
+func prepareSQLiteFile(path string, create bool) error {
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("store: the directory %s of the SQLite database does not exist; create it or set HOOKFERRY_DATABASE_URL=sqlite:PATH elsewhere", dir)
+	}
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	} else if !create {
+		return fmt.Errorf("store: there is no SQLite database at %s", path)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	switch {
-	case path == "":
-		path = DefaultSQLitePath
-	case strings.HasPrefix(path, "sqlite://"):
-		path = strings.TrimPrefix(path, "sqlite://")
-	case strings.HasPrefix(path, "sqlite:"):
-		path = strings.TrimPrefix(path, "sqlite:")
-	case strings.HasPrefix(path, "file:"):
-		path = strings.TrimPrefix(path, "file:")
-	case strings.Contains(path, "://"):
-		return "", fmt.Errorf("store: unsupported database URL %s (use postgres://… or sqlite:PATH)", redact(databaseURL))
+	case errors.Is(err, os.ErrExist):
+		return nil // another process created it meanwhile
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("store: cannot create the SQLite database %s: the directory %s is not writable by this user", path, dir)
+	case err != nil:
+		return fmt.Errorf("store: cannot create the SQLite database %s: %w", path, err)
 	}
-	path, _, _ = strings.Cut(path, "?")
-	if path == "" {
-		return "", fmt.Errorf("store: empty SQLite path in %q", databaseURL)
+	return f.Close()
+}
+
+// explain rewords the SQLite errors a person meets at start-up.
+func (s *Store) explain(err error) error {
+	if s.postgres || err == nil {
+		return err
 	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "readonly database"), strings.Contains(msg, "(8)"):
+		return fmt.Errorf("the SQLite database %s is read-only: check the permissions of the file and of its directory (SQLite writes %s-wal and %s-shm beside it): %w", s.loc.Path, s.loc.Path, s.loc.Path, err)
+	case strings.Contains(msg, "unable to open"), strings.Contains(msg, "(14)"):
+		return fmt.Errorf("cannot open the SQLite database %s: check that its directory exists and is writable: %w", s.loc.Path, err)
+	}
+	return err
+}
+
+// sqliteDSN is the SQLite driver's DSN for path: WAL journal, full sync (an
+// acknowledged write survives a power cut), a busy timeout for other processes
+// (the CLI) writing at the same time, transactions that take the write lock up
+// front, and deleted content overwritten (no plain secret left in free pages).
+func sqliteDSN(path string, readOnly bool) string {
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "secure_delete(1)")
 	q.Set("_txlock", "immediate")
 	q.Set("_time_format", "sqlite")
-	return "file:" + path + "?" + q.Encode(), nil
-}
-
-// redact hides the password of a database URL, for messages.
-func redact(databaseURL string) string {
-	u, err := url.Parse(databaseURL)
-	if err != nil || u.User == nil {
-		return databaseURL
+	if readOnly {
+		q.Set("mode", "ro")
 	}
-	return u.Redacted()
+	return "file:" + path + "?" + q.Encode()
 }
 
 func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 // Location is where the database is.
-func (s *Store) Location() Location { loc, _ := ParseDatabaseURL(s.url); return loc }
+func (s *Store) Location() Location { return s.loc }
 
 // Applied lists the migrations this Open applied, oldest first.
 func (s *Store) Applied() []int64 { return s.applied }
@@ -217,7 +279,11 @@ func (s *Store) Close() error {
 	if err != nil {
 		return err
 	}
-	return sqlDB.Close()
+	var errs []error
+	if s.revisions.reader != nil {
+		errs = append(errs, s.revisions.reader.Close())
+	}
+	return errors.Join(append(errs, sqlDB.Close())...)
 }
 
 // Sentinel errors; callers test them with errors.Is.

@@ -25,7 +25,7 @@ func TestReopenKeepsData(t *testing.T) {
 			url := be.URL(t)
 			berlin := time.FixedZone("CET", 3600)
 			now := func() time.Time { return time.Date(2026, 11, 27, 13, 0, 0, 123456789, berlin) }
-			st, err := store.Open(ctx, url, store.Options{Now: now})
+			st, err := store.Open(ctx, url, store.Options{Keys: storetest.Keys(), Now: now})
 			require.NoError(t, err)
 			owner := webhook.Owner{TenantID: "acme", UserID: "alice"}
 			w, err := webhook.New(owner, "https://example.com/h", "https://example.com/h", []string{"order.created"}, now(), nil)
@@ -35,7 +35,7 @@ func TestReopenKeepsData(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, st.Close())
 
-			st, err = store.Open(ctx, url, store.Options{})
+			st, err = store.Open(ctx, url, store.Options{Keys: storetest.Keys()})
 			require.NoError(t, err)
 			defer st.Close()
 			got, err := st.GetWebhook(ctx, owner, w.ID)
@@ -57,7 +57,7 @@ func TestTokens(t *testing.T) {
 	for _, be := range storetest.Backends() {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
-			st, err := store.Open(ctx, be.URL(t), store.Options{})
+			st, err := store.Open(ctx, be.URL(t), store.Options{Keys: storetest.Keys()})
 			require.NoError(t, err)
 			defer st.Close()
 			tok, secret, err := st.CreateToken(ctx, "acme", "alice", []auth.Permission{auth.PermissionEventsPublish})
@@ -83,7 +83,7 @@ func TestTokens(t *testing.T) {
 
 func TestStoreErrorsSayWhere(t *testing.T) {
 	t.Parallel()
-	st, err := store.Open(ctx, storetest.SQLiteURL(t), store.Options{})
+	st, err := store.Open(ctx, storetest.SQLiteURL(t), store.Options{Keys: storetest.Keys()})
 	require.NoError(t, err)
 	defer st.Close()
 	_, err = st.GetWebhook(ctx, webhook.Owner{TenantID: "a", UserID: "b"}, "wh_x")
@@ -93,7 +93,7 @@ func TestStoreErrorsSayWhere(t *testing.T) {
 
 func TestOpenRejectsUnknownURLs(t *testing.T) {
 	t.Parallel()
-	_, err := store.Open(ctx, "mysql://root:hunter2@localhost/db", store.Options{})
+	_, err := store.Open(ctx, "mysql://root:hunter2@localhost/db", store.Options{Keys: storetest.Keys()})
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "hunter2", "passwords stay out of messages")
 }
@@ -102,7 +102,7 @@ func TestOpenRejectsUnknownURLs(t *testing.T) {
 // made through the same store.
 func TestRevokedTokenStopsAtOnce(t *testing.T) {
 	t.Parallel()
-	st, err := store.Open(ctx, storetest.SQLiteURL(t), store.Options{})
+	st, err := store.Open(ctx, storetest.SQLiteURL(t), store.Options{Keys: storetest.Keys()})
 	require.NoError(t, err)
 	defer st.Close()
 	_, secret, err := st.CreateToken(ctx, "acme", "alice", []auth.Permission{auth.PermissionWebhookManagement})

@@ -49,9 +49,9 @@ func (s *Store) CreateToken(ctx context.Context, tenantID, userID string, perms 
 }
 
 // tokenCacheTTL is how long a resolved token is trusted without asking the
-// database again, and so how long a token revoked by another process (the
-// CLI) may still be accepted.
-const tokenCacheTTL = 2 * time.Second
+// database again. Revocations do not wait for it: they clear the cache of
+// every process (see revisions).
+const tokenCacheTTL = 30 * time.Second
 
 // tokenCacheSize bounds the cache; when full it starts over.
 const tokenCacheSize = 10000
@@ -66,14 +66,25 @@ type cachedToken struct {
 	until     time.Time
 }
 
+func (c *tokenCache) clear() {
+	c.mu.Lock()
+	c.entries = nil
+	c.mu.Unlock()
+}
+
 // Authenticate resolves a bearer token to its principal, or ErrTokenUnauthorized.
 // Tokens found are cached for tokenCacheTTL: every request carries one, and the
-// lookup would otherwise be a query per request.
+// lookup would otherwise be a query per request. A revocation by any process
+// clears the cache before the next request is answered (Sync).
 func (s *Store) Authenticate(ctx context.Context, secret string) (_ auth.Principal, err error) {
+	if err := s.Sync(ctx); err != nil {
+		return auth.Principal{}, err
+	}
 	hash := auth.HashToken(secret)
 	now := s.now()
+	trusted := s.trustCache()
 	s.tokens.mu.Lock()
-	if e, ok := s.tokens.entries[hash]; ok && now.Before(e.until) {
+	if e, ok := s.tokens.entries[hash]; ok && trusted && now.Before(e.until) {
 		s.tokens.mu.Unlock()
 		return e.principal, nil
 	}
@@ -95,6 +106,13 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (_ auth.Princip
 	s.tokens.entries[hash] = cachedToken{principal: p, until: now.Add(tokenCacheTTL)}
 	s.tokens.mu.Unlock()
 	return p, nil
+}
+
+// HasTokens reports whether any token exists (revoked or not).
+func (s *Store) HasTokens(ctx context.Context) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&tokenRow{}).Limit(1).Count(&n).Error
+	return n > 0, err
 }
 
 // ListTokens returns every token, oldest first.
@@ -128,7 +146,10 @@ func (s *Store) RevokeToken(ctx context.Context, idOrSecret string) (_ Token, er
 		}
 		now := s.clock()
 		row.RevokedAt = &now
-		return tx.Model(&tokenRow{ID: row.ID}).Update("revoked_at", now).Error
+		if err := tx.Model(&tokenRow{ID: row.ID}).Update("revoked_at", now).Error; err != nil {
+			return err
+		}
+		return s.bumpRevision(tx)
 	})
 	if err == nil {
 		s.tokens.mu.Lock()

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hookferry/hookferry/webhook"
@@ -33,6 +34,11 @@ func (s *Store) RegisterWebhook(ctx context.Context, w webhook.Webhook, maxPerUs
 			return ErrTooManyWebhooks
 		}
 		row := toWebhookRow(w)
+		sealed, err := s.sealSecret(w.Secret)
+		if err != nil {
+			return err
+		}
+		row.Secret = sealed
 		if err := tx.Create(&row).Error; err != nil {
 			if errors.Is(err, gorm.ErrDuplicatedKey) {
 				return ErrDuplicateURL
@@ -207,6 +213,11 @@ func (s *Store) complete(tx *gorm.DB, rows []webhookRow) ([]webhook.Webhook, err
 	for i, r := range rows {
 		ids[i] = r.ID
 		out[i] = r.toWebhook()
+		secret, err := s.openSecret(r.Secret)
+		if err != nil {
+			return nil, fmt.Errorf("webhook %s: %w", r.ID, err)
+		}
+		out[i].Secret = secret
 		byID[r.ID] = &out[i]
 	}
 	var types []webhookEventTypeRow
@@ -235,7 +246,7 @@ func toWebhookRow(w webhook.Webhook) webhookRow {
 	return webhookRow{
 		ID: w.ID, TenantID: w.Owner.TenantID, UserID: w.Owner.UserID,
 		URL: w.URL, NormalizedURL: w.NormalizedURL,
-		Status: string(w.Status), PauseReason: string(w.PauseReason), Secret: w.Secret,
+		Status: string(w.Status), PauseReason: string(w.PauseReason),
 		CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, PausedAt: w.PausedAt, LastUnpausedAt: w.LastUnpausedAt,
 	}
 }
@@ -244,7 +255,7 @@ func (r webhookRow) toWebhook() webhook.Webhook {
 	return webhook.Webhook{
 		ID: r.ID, Owner: webhook.Owner{TenantID: r.TenantID, UserID: r.UserID},
 		URL: r.URL, NormalizedURL: r.NormalizedURL,
-		Status: webhook.Status(r.Status), PauseReason: webhook.PauseReason(r.PauseReason), Secret: r.Secret,
+		Status: webhook.Status(r.Status), PauseReason: webhook.PauseReason(r.PauseReason),
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 		PausedAt: utcPtr(r.PausedAt), LastUnpausedAt: utcPtr(r.LastUnpausedAt),
 	}

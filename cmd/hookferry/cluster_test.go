@@ -155,7 +155,7 @@ func TestSIGTERMFinishesInFlightDeliveries(t *testing.T) {
 	}
 	s.terminate()
 
-	st, err := store.Open(context.Background(), db, store.Options{})
+	st, err := store.Open(context.Background(), db, store.Options{Keys: storetest.Keys()})
 	require.NoError(t, err)
 	defer st.Close()
 	owner := webhook.Owner{TenantID: "acme", UserID: "alice"}
