@@ -66,12 +66,16 @@ type Dispatcher struct {
 type hookQueue struct {
 	inFlight int
 	backlog  []held
+	// gen counts the times the webhook was forgotten (paused, deleted,
+	// erased): an attempt of an older generation does not start.
+	gen int
 }
 
-// held is a claim and the moment its lease ends.
+// held is a claim, the moment its lease ends and its webhook's generation.
 type held struct {
 	store.Claim
 	leaseEnd time.Time
+	gen      int
 }
 
 // New builds a dispatcher; Run starts it.
@@ -129,6 +133,8 @@ func New(st *store.Store, sender *Sender, cfg Config) *Dispatcher {
 			d.poke()
 		case store.WebhooksChannel:
 			d.forget(s.Payload)
+		case store.RevisionsChannel:
+			d.revalidate()
 		}
 	})
 	return d
@@ -266,12 +272,12 @@ func (d *Dispatcher) dispatch(sendCtx context.Context, claims []store.Claim) {
 	defer d.mu.Unlock()
 	d.held += len(claims)
 	for _, claim := range claims {
-		c := held{Claim: claim, leaseEnd: leaseEnd}
-		q := d.hooks[c.WebhookID]
+		q := d.hooks[claim.WebhookID]
 		if q == nil {
 			q = &hookQueue{}
-			d.hooks[c.WebhookID] = q
+			d.hooks[claim.WebhookID] = q
 		}
+		c := held{Claim: claim, leaseEnd: leaseEnd, gen: q.gen}
 		if q.inFlight < d.cfg.PerWebhook {
 			q.inFlight++
 			d.startLocked(sendCtx, c)
@@ -305,8 +311,9 @@ func (d *Dispatcher) startLocked(sendCtx context.Context, c held) {
 		defer d.sends.Done()
 		d.slots <- struct{}{}
 		// An attempt that could outlive its lease might race the worker that
-		// takes the delivery over: give it back instead.
-		if d.cfg.Now().Add(d.sender.Timeout()).After(c.leaseEnd) {
+		// takes the delivery over, and one whose webhook was paused, deleted
+		// or erased (here or by another process) must not start: give it back.
+		if d.cfg.Now().Add(d.sender.Timeout()).After(c.leaseEnd) || !d.current(sendCtx, c) {
 			<-d.slots
 			d.results <- release(c.Claim, time.Time{})
 			d.finished(sendCtx, c.WebhookID)
@@ -351,7 +358,50 @@ func (d *Dispatcher) finished(sendCtx context.Context, webhookID string) {
 func (d *Dispatcher) forget(webhookID string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if q := d.hooks[webhookID]; q != nil {
+		q.gen++
+	}
 	d.releaseBacklogLocked(webhookID)
+}
+
+// current reports whether c may still be attempted: the revocations and
+// erasures of other processes are seen first (store.Sync), then c's webhook
+// must not have been forgotten since c was claimed.
+func (d *Dispatcher) current(ctx context.Context, c held) bool {
+	if err := d.store.Sync(ctx); err != nil {
+		d.log.Warn("delivery: cannot check for erasures; attempt given back", "error", err)
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	q := d.hooks[c.WebhookID]
+	return q != nil && q.gen == c.gen
+}
+
+// revalidate forgets the webhooks held here that another process paused,
+// deleted or erased.
+func (d *Dispatcher) revalidate() {
+	d.mu.Lock()
+	ids := make([]string, 0, len(d.hooks))
+	for id := range d.hooks {
+		ids = append(ids, id)
+	}
+	d.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	active, err := d.store.ActiveWebhooks(ctx, ids)
+	if err != nil {
+		d.log.Warn("delivery: cannot check the webhooks held", "error", err)
+		return
+	}
+	for _, id := range ids {
+		if !active[id] {
+			d.forget(id)
+		}
+	}
 }
 
 func (d *Dispatcher) releaseBacklogLocked(webhookID string) {
