@@ -85,6 +85,7 @@ func (e *endpoint) received() []string {
 // env is a store, a dispatcher and the receivers it delivers to.
 type env struct {
 	t     *testing.T
+	url   string
 	store *store.Store
 	roots *x509.CertPool
 	stop  context.CancelFunc
@@ -93,10 +94,11 @@ type env struct {
 
 func setup(t *testing.T, be storetest.Backend) *env {
 	t.Helper()
-	st, err := store.Open(ctx, be.URL(t), store.Options{Keys: storetest.Keys()})
+	url := be.URL(t)
+	st, err := store.Open(ctx, url, store.Options{Keys: storetest.Keys()})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	return &env{t: t, store: st}
+	return &env{t: t, url: url, store: st}
 }
 
 // start runs a dispatcher until the test ends (or stop is called).
@@ -126,8 +128,13 @@ func (e *env) shutdown() {
 	}
 }
 
-// endpoint registers a webhook for types that delivers to a new receiver.
+// endpoint registers a webhook of owner for types that delivers to a new receiver.
 func (e *env) endpoint(respond func(int) int, types ...string) *endpoint {
+	e.t.Helper()
+	return e.endpointOf(owner, respond, types...)
+}
+
+func (e *env) endpointOf(owner webhook.Owner, respond func(int) int, types ...string) *endpoint {
 	e.t.Helper()
 	ep := &endpoint{t: e.t, respond: respond}
 	ep.srv = httptest.NewTLSServer(ep)
@@ -496,5 +503,59 @@ func TestNewWorkWakesTheWorkers(t *testing.T) {
 		eventually(t, "first delivered", func() bool { return len(ep.received()) == 1 })
 		publish()
 		eventually(t, "woken by NOTIFY from the other store", func() bool { return len(ep.received()) == 2 })
+	})
+}
+
+// TestErasedWebhookGetsNothingMore: while a webhook's first attempt is on the
+// wire and more wait in memory, another process (the CLI) erases its owner;
+// no further attempt starts.
+func TestErasedWebhookGetsNothingMore(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, e *env) {
+		arrived, release := make(chan struct{}, 10), make(chan struct{})
+		doomed := e.endpoint(func(n int) int {
+			arrived <- struct{}{}
+			if n == 1 {
+				<-release
+			}
+			return 204
+		}, "order.created")
+		globex := webhook.Owner{TenantID: "globex", UserID: "gina"}
+		witness := e.endpointOf(globex, nil, "order.created")
+		listening := make(chan struct{}, 1)
+		e.store.OnSignal(func(s store.Signal) {
+			if s.Channel == store.RevisionsChannel {
+				select {
+				case listening <- struct{}{}:
+				default:
+				}
+			}
+		})
+		listenCtx, stopListen := context.WithCancel(ctx)
+		t.Cleanup(stopListen)
+		go func() { _ = e.store.Listen(listenCtx) }()
+		if e.store.Dialect() == "postgres" {
+			<-listening // connected: revisions arrive by NOTIFY
+		}
+		e.start(delivery.Config{PerWebhook: 1}, delivery.SenderConfig{})
+		e.publish("order.created", 5)
+		<-arrived // the first attempt is on the wire, four wait their turn
+
+		cli, err := store.Open(ctx, e.url, store.Options{Keys: storetest.Keys()})
+		require.NoError(t, err)
+		defer cli.Close()
+		erased, err := cli.Erase(ctx, owner.TenantID, owner.UserID)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, erased.Webhooks)
+		require.EqualValues(t, 5, erased.Deliveries)
+		if e.store.Dialect() == "postgres" {
+			<-listening // the NOTIFY of the erasure arrived
+		}
+		close(release)
+
+		_, err = e.store.Publish(ctx, store.Event{TenantID: globex.TenantID, Type: "order.created", Data: json.RawMessage(`{}`)})
+		require.NoError(t, err)
+		eventually(t, "the witness got its event", func() bool { return len(witness.received()) == 1 })
+		require.Len(t, doomed.received(), 1, "nothing after the attempt that was on the wire")
 	})
 }
