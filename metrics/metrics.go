@@ -15,6 +15,7 @@ type Metrics struct {
 	deliveries      *prometheus.CounterVec
 	attemptSeconds  prometheus.Histogram
 	inFlight        prometheus.Gauge
+	pruned          *prometheus.CounterVec
 }
 
 // New registers the metrics with reg. queueDepth, when set, is asked for the
@@ -36,8 +37,11 @@ func New(reg prometheus.Registerer, queueDepth func(context.Context) (int64, err
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hookferry_deliveries_in_flight", Help: "Deliveries being sent by this instance now.",
 		}),
+		pruned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookferry_pruned_rows_total", Help: "Rows removed by retention, by table: deliveries, attempts, events.",
+		}, []string{"table"}),
 	}
-	reg.MustRegister(m.eventsPublished, m.deliveries, m.attemptSeconds, m.inFlight)
+	reg.MustRegister(m.eventsPublished, m.deliveries, m.attemptSeconds, m.inFlight, m.pruned)
 	if queueDepth != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "hookferry_queue_depth", Help: "Deliveries waiting, paused webhooks' included (all instances).",
@@ -76,5 +80,12 @@ func (m *Metrics) Attempt(outcome string, d time.Duration) {
 func (m *Metrics) InFlight(delta int) {
 	if m != nil {
 		m.inFlight.Add(float64(delta))
+	}
+}
+
+// Pruned counts rows removed by retention from table.
+func (m *Metrics) Pruned(table string, n int64) {
+	if m != nil && n > 0 {
+		m.pruned.WithLabelValues(table).Add(float64(n))
 	}
 }
