@@ -535,11 +535,11 @@ func TestErasedWebhookGetsNothingMore(t *testing.T) {
 		t.Cleanup(stopListen)
 		go func() { _ = e.store.Listen(listenCtx) }()
 		if e.store.Dialect() == "postgres" {
-			<-listening // connected: revisions arrive by NOTIFY
+			wait(t, listening, "listening")
 		}
 		e.start(delivery.Config{PerWebhook: 1}, delivery.SenderConfig{})
 		e.publish("order.created", 5)
-		<-arrived // the first attempt is on the wire, four wait their turn
+		wait(t, arrived, "the first attempt") // on the wire; four wait their turn
 
 		cli, err := store.Open(ctx, e.url, store.Options{Keys: storetest.Keys()})
 		require.NoError(t, err)
@@ -549,7 +549,7 @@ func TestErasedWebhookGetsNothingMore(t *testing.T) {
 		require.EqualValues(t, 1, erased.Webhooks)
 		require.EqualValues(t, 5, erased.Deliveries)
 		if e.store.Dialect() == "postgres" {
-			<-listening // the NOTIFY of the erasure arrived
+			wait(t, listening, "the NOTIFY of the erasure")
 		}
 		close(release)
 
@@ -558,4 +558,14 @@ func TestErasedWebhookGetsNothingMore(t *testing.T) {
 		eventually(t, "the witness got its event", func() bool { return len(witness.received()) == 1 })
 		require.Len(t, doomed.received(), 1, "nothing after the attempt that was on the wire")
 	})
+}
+
+// wait receives from ch; the deadline only turns a hang into a failure.
+func wait(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("never happened: %s", what)
+	}
 }

@@ -186,7 +186,7 @@ func TestRevocationByAnotherProcess(t *testing.T) {
 			go func() { _ = server.Listen(listenCtx) }()
 			postgres := server.Dialect() == "postgres"
 			if postgres {
-				<-revised // listening
+				wait(t, revised, "listening")
 			}
 			cli, err := store.Open(ctx, url, store.Options{Keys: storetest.Keys()})
 			require.NoError(t, err)
@@ -200,7 +200,7 @@ func TestRevocationByAnotherProcess(t *testing.T) {
 			_, err = cli.RevokeToken(ctx, tok.ID)
 			require.NoError(t, err)
 			if postgres {
-				<-revised // the NOTIFY of the revocation arrived
+				wait(t, revised, "the NOTIFY of the revocation")
 			}
 			_, err = server.Authenticate(ctx, secret)
 			require.ErrorIs(t, err, store.ErrTokenUnauthorized)
@@ -266,5 +266,15 @@ func TestSecretsAtRest(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, w.Secret, got.Secret)
 		})
+	}
+}
+
+// wait receives from ch; the deadline only turns a hang into a failure.
+func wait(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("never happened: %s", what)
 	}
 }
