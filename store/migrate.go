@@ -27,18 +27,18 @@ var ErrSchemaTooNew = errors.New("the database schema is newer than this hookfer
 var ErrSchemaBehind = errors.New("the database schema has pending migrations")
 
 func (s *Store) provider(sqlDB *sql.DB) (*goose.Provider, error) {
-	dialect, dir, locker := goose.DialectSQLite3, "migrations/sqlite", sessionLocker(sqliteLocker{path: s.loc.Path})
+	// SQLite start-ups are serialised as a whole (lockStartUp).
+	dialect, dir, opts := goose.DialectSQLite3, "migrations/sqlite", []goose.ProviderOption(nil)
 	if s.postgres {
-		dialect, dir, locker = goose.DialectPostgres, "migrations/postgres", postgresLocker{}
+		dialect, dir, opts = goose.DialectPostgres, "migrations/postgres", []goose.ProviderOption{goose.WithSessionLocker(postgresLocker{})}
 	}
 	fsys, err := fs.Sub(migrations, dir)
 	if err != nil {
 		return nil, err
 	}
-	return goose.NewProvider(dialect, sqlDB, fsys,
+	return goose.NewProvider(dialect, sqlDB, fsys, append(opts,
 		goose.WithTableName(migrationsTable),
-		goose.WithSessionLocker(locker),
-		goose.WithDisableGlobalRegistry(true))
+		goose.WithDisableGlobalRegistry(true))...)
 }
 
 // migrate brings the schema to the newest version this build knows, under a
@@ -94,6 +94,7 @@ func Status(ctx context.Context, databaseURL string) (_ SchemaStatus, err error)
 	if err != nil {
 		return SchemaStatus{}, err
 	}
+	defer s.endStartUp()
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return SchemaStatus{}, err
@@ -117,11 +118,6 @@ func Status(ctx context.Context, databaseURL string) (_ SchemaStatus, err error)
 		})
 	}
 	return st, nil
-}
-
-type sessionLocker interface {
-	SessionLock(ctx context.Context, conn *sql.Conn) error
-	SessionUnlock(ctx context.Context, conn *sql.Conn) error
 }
 
 // postgresLocker serialises migrations of one schema with a session advisory

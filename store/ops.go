@@ -96,7 +96,7 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (c PruneCoun
 			return c, err
 		}
 		if len(page) == 0 {
-			return c, nil
+			return c, s.shrink(ctx, c)
 		}
 		afterAt, afterID = page[len(page)-1].CreatedAt, page[len(page)-1].ID
 		ids := make([]string, len(page))
@@ -109,6 +109,15 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (c PruneCoun
 		}
 		c.Events += res.RowsAffected
 	}
+}
+
+// shrink hands the pages a prune freed back to the file system (SQLite; on
+// PostgreSQL autovacuum makes them reusable).
+func (s *Store) shrink(ctx context.Context, c PruneCounts) error {
+	if s.postgres || c.Deliveries+c.Attempts+c.Events == 0 {
+		return nil
+	}
+	return s.db.WithContext(ctx).Exec("PRAGMA incremental_vacuum").Error
 }
 
 // deleteDeliveries removes deliveries and their attempts.

@@ -67,6 +67,7 @@ type Store struct {
 	keys      *keyring.Keyring
 	applied   []int64
 	revisions revisions
+	startUp   func() // releases the SQLite start-up lock
 
 	publishes chan *publishRequest // waiting for a writer
 	notifies  chan struct{}        // a NOTIFY to send, coalesced
@@ -89,6 +90,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	if err != nil {
 		return nil, err
 	}
+	defer s.endStartUp()
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -126,9 +128,17 @@ func (s *Store) start(ctx context.Context, mode MigrateMode) error {
 	return s.openRevisions(ctx)
 }
 
+// endStartUp lets the next process start on this SQLite file.
+func (s *Store) endStartUp() {
+	if s.startUp != nil {
+		s.startUp()
+		s.startUp = nil
+	}
+}
+
 // openDB connects without touching the schema; create says whether a missing
 // SQLite file may be created (mode 0600).
-func openDB(ctx context.Context, databaseURL string, opts Options, create bool) (*Store, error) {
+func openDB(ctx context.Context, databaseURL string, opts Options, create bool) (_ *Store, err error) {
 	loc, err := ParseDatabaseURL(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -151,6 +161,14 @@ func openDB(ctx context.Context, databaseURL string, opts Options, create bool) 
 		if err := prepareSQLiteFile(loc.Path, create); err != nil {
 			return nil, err
 		}
+		if s.startUp, err = lockStartUp(loc.Path); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				s.endStartUp()
+			}
+		}()
 		dialector = sqlite.Open(sqliteDSN(loc.Path, false))
 	}
 	db, err := gorm.Open(dialector, cfg)
@@ -225,14 +243,18 @@ func (s *Store) explain(err error) error {
 // sqliteDSN is the SQLite driver's DSN for path: WAL journal, full sync (an
 // acknowledged write survives a power cut), a busy timeout for other processes
 // (the CLI) writing at the same time, transactions that take the write lock up
-// front, and deleted content overwritten (no plain secret left in free pages).
+// front, deleted content overwritten (no plain secret left in free pages), and
+// free pages that can be handed back.
 func sqliteDSN(path string, readOnly bool) string {
 	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)") // first: the pragmas after it may wait for a lock
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "secure_delete(1)")
+	// A new database gives the pages that pruning frees back to the file
+	// system (Prune runs incremental_vacuum); an older one keeps reusing them.
+	q.Add("_pragma", "auto_vacuum(INCREMENTAL)")
 	q.Set("_txlock", "immediate")
 	q.Set("_time_format", "sqlite")
 	if readOnly {
