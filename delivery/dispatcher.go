@@ -443,18 +443,23 @@ func (d *Dispatcher) result(c store.Claim, out Outcome) store.Result {
 		Attempted: true, AttemptedAt: now, StatusCode: out.StatusCode, Error: out.Error, Duration: out.Duration,
 		SchedulePos: c.SchedulePos,
 	}
+	attrs := []any{"delivery", c.DeliveryID, "webhook", c.WebhookID, "event", c.EventID, "attempt", c.Attempts + 1,
+		"status_code", out.StatusCode, "duration_ms", float64(out.Duration.Microseconds()) / 1000}
 	switch {
 	case out.Kind == Delivered:
 		r.Status = store.StatusDelivered
 		d.cfg.Metrics.Attempt("delivered", out.Duration)
+		d.log.Debug("delivery: delivered", attrs...)
 	case c.SchedulePos < len(d.cfg.RetrySchedule):
 		r.Status = store.StatusPending
 		r.NextAttemptAt = now.Add(d.cfg.Jitter(d.cfg.RetrySchedule[c.SchedulePos]))
 		r.SchedulePos = c.SchedulePos + 1
 		d.cfg.Metrics.Attempt(outcomeLabel(out.Kind), out.Duration)
+		d.log.Info("delivery: attempt failed; retry scheduled", append(attrs, "error", out.Error, "retry_at", r.NextAttemptAt)...)
 	default:
 		r.Status = store.StatusFailed
 		d.cfg.Metrics.Attempt("failed", out.Duration)
+		d.log.Warn("delivery: last attempt failed; delivery FAILED", append(attrs, "error", out.Error)...)
 	}
 	return r
 }

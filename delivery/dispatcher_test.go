@@ -1,14 +1,17 @@
 package delivery_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -261,8 +264,9 @@ func TestRetriesOnTheScheduleThenFails(t *testing.T) {
 			return http.StatusOK
 		}, "order.created")
 		registry := prometheus.NewRegistry()
+		var logs syncBuffer
 		e.start(delivery.Config{RetrySchedule: []time.Duration{time.Millisecond, 2 * time.Millisecond},
-			Metrics: metrics.New(registry, nil)}, delivery.SenderConfig{})
+			Metrics: metrics.New(registry, nil), Logger: slog.New(slog.NewTextHandler(&logs, nil))}, delivery.SenderConfig{})
 		ids := e.publish("order.created", 1)
 
 		eventually(t, "out of retries", func() bool {
@@ -286,6 +290,12 @@ func TestRetriesOnTheScheduleThenFails(t *testing.T) {
 
 		// Six attempts: four refused and retried, one out of retries, one delivered.
 		require.Equal(t, map[string]float64{"rejected": 4, "failed": 1, "delivered": 1}, attemptsByOutcome(t, registry))
+		// Failed attempts are logged at info and warn level, never with the secret or the URL.
+		out := logs.String()
+		require.Equal(t, 4, strings.Count(out, "attempt failed; retry scheduled"), out)
+		require.Equal(t, 1, strings.Count(out, "delivery FAILED\" delivery="), out)
+		require.NotContains(t, out, strings.TrimPrefix(failing.hook.Secret, "whsec_"))
+		require.NotContains(t, out, failing.srv.URL)
 	})
 }
 
@@ -568,4 +578,22 @@ func wait(t *testing.T, ch <-chan struct{}, what string) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("never happened: %s", what)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the dispatcher's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
