@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.Version=$(VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help run build generate test fmt-check vet drift check fuzz lint breaking ts-check
+.PHONY: help run build generate test fmt-check vet staticcheck drift check fuzz lint breaking ts-check
 
 help: ## list the targets
 	@echo 'Usage: make TARGET [FUZZTIME=30s]'
@@ -40,6 +40,9 @@ fmt-check: ## fail if gofmt would change a file
 vet: ## go vet every package
 	$(GO) vet ./...
 
+staticcheck: ## staticcheck every package (pinned by the tool directive of go.mod)
+	$(GO) tool staticcheck ./...
+
 drift: generate ## fail if gen/ or the TypeScript types are stale against openapi.yaml, or go.mod is untidy
 	@git diff --exit-code -- gen openapi.yaml clients/typescript/src || { \
 		echo 'drift: gen/ or clients/typescript/src differ from what openapi.yaml generates; commit the output of make generate' >&2; \
@@ -55,7 +58,7 @@ drift: generate ## fail if gen/ or the TypeScript types are stale against openap
 		exit 1; }
 	@echo 'drift: ok'
 
-check: fmt-check vet drift lint breaking test ts-check ## everything CI checks
+check: fmt-check vet staticcheck drift lint breaking test ts-check ## everything CI checks
 
 lint: ## lint openapi.yaml with Redocly CLI (pinned in tools/spec) under redocly.yaml
 	tools/spec/lint.sh
