@@ -25,8 +25,8 @@ generate: ## regenerate gen/ and the TypeScript client's types from openapi.yaml
 	cd gen && $(GO) generate ./...
 	cd clients/typescript && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error </dev/null; } && npm run --silent generate </dev/null
 
-test: ## run every test with the race detector (PostgreSQL at HOOKFERRY_TEST_POSTGRES_URL)
-	$(GO) test -race -count=1 ./...
+test: ## run every test with the race detector (PostgreSQL at HOOKFERRY_TEST_POSTGRES_URL); the last line says if PostgreSQL ran
+	GO=$(GO) tools/test.sh
 
 fmt-check: ## fail if gofmt would change a file
 	@files=$$(gofmt -l .); \
