@@ -146,6 +146,8 @@ func TestServeConfigurationSaysNo(t *testing.T) {
 		{"HOOKFERRY_DELIVERY_LEASE=5s", "HOOKFERRY_DELIVERY_TIMEOUT=10s"},
 		{"HOOKFERRY_ENCRYPTION_KEYS=" + testKeys, "HOOKFERRY_ENCRYPTION_KEYS_FILE=/dev/null"},
 		{"HOOKFERRY_ENCRYPTION_KEYS=not-a-key"},
+		{"HOOKFERRY_EVENT_TYPES=missing.txt"}, // a file name, mistyped: not a one-type catalog
+		{"HOOKFERRY_EVENT_TYPES=conf/missing"},
 	} {
 		dir := t.TempDir()
 		code, _, stderr := binary(t, dir, env, "serve", "--addr", "127.0.0.1:0")

@@ -53,7 +53,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	catalog, err := webhook.LoadCatalog(m.Config.EventTypes)
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	keys, err := resolveKeys(loc, m.Config.EncryptionKeys, m.Config.EncryptionKeysFile)
 	if err != nil {
