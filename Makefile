@@ -15,8 +15,10 @@ help: ## list the targets
 	@echo
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-run: ## run the service on :8080 with the SQLite file hookferry.db (no setup)
-	$(GO) run ./cmd/hookferry serve
+# Build, then exec the binary: go run exits 1 after Ctrl-C even when the service
+# stops cleanly, which make reports as an error.
+run: build ## run the service on :8080 with the SQLite file hookferry.db (no setup)
+	exec $(BIN) serve
 
 build: ## build bin/hookferry, stamped with `git describe` (or dev)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hookferry
