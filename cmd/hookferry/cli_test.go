@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"net/url"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hookferry/hookferry/keyring"
 	"github.com/hookferry/hookferry/store/storetest"
@@ -20,7 +22,10 @@ import (
 // in dir, with none of the test process's HOOKFERRY_ settings but env.
 func binary(t *testing.T, dir string, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
+	// A command that should have stopped at once but serves is a failure, not a hang.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	cmd.Dir = dir
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "HOOKFERRY_") {
@@ -33,6 +38,9 @@ func binary(t *testing.T, dir string, env []string, args ...string) (code int, s
 	err := cmd.Run()
 	if _, ok := err.(*exec.ExitError); err != nil && !ok {
 		t.Fatalf("run hookferry %v: %v", args, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("hookferry %v still ran after a minute:\n%s", args, errOut.String())
 	}
 	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
 }
@@ -171,7 +179,7 @@ func TestAPIOnlyIgnoresDeliverySettings(t *testing.T) {
 func TestBadDatabaseURLExits2AndCreatesNothing(t *testing.T) {
 	t.Parallel()
 	commands := [][]string{
-		{"serve", "--addr", "127.0.0.1:0"},
+		{"serve", "--addr", "127.0.0.1:-1"}, // got past the URL, it stops at listening
 		{"token", "create", "--tenant", "t", "--user", "u", "--permission", "EVENTS_PUBLISH"},
 		{"token", "list"},
 		{"token", "revoke", "tok_x"},
