@@ -8,15 +8,17 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.Version=$(VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help run build generate test fmt-check vet drift check fuzz lint breaking ts-check
+.PHONY: help run build generate test fmt-check vet staticcheck drift check fuzz lint breaking ts-check
 
 help: ## list the targets
 	@echo 'Usage: make TARGET [FUZZTIME=30s]'
 	@echo
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-run: ## run the service on :8080 with the SQLite file hookferry.db (no setup)
-	$(GO) run ./cmd/hookferry serve
+# Build, then exec the binary: go run exits 1 after Ctrl-C even when the service
+# stops cleanly, which make reports as an error.
+run: build ## run the service on :8080 with the SQLite file hookferry.db (no setup)
+	exec $(BIN) serve
 
 build: ## build bin/hookferry, stamped with `git describe` (or dev)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hookferry
@@ -25,8 +27,8 @@ generate: ## regenerate gen/ and the TypeScript client's types from openapi.yaml
 	cd gen && $(GO) generate ./...
 	cd clients/typescript && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error </dev/null; } && npm run --silent generate </dev/null
 
-test: ## run every test with the race detector (PostgreSQL at HOOKFERRY_TEST_POSTGRES_URL)
-	$(GO) test -race -count=1 ./...
+test: ## run every test with the race detector (PostgreSQL at HOOKFERRY_TEST_POSTGRES_URL); the last line says if PostgreSQL ran
+	GO=$(GO) tools/test.sh
 
 fmt-check: ## fail if gofmt would change a file
 	@files=$$(gofmt -l .); \
@@ -39,6 +41,9 @@ fmt-check: ## fail if gofmt would change a file
 
 vet: ## go vet every package
 	$(GO) vet ./...
+
+staticcheck: ## staticcheck every package (pinned by the tool directive of go.mod)
+	$(GO) tool staticcheck ./...
 
 drift: generate ## fail if gen/ or the TypeScript types are stale against openapi.yaml, or go.mod is untidy
 	@git diff --exit-code -- gen openapi.yaml clients/typescript/src || { \
@@ -55,7 +60,7 @@ drift: generate ## fail if gen/ or the TypeScript types are stale against openap
 		exit 1; }
 	@echo 'drift: ok'
 
-check: fmt-check vet drift lint breaking test ts-check ## everything CI checks
+check: fmt-check vet staticcheck drift lint breaking test ts-check ## everything CI checks
 
 lint: ## lint openapi.yaml with Redocly CLI (pinned in tools/spec) under redocly.yaml
 	tools/spec/lint.sh

@@ -277,7 +277,8 @@ func TestPrincipalContext(t *testing.T) {
 
 	// A principal stored under some other key is not found.
 	foreign := context.WithValue(context.Background(), otherKey{}, p)
-	foreign = context.WithValue(foreign, "principal", p) //nolint:staticcheck // deliberately a colliding-looking key
+	//lint:ignore SA1029 deliberately a plain string key that looks like ours
+	foreign = context.WithValue(foreign, "principal", p)
 	_, ok = auth.PrincipalFrom(foreign)
 	require.False(t, ok)
 

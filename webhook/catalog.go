@@ -72,7 +72,11 @@ func DefaultCatalog() *Catalog {
 
 // LoadCatalog reads HOOKFERRY_EVENT_TYPES's value: a path to a file (one name per
 // line, optionally followed by whitespace and a description; # starts a comment)
-// or, when no such file exists, a comma-separated list of names.
+// or, when no such file exists, a comma-separated list of names. A value that
+// names no file but looks like a path is an error, not a list: one holding / or
+// \, or a single name ending in a file extension (.txt, .list, .conf, .cfg,
+// .yaml, .yml, .json, any case), so that a mistyped file name does not start
+// the service with a one-type catalog.
 func LoadCatalog(spec string) (*Catalog, error) {
 	spec = strings.TrimSpace(spec)
 	if spec == "" {
@@ -94,8 +98,10 @@ func LoadCatalog(spec string) (*Catalog, error) {
 			}
 			types = append(types, EventType{Name: name, Description: strings.TrimSpace(desc)})
 		}
-	} else if strings.ContainsAny(spec, "/\\") || looksLikeFile(spec) {
+	} else if strings.ContainsAny(spec, "/\\") {
 		return nil, fmt.Errorf("event types: %w", err)
+	} else if looksLikeFile(spec) {
+		return nil, fmt.Errorf("event types: %w (a single name ending in a file extension is read as a file; list event types with commas, such as %s,other.type)", err, spec)
 	} else {
 		for _, name := range strings.Split(spec, ",") {
 			if name = strings.TrimSpace(name); name != "" {

@@ -125,6 +125,7 @@ func TestLoadCatalogCommaList(t *testing.T) {
 		wantErr string
 	}{
 		{"one", "order.created", []string{"order.created"}, ""},
+		{"a file-like name within a list", "order.created,notes.txt", []string{"notes.txt", "order.created"}, ""},
 		{"several, sorted", "b.two,a.one,c.three", []string{"a.one", "b.two", "c.three"}, ""},
 		{"spaces trimmed", "  b.two , a.one ,c.three  ", []string{"a.one", "b.two", "c.three"}, ""},
 		{"empty entries skipped", ",a,,b,", []string{"a", "b"}, ""},
@@ -258,6 +259,9 @@ func TestLoadCatalogMissingPath(t *testing.T) {
 		filepath.Join(dir, "missing.txt"),
 		filepath.Join(dir, "no", "such", "dir", "types"),
 		"./missing-event-types.txt",
+		"missing.txt", // a single name with a file extension is a file, not a one-type list
+		"Event-Types.YAML",
+		"types.json",
 		"config/event-types.txt",
 		`config\event-types.txt`,
 		dir, // a directory is not a catalog file

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hookferry/hookferry/keyring"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -41,6 +42,15 @@ func serverEnv(databaseURL, caFile string, webhooks int) (env, passed []string) 
 	}
 	if webhooks > 25 {
 		set["HOOKFERRY_MAX_WEBHOOKS_PER_USER"] = fmt.Sprint(webhooks)
+	}
+	// PostgreSQL needs a key (SQLite would make a file): one per run, unless
+	// the bench was given keys.
+	_, keys := os.LookupEnv("HOOKFERRY_ENCRYPTION_KEYS")
+	_, keysFile := os.LookupEnv("HOOKFERRY_ENCRYPTION_KEYS_FILE")
+	if !keys && !keysFile {
+		if key, err := keyring.Generate(nil); err == nil {
+			set["HOOKFERRY_ENCRYPTION_KEYS"] = key
+		}
 	}
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")

@@ -1,5 +1,6 @@
-// Command hookferry is the webhook service: `hookferry serve` runs it,
-// `hookferry token …` manages API tokens, `hookferry version` says which build.
+// Command hookferry is the webhook service: `hookferry serve` runs it; `token`
+// manages API tokens, `migrate` the schema, `prune` and `erase` the stored
+// data, `keys` the encryption keys; `hookferry --help` lists them all.
 package main
 
 import (

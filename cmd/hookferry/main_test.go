@@ -21,11 +21,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// testKeys is the encryption key of the tests' databases, given to every
+// command through HOOKFERRY_ENCRYPTION_KEYS (PostgreSQL has no key file).
+const testKeys = "dGhpcyBpcyBvbmx5IGEgdGVzdCBrZXkgb2YgMzIgYiE="
+
 // TestMain lets the tests run this binary's main as a child process.
 func TestMain(m *testing.M) {
 	if os.Getenv("HOOKFERRY_TEST_RUN_MAIN") == "1" {
 		main()
 		return
+	}
+	if _, ok := os.LookupEnv("HOOKFERRY_ENCRYPTION_KEYS"); !ok {
+		os.Setenv("HOOKFERRY_ENCRYPTION_KEYS", testKeys)
 	}
 	os.Exit(m.Run())
 }
@@ -133,7 +140,7 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
 			db := be.URL(t)
-			m := &Main{Config: Config{Addr: "127.0.0.1:0", DatabaseURL: db, MaxWebhooksPerUser: 25, UnpauseCooldown: 10 * time.Second}}
+			m := &Main{Config: Config{Addr: "127.0.0.1:0", DatabaseURL: db, EncryptionKeys: testKeys, MaxWebhooksPerUser: 25, UnpauseCooldown: 10 * time.Second}}
 			require.NoError(t, m.Open(context.Background()))
 			t.Cleanup(func() { require.NoError(t, m.Close()) })
 
@@ -177,7 +184,7 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	t.Parallel()
 	db := storetest.SQLiteURL(t)
 	active := make(chan struct{}, 1)
-	m := &Main{Config: Config{Addr: "127.0.0.1:0", DatabaseURL: db, MaxWebhooksPerUser: 25}}
+	m := &Main{Config: Config{Addr: "127.0.0.1:0", DatabaseURL: db, EncryptionKeys: testKeys, MaxWebhooksPerUser: 25}}
 	m.connState = func(_ net.Conn, state http.ConnState) {
 		if state == http.StateActive {
 			active <- struct{}{}

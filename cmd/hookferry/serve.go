@@ -47,11 +47,26 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.Log == nil {
 		m.Log = slog.New(slog.DiscardHandler)
 	}
-	catalog, err := webhook.LoadCatalog(m.Config.EventTypes)
+	loc, err := parseLocation(m.Config.DatabaseURL)
 	if err != nil {
 		return err
 	}
-	m.store, err = store.Open(ctx, m.Config.DatabaseURL, store.Options{Logger: m.Log})
+	catalog, err := webhook.LoadCatalog(m.Config.EventTypes)
+	if err != nil {
+		return usageError{err}
+	}
+	keys, err := resolveKeys(loc, m.Config.EncryptionKeys, m.Config.EncryptionKeysFile)
+	if err != nil {
+		return err
+	}
+	if keys.Created {
+		msg := "created the encryption key file for the webhooks' signing secrets; back it up with the database: without it they cannot be read"
+		if keys.ExistingDatabase {
+			msg = "created a new encryption key file beside an existing database; if the database holds secrets sealed with another key, restore that key's file instead"
+		}
+		m.Log.Warn(msg, "file", keys.File)
+	}
+	m.store, err = store.Open(ctx, m.Config.DatabaseURL, store.Options{Logger: m.Log, Keys: keys.Keys, Migrate: m.Config.Migrate})
 	if err != nil {
 		return err
 	}
@@ -95,8 +110,27 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.done = make(chan error, 1)
 	go func() { m.done <- m.http.Serve(m.listener) }()
-	m.Log.Info("hookferry listening", "addr", m.Addr(), "database", m.store.Dialect(), "version", version())
+	applied := m.store.Applied()
+	if applied == nil {
+		applied = []int64{}
+	}
+	m.Log.Info("hookferry listening", "addr", m.Addr(), "database", loc.String(), "delivery", m.Config.Delivery,
+		"allow_private_targets", m.Config.AllowPrivateTargets, "version", version(), "migrations_applied", applied)
+	m.hintFirstToken(ctx)
 	return nil
+}
+
+// hintFirstToken tells a newcomer how to make the first token, since
+// nothing in /v1 answers without one.
+func (m *Main) hintFirstToken(ctx context.Context) {
+	has, err := m.store.HasTokens(ctx)
+	if err != nil {
+		m.Log.Debug("cannot tell whether any token exists", "err", err)
+		return
+	}
+	if !has {
+		m.Log.Info("no API token exists yet; create the first with: hookferry token create --tenant T --user U --permission WEBHOOK_MANAGEMENT")
+	}
 }
 
 // startDelivery runs the delivery workers and, on PostgreSQL, the listener
@@ -190,13 +224,19 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	var m Main
-	if _, err := parseServeFlags(args, &m.Config); err != nil {
-		return err
-	}
+// serveCmd is `hookferry serve`.
+type serveCmd struct {
+	Config `embed:""`
+}
+
+func (c *serveCmd) Run(ctx context.Context, out console, db *storeFlags) error {
+	m := Main{Config: c.Config}
+	m.Config.DatabaseURL = db.DatabaseURL
+	m.Config.EncryptionKeys = encryptionKeys()
+	m.Config.EncryptionKeysFile = db.EncryptionKeysFile
+	m.Config.Migrate = db.migrateMode()
 	var err error
-	if m.Log, err = newLogger(stderr, m.Config.LogFormat, m.Config.LogLevel); err != nil {
+	if m.Log, err = newLogger(out.stderr, m.Config.LogFormat, m.Config.LogLevel); err != nil {
 		return err
 	}
 	if err := m.Open(ctx); err != nil {

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -15,57 +13,37 @@ import (
 	"github.com/hookferry/hookferry/store"
 )
 
-func tokenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usagef("token needs a subcommand: create, list or revoke")
-	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	e := &envFlags{fs: fs}
-	var databaseURL, tenant, user string
-	var perms stringList
-	databaseFlag(e, &databaseURL)
-	if sub == "create" {
-		fs.StringVar(&tenant, "tenant", "", "tenant id (required)")
-		fs.StringVar(&user, "user", "", "user id (required)")
-		fs.Var(&perms, "permission", "WEBHOOK_MANAGEMENT or EVENTS_PUBLISH; repeat for several (at least one)")
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	open := func() (*store.Store, error) { return store.Open(ctx, databaseURL, store.Options{}) }
-	switch sub {
-	case "create":
-		return tokenCreate(ctx, open, fs, tenant, user, perms, stdout)
-	case "list":
-		if fs.NArg() > 0 {
-			return usagef("token list takes no arguments")
-		}
-		return tokenList(ctx, open, stdout)
-	case "revoke":
-		if fs.NArg() != 1 {
-			return usagef("token revoke needs one ID_OR_TOKEN")
-		}
-		return tokenRevoke(ctx, open, fs.Arg(0), stdout)
-	default:
-		return usagef("unknown token subcommand %q (create, list, revoke)", sub)
-	}
+// tokenCmd is `hookferry token`.
+type tokenCmd struct {
+	Create tokenCreateCmd `cmd:"" help:"Create an API token; prints it alone on stdout (only its hash is stored)."`
+	List   tokenListCmd   `cmd:"" help:"List the tokens (never the tokens themselves)."`
+	Revoke tokenRevokeCmd `cmd:"" help:"Revoke a token by its id or by the token."`
 }
 
-func tokenCreate(ctx context.Context, open func() (*store.Store, error), fs *flag.FlagSet, tenant, user string, names []string, stdout io.Writer) error {
+type tokenCreateCmd struct {
+	Tenant     string   `required:"" placeholder:"T" help:"Tenant id (at most 255 bytes)."`
+	User       string   `required:"" placeholder:"U" help:"User id (at most 255 bytes)."`
+	Permission []string `required:"" placeholder:"P" help:"WEBHOOK_MANAGEMENT or EVENTS_PUBLISH; repeat for several."`
+}
+
+func (c *tokenCreateCmd) Validate() error {
 	switch {
-	case fs.NArg() > 0:
-		return usagef("unexpected argument %q", fs.Arg(0))
-	case strings.TrimSpace(tenant) == "" || strings.TrimSpace(user) == "":
-		return usagef("--tenant and --user are required")
-	case len(tenant) > 255 || len(user) > 255:
+	case strings.TrimSpace(c.Tenant) == "" || strings.TrimSpace(c.User) == "":
+		return usagef("--tenant and --user must not be blank")
+	case len(c.Tenant) > 255 || len(c.User) > 255:
 		return usagef("--tenant and --user are at most 255 bytes")
-	case len(names) == 0:
-		return usagef("at least one --permission is required (WEBHOOK_MANAGEMENT, EVENTS_PUBLISH)")
 	}
+	for _, n := range c.Permission {
+		if _, err := auth.ParsePermission(n); err != nil {
+			return usageError{err}
+		}
+	}
+	return nil
+}
+
+func (c *tokenCreateCmd) Run(ctx context.Context, out console, db *storeFlags) error {
 	var perms []auth.Permission
-	for _, n := range names {
+	for _, n := range c.Permission {
 		p, err := auth.ParsePermission(n)
 		if err != nil {
 			return usageError{err}
@@ -74,21 +52,23 @@ func tokenCreate(ctx context.Context, open func() (*store.Store, error), fs *fla
 			perms = append(perms, p)
 		}
 	}
-	st, err := open()
+	st, err := db.open(ctx, out, db.migrateMode())
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	_, secret, err := st.CreateToken(ctx, tenant, user, perms)
+	_, secret, err := st.CreateToken(ctx, c.Tenant, c.User, perms)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(stdout, secret)
+	_, err = fmt.Fprintln(out.stdout, secret)
 	return err
 }
 
-func tokenList(ctx context.Context, open func() (*store.Store, error), stdout io.Writer) error {
-	st, err := open()
+type tokenListCmd struct{}
+
+func (tokenListCmd) Run(ctx context.Context, out console, db *storeFlags) error {
+	st, err := db.open(ctx, out, db.migrateMode())
 	if err != nil {
 		return err
 	}
@@ -97,7 +77,7 @@ func tokenList(ctx context.Context, open func() (*store.Store, error), stdout io
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(out.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTENANT\tUSER\tPERMISSIONS\tCREATED\tREVOKED")
 	for _, t := range tokens {
 		perms := make([]string, len(t.Permissions))
@@ -113,24 +93,23 @@ func tokenList(ctx context.Context, open func() (*store.Store, error), stdout io
 	return tw.Flush()
 }
 
-func tokenRevoke(ctx context.Context, open func() (*store.Store, error), idOrToken string, stdout io.Writer) error {
-	st, err := open()
+type tokenRevokeCmd struct {
+	IDOrToken string `arg:"" name:"id-or-token" placeholder:"ID_OR_TOKEN" help:"The token's id (tok_…) or the token itself (hf_…)."`
+}
+
+func (c *tokenRevokeCmd) Run(ctx context.Context, out console, db *storeFlags) error {
+	st, err := db.open(ctx, out, db.migrateMode())
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	t, err := st.RevokeToken(ctx, idOrToken)
+	t, err := st.RevokeToken(ctx, c.IDOrToken)
 	if errors.Is(err, store.ErrNotFound) {
 		return errors.New("no token has this id or value")
 	}
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "revoked %s (tenant %s, user %s)\n", t.ID, t.TenantID, t.UserID)
+	_, err = fmt.Fprintf(out.stdout, "revoked %s (tenant %s, user %s)\n", t.ID, t.TenantID, t.UserID)
 	return err
 }
-
-type stringList []string
-
-func (l *stringList) String() string     { return strings.Join(*l, ",") }
-func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }

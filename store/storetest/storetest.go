@@ -44,9 +44,14 @@ func SQLiteURL(t testing.TB) string {
 }
 
 var (
-	pgOnce sync.Once
-	pgErr  error
+	pgOnce   sync.Once
+	pgErr    error
+	skipOnce sync.Once
 )
+
+// SkipMarker starts the line a package prints when it skips its PostgreSQL
+// tests; make test looks for it to say so in its summary.
+const SkipMarker = "!!! SKIPPING"
 
 // PostgresURL creates a schema of its own on the test server and returns a URL
 // whose connections use it; the schema is dropped when t ends.
@@ -69,7 +74,9 @@ func PostgresURL(t testing.TB) string {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("PostgreSQL at %s is required under CI=true and unreachable: %v", redacted(base), err)
 		}
-		t.Skipf("!!! SKIPPING PostgreSQL test: %s unreachable (%v); set HOOKFERRY_TEST_POSTGRES_URL !!!", redacted(base), err)
+		msg := fmt.Sprintf("%s PostgreSQL test: %s unreachable (%v); set HOOKFERRY_TEST_POSTGRES_URL !!!", SkipMarker, redacted(base), err)
+		reportSkip(msg)
+		t.Skip(msg)
 	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
@@ -91,6 +98,29 @@ func PostgresURL(t testing.TB) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// reportSkip says once per package that its PostgreSQL tests are skipped,
+// where people look: go test shows t.Skip only under -v, and in package list
+// mode (go test ./...) it hides all output of a passing package, stderr too.
+// So the line goes to stderr (go test -v, go test in one package's folder),
+// to the terminal if there is one (plain go test ./...), and to the file
+// HOOKFERRY_TEST_SKIP_LOG names (make test reads it for its summary).
+func reportSkip(msg string) {
+	skipOnce.Do(func() {
+		line := msg + " (every PostgreSQL test of this package is skipped)\n"
+		fmt.Fprint(os.Stderr, line)
+		if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+			_, _ = tty.WriteString(line)
+			_ = tty.Close()
+		}
+		if path := os.Getenv("HOOKFERRY_TEST_SKIP_LOG"); path != "" {
+			if f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+				_, _ = f.WriteString(line)
+				_ = f.Close()
+			}
+		}
+	})
 }
 
 func redacted(raw string) string {
