@@ -14,7 +14,7 @@ import (
 // buildRouter assembles Echo: request id, access log, panic recovery, then for
 // /v1 the contract (authenticate, authorise, validate), then the handlers.
 func (s *Server) buildRouter() error {
-	spec, err := gen.GetSwagger()
+	spec, err := gen.GetSpec()
 	if err != nil {
 		return fmt.Errorf("server: load embedded spec: %w", err)
 	}

@@ -23,7 +23,7 @@ import (
 
 // testKeys is the encryption key of the tests' databases, given to every
 // command through HOOKFERRY_ENCRYPTION_KEYS (PostgreSQL has no key file).
-const testKeys = "dGhpcyBpcyBvbmx5IGEgdGVzdCBrZXkgb2YgMzIgYiE="
+const testKeys = storetest.TestKey
 
 // TestMain lets the tests run this binary's main as a child process.
 func TestMain(m *testing.M) {

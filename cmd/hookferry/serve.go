@@ -79,6 +79,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			_ = m.store.Close()
 		}
 	}()
+	hasTokens, err := m.store.HasTokens(ctx)
+	if err != nil {
+		return err
+	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mets := metrics.New(registry, m.store.QueueDepth)
@@ -97,6 +101,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.startDelivery(mets); err != nil {
 		return err
 	}
+	m.startPruning(mets)
 	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
 		return err
 	}
@@ -116,21 +121,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.Log.Info("hookferry listening", "addr", m.Addr(), "database", loc.String(), "delivery", m.Config.Delivery,
 		"allow_private_targets", m.Config.AllowPrivateTargets, "version", version(), "migrations_applied", applied)
-	m.hintFirstToken(ctx)
-	return nil
-}
-
-// hintFirstToken tells a newcomer how to make the first token, since
-// nothing in /v1 answers without one.
-func (m *Main) hintFirstToken(ctx context.Context) {
-	has, err := m.store.HasTokens(ctx)
-	if err != nil {
-		m.Log.Debug("cannot tell whether any token exists", "err", err)
-		return
-	}
-	if !has {
+	if !hasTokens {
+		// Nothing in /v1 answers without one: tell a newcomer how to start.
 		m.Log.Info("no API token exists yet; create the first with: hookferry token create --tenant T --user U --permission WEBHOOK_MANAGEMENT")
 	}
+	return nil
 }
 
 // startDelivery runs the delivery workers and, on PostgreSQL, the listener
@@ -179,6 +174,42 @@ func (m *Main) startDelivery(mets *metrics.Metrics) error {
 		_ = d.Run(ctx)
 	}()
 	return nil
+}
+
+// startPruning runs retention every PruneInterval (after a first round at
+// start), unless Retention is 0; on PostgreSQL one instance prunes at a time.
+func (m *Main) startPruning(mets *metrics.Metrics) {
+	if m.Config.Retention <= 0 {
+		return
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	prev := m.stop
+	m.stop = func() { stop(); prev() }
+	m.workers.Add(1)
+	go func() {
+		defer m.workers.Done()
+		t := time.NewTicker(m.Config.PruneInterval)
+		defer t.Stop()
+		for {
+			c, err := m.store.Prune(ctx, m.Config.Retention)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				m.Log.Warn("prune failed; retrying at the next interval", "error", err, "interval", m.Config.PruneInterval)
+			case c.Deliveries+c.Attempts+c.Events > 0:
+				m.Log.Info("pruned", "deliveries", c.Deliveries, "attempts", c.Attempts, "events", c.Events, "retention", m.Config.Retention)
+			}
+			mets.Pruned("deliveries", c.Deliveries)
+			mets.Pruned("attempts", c.Attempts)
+			mets.Pruned("events", c.Events)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 }
 
 // Addr is the address the service listens on.
