@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hookferry/hookferry/store/storetest"
+	"github.com/stretchr/testify/require"
+)
+
+// TestProcessesStartingAtOnce: a server, token commands and migrate up start
+// together on a new database; every one comes up, and the schema is whole.
+func TestProcessesStartingAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			db := be.URL(t)
+			dir := t.TempDir()
+			env := append(keyEnv, "HOOKFERRY_DATABASE_URL="+db)
+			var wg sync.WaitGroup
+			var server *child
+			wg.Go(func() { server = startServer(t, env...) })
+			const n = 6
+			codes, stderrs := make([]int, n), make([]string, n)
+			for i := range n {
+				wg.Go(func() {
+					args := []string{"token", "create", "--tenant", "acme", "--user", "alice", "--permission", "EVENTS_PUBLISH"}
+					if i%2 == 1 {
+						args = []string{"migrate", "up"}
+					}
+					codes[i], _, stderrs[i] = binary(t, dir, env, args...)
+				})
+			}
+			wg.Wait()
+			for i := range n {
+				require.Equal(t, 0, codes[i], "process %d: %s", i, stderrs[i])
+			}
+			code, stdout, stderr := binary(t, dir, env, "migrate", "status")
+			require.Equal(t, 0, code, stderr)
+			require.NotContains(t, stdout, "pending", stdout)
+			resp, err := http.Get(server.url() + "/readyz")
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			server.terminate()
+		})
+	}
+}
+
+// TestRevokeTakesEffectAtOnce: a token revoked with the CLI is refused by a
+// running server from the moment the CLI returns, though the server has it
+// cached.
+func TestRevokeTakesEffectAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			db := be.URL(t)
+			dir := t.TempDir()
+			env := append(keyEnv, "HOOKFERRY_DATABASE_URL="+db)
+			server := startServer(t, env...)
+			defer server.terminate()
+			status := func(token string) int {
+				req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, server.url()+"/v1/webhooks", nil)
+				require.NoError(t, err)
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			for range 5 {
+				code, token, stderr := binary(t, dir, env, "token", "create", "--tenant", "acme", "--user", "alice", "--permission", "WEBHOOK_MANAGEMENT")
+				require.Equal(t, 0, code, stderr)
+				token = strings.TrimSpace(token)
+				require.Equal(t, http.StatusOK, status(token))
+				require.Equal(t, http.StatusOK, status(token), "now from the cache")
+				code, _, stderr = binary(t, dir, env, "token", "revoke", token)
+				require.Equal(t, 0, code, stderr)
+				require.Equal(t, http.StatusUnauthorized, status(token), "refused right after the CLI returned")
+			}
+		})
+	}
+}
