@@ -1,7 +1,12 @@
 package main
 
 import (
+	"encoding/json"
+	"io"
+	"time"
+
 	"context"
+	"github.com/hookferry/hookferry/gen"
 	"net/http"
 	"strings"
 	"sync"
@@ -83,6 +88,55 @@ func TestRevokeTakesEffectAtOnce(t *testing.T) {
 				require.Equal(t, 0, code, stderr)
 				require.Equal(t, http.StatusUnauthorized, status(token), "refused right after the CLI returned")
 			}
+		})
+	}
+}
+
+// TestServePrunesOnItsInterval: a delivered delivery older than the retention
+// leaves the delivery log at the next prune, counted in the metrics.
+func TestServePrunesOnItsInterval(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			db := be.URL(t)
+			dir := t.TempDir()
+			rcv := newReceivers(t)
+			env := append(keyEnv, "HOOKFERRY_DATABASE_URL="+db, "HOOKFERRY_ALLOW_PRIVATE_TARGETS=true",
+				"HOOKFERRY_DELIVERY_CA_FILE="+rcv.caFile, "HOOKFERRY_RETENTION=1ms", "HOOKFERRY_PRUNE_INTERVAL=20ms")
+			server := startServer(t, env...)
+			defer server.terminate()
+			_, manage, _ := binary(t, dir, env, "token", "create", "--tenant", "acme", "--user", "alice", "--permission", "WEBHOOK_MANAGEMENT")
+			_, publish, _ := binary(t, dir, env, "token", "create", "--tenant", "acme", "--user", "p", "--permission", "EVENTS_PUBLISH")
+			c := client(t, server.url(), strings.TrimSpace(manage))
+			rcv.register(c, "/pruned")
+			list, err := c.ListWebhooksWithResponse(context.Background(), nil)
+			require.NoError(t, err)
+			hook := list.JSON200.Items[0].Id
+			pub, err := client(t, server.url(), strings.TrimSpace(publish)).PublishEventWithResponse(context.Background(),
+				gen.PublishEventJSONRequestBody{Type: "order.created", Data: json.RawMessage(`{"n":1}`)})
+			require.NoError(t, err)
+			require.Equal(t, http.StatusAccepted, pub.StatusCode(), "%s", pub.Body)
+			rcv.waitDelivered([]string{pub.JSON202.Id}, server.log)
+
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				log, err := c.ListDeliveriesWithResponse(context.Background(), hook, nil)
+				require.NoError(t, err)
+				if len(log.JSON200.Items) == 0 {
+					break
+				}
+				require.True(t, time.Now().Before(deadline), "never pruned:\n%s", server.log())
+				time.Sleep(20 * time.Millisecond)
+			}
+			resp, err := http.Get(server.url() + "/metrics")
+			require.NoError(t, err)
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			require.Contains(t, string(body), `hookferry_pruned_rows_total{table="deliveries"} 1`)
+			require.Contains(t, string(body), `hookferry_pruned_rows_total{table="events"} 1`)
+			require.Contains(t, server.log(), `"msg":"pruned"`)
 		})
 	}
 }
