@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -231,6 +232,14 @@ func TestSecretsAtRest(t *testing.T) {
 			st, err := store.Open(ctx, url, store.Options{Keys: keys(oldKey)})
 			require.NoError(t, err)
 			w := register(t, st, alice, "https://example.com/h")
+			if be.Name == "sqlite" {
+				path := strings.TrimPrefix(url, "sqlite:")
+				for _, f := range []string{path, path + "-wal", path + "-shm"} {
+					fi, err := os.Stat(f)
+					require.NoError(t, err)
+					require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), f)
+				}
+			}
 			var stored string
 			require.NoError(t, rawDB(t, url).QueryRow("SELECT secret FROM webhooks").Scan(&stored))
 			require.True(t, strings.HasPrefix(stored, "enc:v1:"))

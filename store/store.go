@@ -161,6 +161,10 @@ func openDB(ctx context.Context, databaseURL string, opts Options, create bool) 
 		if err := prepareSQLiteFile(loc.Path, create); err != nil {
 			return nil, err
 		}
+		if fi, err := os.Stat(loc.Path); err == nil && fi.Mode().Perm()&0o077 != 0 && s.log != nil {
+			s.log.Warn("the SQLite database is readable by other users of this machine; chmod 600 it and its -wal and -shm files",
+				"file", loc.Path, "mode", fi.Mode().Perm().String())
+		}
 		if s.startUp, err = lockStartUp(loc.Path); err != nil {
 			return nil, err
 		}
@@ -209,7 +213,7 @@ func prepareSQLiteFile(path string, create bool) error {
 		return fmt.Errorf("store: the directory %s of the SQLite database does not exist; create it or set HOOKFERRY_DATABASE_URL=sqlite:PATH elsewhere", dir)
 	}
 	if _, err := os.Stat(path); err == nil {
-		return nil
+		return nil // an older release may have made it 0644: Open warns
 	} else if !create {
 		return fmt.Errorf("store: there is no SQLite database at %s", path)
 	}
