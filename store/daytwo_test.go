@@ -22,7 +22,7 @@ type clock struct{ t time.Time }
 
 func (c *clock) Now() time.Time { return c.t }
 
-func register(t *testing.T, st *store.Store, owner webhook.Owner, url string) webhook.Webhook {
+func register(t testing.TB, st *store.Store, owner webhook.Owner, url string) webhook.Webhook {
 	t.Helper()
 	w, err := webhook.New(owner, url, url, []string{"order.created"}, time.Now(), nil)
 	require.NoError(t, err)
@@ -39,7 +39,7 @@ func publish(t *testing.T, st *store.Store, tenant string, n int) {
 }
 
 // finish claims every due delivery and records it as status (an attempt made).
-func finish(t *testing.T, st *store.Store, status string, at time.Time) int {
+func finish(t testing.TB, st *store.Store, status string, at time.Time) int {
 	t.Helper()
 	claims, err := st.Claim(ctx, 1000, time.Minute, nil)
 	require.NoError(t, err)

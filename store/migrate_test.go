@@ -35,7 +35,7 @@ type fixtureFacts struct {
 }
 
 // rawDB opens url with database/sql, beside the store.
-func rawDB(t *testing.T, url string) *sql.DB {
+func rawDB(t testing.TB, url string) *sql.DB {
 	t.Helper()
 	driver, dsn := "pgx", url
 	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {

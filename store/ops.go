@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/hookferry/hookferry/webhook"
@@ -111,13 +112,39 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (c PruneCoun
 	}
 }
 
+// vacuumBatch bounds the pages one step of shrink frees.
+const vacuumBatch = 2000
+
 // shrink hands the pages a prune freed back to the file system (SQLite; on
 // PostgreSQL autovacuum makes them reusable).
 func (s *Store) shrink(ctx context.Context, c PruneCounts) error {
 	if s.postgres || c.Deliveries+c.Attempts+c.Events == 0 {
 		return nil
 	}
-	return s.db.WithContext(ctx).Exec("PRAGMA incremental_vacuum").Error
+	db := s.db.WithContext(ctx)
+	for {
+		var free int64
+		if err := db.Raw("PRAGMA freelist_count").Scan(&free).Error; err != nil || free == 0 {
+			if err != nil {
+				return err
+			}
+			break
+		}
+		// A bounded number of pages per transaction; the pragma frees one
+		// page per step, so step it to the end.
+		rows, err := db.Raw("PRAGMA incremental_vacuum(" + strconv.Itoa(vacuumBatch) + ")").Rows()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	// The file shrinks when the WAL is written back.
+	return s.db.WithContext(ctx).Exec("PRAGMA wal_checkpoint(TRUNCATE)").Error
 }
 
 // deleteDeliveries removes deliveries and their attempts.

@@ -252,13 +252,14 @@ func (s *Store) explain(err error) error {
 func sqliteDSN(path string, readOnly bool) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)") // first: the pragmas after it may wait for a lock
+	// Before the first page is written (journal_mode writes one): a new
+	// database gives the pages that pruning frees back to the file system
+	// (Prune runs incremental_vacuum); an older one keeps reusing them.
+	q.Add("_pragma", "auto_vacuum(INCREMENTAL)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "secure_delete(1)")
-	// A new database gives the pages that pruning frees back to the file
-	// system (Prune runs incremental_vacuum); an older one keeps reusing them.
-	q.Add("_pragma", "auto_vacuum(INCREMENTAL)")
 	q.Set("_txlock", "immediate")
 	q.Set("_time_format", "sqlite")
 	if readOnly {
