@@ -532,21 +532,6 @@ func TestErasedWebhookGetsNothingMore(t *testing.T) {
 		}, "order.created")
 		globex := webhook.Owner{TenantID: "globex", UserID: "gina"}
 		witness := e.endpointOf(globex, nil, "order.created")
-		listening := make(chan struct{}, 1)
-		e.store.OnSignal(func(s store.Signal) {
-			if s.Channel == store.RevisionsChannel {
-				select {
-				case listening <- struct{}{}:
-				default:
-				}
-			}
-		})
-		listenCtx, stopListen := context.WithCancel(ctx)
-		t.Cleanup(stopListen)
-		go func() { _ = e.store.Listen(listenCtx) }()
-		if e.store.Dialect() == "postgres" {
-			wait(t, listening, "listening")
-		}
 		e.start(delivery.Config{PerWebhook: 1}, delivery.SenderConfig{})
 		e.publish("order.created", 5)
 		wait(t, arrived, "the first attempt") // on the wire; four wait their turn
@@ -558,9 +543,6 @@ func TestErasedWebhookGetsNothingMore(t *testing.T) {
 		require.NoError(t, err)
 		require.EqualValues(t, 1, erased.Webhooks)
 		require.EqualValues(t, 5, erased.Deliveries)
-		if e.store.Dialect() == "postgres" {
-			wait(t, listening, "the NOTIFY of the erasure")
-		}
 		close(release)
 
 		_, err = e.store.Publish(ctx, store.Event{TenantID: globex.TenantID, Type: "order.created", Data: json.RawMessage(`{}`)})

@@ -75,22 +75,16 @@ func (s *Store) listenOnce(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	for _, ch := range []string{deliveriesChannel, webhooksChannel, RevisionsChannel} {
+	for _, ch := range []string{deliveriesChannel, webhooksChannel} {
 		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
 			return err
 		}
 	}
-	s.setListening(true)
-	defer s.setListening(false)
 	s.signal(deliveriesChannel, "")
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
-		}
-		if n.Channel == RevisionsChannel {
-			s.revised()
-			continue
 		}
 		s.signal(n.Channel, n.Payload)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/glebarez/sqlite"
 	"gorm.io/gorm"
@@ -15,53 +16,115 @@ import (
 const RevisionsChannel = "hookferry_revisions"
 
 // revisions follows the revisions counter, which every revocation and erasure
-// bumps in its own transaction. On PostgreSQL the bump comes with a NOTIFY, and
-// the cache of tokens is trusted only while Listen is connected; on SQLite the
-// other process (the CLI) cannot signal, so Sync reads the counter, on a
+// bumps in its own transaction. Another process (the CLI, another instance)
+// has no way to reach this one in time, so Sync reads the counter before a
+// cached token is trusted and before an attempt starts: on SQLite on a
 // connection of its own that never waits for the writer.
 type revisions struct {
-	mu        sync.Mutex
-	reader    *sql.DB // SQLite
-	seen      int64
-	listening bool // PostgreSQL: Listen is connected, notifications arrive
+	mu     sync.Mutex
+	reader *sql.DB
+	seen   int64
+
+	// Concurrent Syncs share reads of the counter: a caller waits for the
+	// next read that starts after it arrived (a read already under way may
+	// have started before the revocation it must see), so under load there
+	// is one read per read's duration, not one per request.
+	rounds  sync.Mutex
+	running bool
+	next    *syncRound
+}
+
+// syncRound is one read of the counter and those waiting for it.
+type syncRound struct {
+	done chan struct{}
+	err  error
 }
 
 func (s *Store) openRevisions(ctx context.Context) error {
 	if s.postgres {
-		return nil
+		reader, err := s.db.DB()
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		s.revisions.reader = reader
+	} else {
+		db, err := gorm.Open(sqlite.Open(sqliteDSN(s.loc.Path, false)), &gorm.Config{})
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		reader, err := db.DB()
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		reader.SetMaxOpenConns(1)
+		s.ownReader = true
+		s.revisions.reader = reader
 	}
-	db, err := gorm.Open(sqlite.Open(sqliteDSN(s.loc.Path, false)), &gorm.Config{})
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	reader, err := db.DB()
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	reader.SetMaxOpenConns(1)
-	s.revisions.reader = reader
-	return reader.QueryRowContext(ctx, "SELECT seq FROM revisions WHERE id = 1").Scan(&s.revisions.seen)
+	return s.revisions.reader.QueryRowContext(ctx, "SELECT seq FROM revisions WHERE id = 1").Scan(&s.revisions.seen)
 }
 
 // Sync makes this process see the revocations and erasures other processes
 // committed: after it returns, a token revoked before it was called is no
-// longer accepted and RevisionsChannel's handlers have run. It is cheap: one
-// read of a one-row table on SQLite, nothing on PostgreSQL (notifications).
+// longer accepted and RevisionsChannel's handlers have run. It costs a read
+// of a one-row table, shared by the callers of the moment.
 func (s *Store) Sync(ctx context.Context) error {
-	if s.postgres {
-		return nil
+	r := &s.revisions
+	r.rounds.Lock()
+	if r.running {
+		if r.next == nil {
+			r.next = &syncRound{done: make(chan struct{})}
+		}
+		round := r.next
+		r.rounds.Unlock()
+		select {
+		case <-round.done:
+			return round.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	s.revisions.mu.Lock()
-	defer s.revisions.mu.Unlock()
+	r.running = true
+	r.rounds.Unlock()
+	err := s.readRevision()
+	s.nextRound()
+	return err
+}
+
+// nextRound reads for those who arrived during the last read, in a goroutine
+// of its own so that no caller keeps reading for others, until none waits.
+func (s *Store) nextRound() {
+	r := &s.revisions
+	r.rounds.Lock()
+	defer r.rounds.Unlock()
+	round := r.next
+	r.next = nil
+	if round == nil {
+		r.running = false
+		return
+	}
+	go func() {
+		round.err = s.readRevision()
+		close(round.done)
+		s.nextRound()
+	}()
+}
+
+// readRevision reads the counter and, if it moved, drops what another process
+// may have invalidated. Not under ctx: others may be waiting for this read.
+func (s *Store) readRevision() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	var seq int64
 	if err := s.revisions.reader.QueryRowContext(ctx, "SELECT seq FROM revisions WHERE id = 1").Scan(&seq); err != nil {
 		return fmt.Errorf("store.Sync: %w", err)
 	}
-	if seq == s.revisions.seen {
-		return nil
-	}
+	s.revisions.mu.Lock()
+	moved := seq != s.revisions.seen
 	s.revisions.seen = seq
-	s.revised()
+	s.revisions.mu.Unlock()
+	if moved {
+		s.revised()
+	}
 	return nil
 }
 
@@ -73,32 +136,5 @@ func (s *Store) revised() {
 
 // bumpRevision records, in tx, that tokens were revoked or data erased.
 func (s *Store) bumpRevision(tx *gorm.DB) error {
-	if err := tx.Exec("UPDATE revisions SET seq = seq + 1 WHERE id = 1").Error; err != nil {
-		return err
-	}
-	if s.postgres {
-		return tx.Exec("SELECT pg_notify(?, '')", RevisionsChannel).Error
-	}
-	return nil
-}
-
-// trustCache says whether cached tokens may be used: on PostgreSQL only while
-// notifications of revocations arrive.
-func (s *Store) trustCache() bool {
-	if !s.postgres {
-		return true // Sync ran first
-	}
-	s.revisions.mu.Lock()
-	defer s.revisions.mu.Unlock()
-	return s.revisions.listening
-}
-
-func (s *Store) setListening(on bool) {
-	s.revisions.mu.Lock()
-	s.revisions.listening = on
-	s.revisions.mu.Unlock()
-	if on {
-		// What was revoked while nobody listened is unknown: start afresh.
-		s.revised()
-	}
+	return tx.Exec("UPDATE revisions SET seq = seq + 1 WHERE id = 1").Error
 }

@@ -67,6 +67,7 @@ type Store struct {
 	keys      *keyring.Keyring
 	applied   []int64
 	revisions revisions
+	ownReader bool   // revisions.reader is a connection of its own (SQLite)
 	startUp   func() // releases the SQLite start-up lock
 
 	publishes chan *publishRequest // waiting for a writer
@@ -307,7 +308,7 @@ func (s *Store) Close() error {
 		return err
 	}
 	var errs []error
-	if s.revisions.reader != nil {
+	if s.ownReader {
 		errs = append(errs, s.revisions.reader.Close())
 	}
 	return errors.Join(append(errs, sqlDB.Close())...)
