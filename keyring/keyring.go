@@ -36,14 +36,23 @@ type key struct {
 var ErrNoKey = errors.New("keyring: the key that sealed this value is not configured")
 
 // Parse reads a comma (or newline) separated list of base64 keys of 32 bytes.
+// A line whose first non-blank character is '#' is a comment, commas and all;
+// so is a field that starts with '#'.
 func Parse(list string) (*Keyring, error) {
 	var k Keyring
 	seen := map[string]bool{}
-	for i, field := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
-		field = strings.TrimSpace(field)
-		if field == "" || strings.HasPrefix(field, "#") {
+	var fields []string
+	for _, line := range strings.FieldsFunc(list, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
 			continue
 		}
+		for _, field := range strings.Split(line, ",") {
+			if field = strings.TrimSpace(field); field != "" && !strings.HasPrefix(field, "#") {
+				fields = append(fields, field)
+			}
+		}
+	}
+	for i, field := range fields {
 		raw, err := base64.StdEncoding.DecodeString(field)
 		if err != nil {
 			raw, err = base64.RawStdEncoding.DecodeString(field)
