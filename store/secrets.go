@@ -20,6 +20,22 @@ func (s *Store) openSecret(stored string) (string, error) {
 	return plain, nil
 }
 
+// checkKeys fails when the newest stored secret cannot be opened: a wrong or
+// missing key is better refused at start-up than met at every attempt.
+func (s *Store) checkKeys(ctx context.Context) error {
+	var rows []webhookRow
+	if err := s.db.WithContext(ctx).Select("id", "secret").Order("created_at DESC").Limit(1).Find(&rows).Error; err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if _, err := s.openSecret(rows[0].Secret); err != nil {
+		return fmt.Errorf("store: the encryption keys given cannot open the signing secrets in %s (%w); give the key they were sealed with (HOOKFERRY_ENCRYPTION_KEYS, HOOKFERRY_ENCRYPTION_KEYS_FILE or the hookferry.key beside a SQLite database)", s.loc, err)
+	}
+	return nil
+}
+
 // resealBatch bounds the webhooks re-sealed per transaction.
 const resealBatch = 500
 

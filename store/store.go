@@ -126,6 +126,9 @@ func (s *Store) start(ctx context.Context, mode MigrateMode) error {
 	if err := s.sealPlainSecrets(ctx); err != nil {
 		return err
 	}
+	if err := s.checkKeys(ctx); err != nil {
+		return err
+	}
 	return s.openRevisions(ctx)
 }
 
