@@ -72,10 +72,8 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (c PruneCoun
 				return err
 			}
 			var err error
-			if a, n, err = deleteDeliveries(tx, ids); err != nil {
-				return err
-			}
-			return nil
+			a, n, err = deleteDeliveries(tx, ids)
+			return err
 		})
 		if err != nil {
 			return c, err
@@ -222,10 +220,7 @@ func (s *Store) Erase(ctx context.Context, tenantID, userID string) (c EraseCoun
 	if err != nil {
 		return c, err
 	}
-	for _, id := range hooks {
-		s.signal(webhooksChannel, id)
-	}
-	s.revised()
+	s.revised() // this process too: its cache of tokens, its claims
 	for len(hooks) > 0 {
 		chunk := hooks[:min(len(hooks), 100)]
 		hooks = hooks[len(chunk):]

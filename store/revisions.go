@@ -21,9 +21,8 @@ const RevisionsChannel = "hookferry_revisions"
 // cached token is trusted and before an attempt starts: on SQLite on a
 // connection of its own that never waits for the writer.
 type revisions struct {
-	mu     sync.Mutex
 	reader *sql.DB
-	seen   int64
+	seen   int64 // the last value read; only the one read under way touches it
 
 	// Concurrent Syncs share reads of the counter: a caller waits for the
 	// next read that starts after it arrived (a read already under way may
@@ -48,7 +47,7 @@ func (s *Store) openRevisions(ctx context.Context) error {
 		}
 		s.revisions.reader = reader
 	} else {
-		db, err := gorm.Open(sqlite.Open(sqliteDSN(s.loc.Path, false)), &gorm.Config{})
+		db, err := gorm.Open(sqlite.Open(sqliteDSN(s.loc.Path)), &gorm.Config{})
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
@@ -118,10 +117,8 @@ func (s *Store) readRevision() error {
 	if err := s.revisions.reader.QueryRowContext(ctx, "SELECT seq FROM revisions WHERE id = 1").Scan(&seq); err != nil {
 		return fmt.Errorf("store.Sync: %w", err)
 	}
-	s.revisions.mu.Lock()
 	moved := seq != s.revisions.seen
 	s.revisions.seen = seq
-	s.revisions.mu.Unlock()
 	if moved {
 		s.revised()
 	}

@@ -177,7 +177,7 @@ func openDB(ctx context.Context, databaseURL string, opts Options, create bool) 
 				s.endStartUp()
 			}
 		}()
-		dialector = sqlite.Open(sqliteDSN(loc.Path, false))
+		dialector = sqlite.Open(sqliteDSN(loc.Path))
 	}
 	db, err := gorm.Open(dialector, cfg)
 	if err != nil {
@@ -253,7 +253,7 @@ func (s *Store) explain(err error) error {
 // (the CLI) writing at the same time, transactions that take the write lock up
 // front, deleted content overwritten (no plain secret left in free pages), and
 // free pages that can be handed back.
-func sqliteDSN(path string, readOnly bool) string {
+func sqliteDSN(path string) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)") // first: the pragmas after it may wait for a lock
 	// Before the first page is written (journal_mode writes one): a new
@@ -266,9 +266,6 @@ func sqliteDSN(path string, readOnly bool) string {
 	q.Add("_pragma", "secure_delete(1)")
 	q.Set("_txlock", "immediate")
 	q.Set("_time_format", "sqlite")
-	if readOnly {
-		q.Set("mode", "ro")
-	}
 	return "file:" + path + "?" + q.Encode()
 }
 

@@ -150,11 +150,6 @@ func (s *Store) RevokeToken(ctx context.Context, idOrSecret string) (_ Token, er
 		}
 		return s.bumpRevision(tx)
 	})
-	if err == nil {
-		s.tokens.mu.Lock()
-		delete(s.tokens.entries, row.Hash) // this process stops accepting it at once
-		s.tokens.mu.Unlock()
-	}
 	return row.toToken(), err
 }
 

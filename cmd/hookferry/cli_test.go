@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/hookferry/hookferry/keyring"
+	"github.com/hookferry/hookferry/store"
 	"github.com/hookferry/hookferry/store/storetest"
+	"github.com/hookferry/hookferry/webhook"
 	"github.com/stretchr/testify/require"
 )
 
@@ -397,9 +399,13 @@ func TestPrune(t *testing.T) {
 	code, stdout, stderr := binary(t, dir, keyEnv, "prune", "--database-url", db, "--older-than", "1h")
 	require.Equal(t, 0, code, stderr)
 	require.Equal(t, "pruned 0 deliveries, 0 attempts, 0 events\n", stdout)
+	seedWebhook(t, db)
 	code, stdout, stderr = binary(t, dir, append(keyEnv, "HOOKFERRY_RETENTION=48h"), "prune", "--database-url", db)
 	require.Equal(t, 0, code, stderr)
-	require.Regexp(t, `^pruned \d+ deliveries, \d+ attempts, \d+ events\n$`, stdout)
+	require.Equal(t, "pruned 0 deliveries, 0 attempts, 0 events\n", stdout, "the delivery is younger than the retention")
+	code, stdout, stderr = binary(t, dir, keyEnv, "prune", "--database-url", db, "--older-than", "1ns")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "pruned 1 deliveries, 1 attempts, 1 events\n", stdout)
 
 	code, stdout, stderr = binary(t, dir, append(keyEnv, "HOOKFERRY_RETENTION=0"), "prune", "--database-url", db)
 	require.Equal(t, 0, code, stderr)
@@ -422,13 +428,56 @@ func TestErase(t *testing.T) {
 	require.Equal(t, "erased 0 webhooks, 0 deliveries, 0 attempts, 1 tokens, 0 events\n", stdout)
 }
 
+// TestKeysRotate: with the new key first and the old one after it, keys
+// rotate re-seals the secret; then the new key alone opens the database.
 func TestKeysRotate(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "x.db")
-	code, stdout, stderr := binary(t, dir, keyEnv, "keys", "rotate", "--database-url", db)
+	w := seedWebhook(t, db)
+	newKey, err := keyring.Generate(nil)
+	require.NoError(t, err)
+	code, stdout, stderr := binary(t, dir, []string{"HOOKFERRY_ENCRYPTION_KEYS=" + newKey + "," + testKeys}, "keys", "rotate", "--database-url", db)
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "re-encrypted 1 secrets under the first key\n", stdout)
+	code, stdout, stderr = binary(t, dir, []string{"HOOKFERRY_ENCRYPTION_KEYS=" + newKey + "," + testKeys}, "keys", "rotate", "--database-url", db)
 	require.Equal(t, 0, code, stderr)
 	require.Equal(t, "re-encrypted 0 secrets under the first key\n", stdout)
+
+	code, _, stderr = binary(t, dir, keyEnv, "token", "list", "--database-url", db)
+	require.Equal(t, 1, code, "the old key alone no longer opens the secrets")
+	require.Contains(t, stderr, "cannot open the signing secrets")
+	k, err := keyring.Parse(newKey)
+	require.NoError(t, err)
+	st, err := store.Open(context.Background(), db, store.Options{Keys: k})
+	require.NoError(t, err)
+	defer st.Close()
+	got, err := st.GetWebhook(context.Background(), w.Owner, w.ID)
+	require.NoError(t, err)
+	require.Equal(t, w.Secret, got.Secret)
+}
+
+// seedWebhook registers a webhook under the tests' key and delivers one event
+// to it, through the store.
+func seedWebhook(t *testing.T, db string) webhook.Webhook {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, db, store.Options{Keys: storetest.Keys()})
+	require.NoError(t, err)
+	defer st.Close()
+	w, err := webhook.New(webhook.Owner{TenantID: "acme", UserID: "alice"}, "https://example.com/h", "https://example.com/h",
+		[]string{"order.created"}, time.Now(), nil)
+	require.NoError(t, err)
+	require.NoError(t, st.RegisterWebhook(ctx, w, 25))
+	_, err = st.Publish(ctx, store.Event{TenantID: "acme", Type: "order.created", Data: []byte(`{}`)})
+	require.NoError(t, err)
+	claims, err := st.Claim(ctx, 10, time.Minute, nil)
+	require.NoError(t, err)
+	require.Len(t, claims, 1)
+	_, err = st.Record(ctx, []store.Result{{DeliveryID: claims[0].DeliveryID, ClaimSeq: claims[0].ClaimSeq, WebhookID: w.ID,
+		Status: store.StatusDelivered, Attempted: true, AttemptedAt: time.Now(), StatusCode: 204}}, 0)
+	require.NoError(t, err)
+	return w
 }
 
 func TestMigrateUpAndStatus(t *testing.T) {

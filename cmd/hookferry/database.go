@@ -144,6 +144,16 @@ func encryptionKeys() string {
 	return v
 }
 
+// with runs use on the store of a CLI command, opened as HOOKFERRY_MIGRATE says.
+func (f *storeFlags) with(ctx context.Context, out console, use func(*store.Store) error) error {
+	st, err := f.open(ctx, out, f.migrateMode())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return use(st)
+}
+
 // open opens the store for a CLI command: the URL is checked, the keys
 // resolved (a key file made on the way is reported on stderr), then the store
 // opened with mode.

@@ -89,17 +89,14 @@ func (c *pruneCmd) Run(ctx context.Context, out console, db *storeFlags) error {
 		_, err := fmt.Fprintln(out.stdout, "the retention is 0 (keep everything): nothing pruned")
 		return err
 	}
-	st, err := db.open(ctx, out, db.migrateMode())
-	if err != nil {
+	return db.with(ctx, out, func(st *store.Store) error {
+		n, err := st.Prune(ctx, c.OlderThan)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(out.stdout, "pruned %d deliveries, %d attempts, %d events\n", n.Deliveries, n.Attempts, n.Events)
 		return err
-	}
-	defer st.Close()
-	n, err := st.Prune(ctx, c.OlderThan)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(out.stdout, "pruned %d deliveries, %d attempts, %d events\n", n.Deliveries, n.Attempts, n.Events)
-	return err
+	})
 }
 
 // eraseCmd is `hookferry erase`.
@@ -116,18 +113,15 @@ func (c *eraseCmd) Validate() error {
 }
 
 func (c *eraseCmd) Run(ctx context.Context, out console, db *storeFlags) error {
-	st, err := db.open(ctx, out, db.migrateMode())
-	if err != nil {
+	return db.with(ctx, out, func(st *store.Store) error {
+		n, err := st.Erase(ctx, c.Tenant, c.User)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(out.stdout, "erased %d webhooks, %d deliveries, %d attempts, %d tokens, %d events\n",
+			n.Webhooks, n.Deliveries, n.Attempts, n.Tokens, n.Events)
 		return err
-	}
-	defer st.Close()
-	n, err := st.Erase(ctx, c.Tenant, c.User)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(out.stdout, "erased %d webhooks, %d deliveries, %d attempts, %d tokens, %d events\n",
-		n.Webhooks, n.Deliveries, n.Attempts, n.Tokens, n.Events)
-	return err
+	})
 }
 
 // keysCmd is `hookferry keys`.
@@ -150,15 +144,12 @@ func (keysGenerateCmd) Run(out console) error {
 type keysRotateCmd struct{}
 
 func (keysRotateCmd) Run(ctx context.Context, out console, db *storeFlags) error {
-	st, err := db.open(ctx, out, db.migrateMode())
-	if err != nil {
+	return db.with(ctx, out, func(st *store.Store) error {
+		n, err := st.RotateKeys(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(out.stdout, "re-encrypted %d secrets under the first key\n", n)
 		return err
-	}
-	defer st.Close()
-	n, err := st.RotateKeys(ctx)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(out.stdout, "re-encrypted %d secrets under the first key\n", n)
-	return err
+	})
 }

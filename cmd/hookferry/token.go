@@ -52,45 +52,39 @@ func (c *tokenCreateCmd) Run(ctx context.Context, out console, db *storeFlags) e
 			perms = append(perms, p)
 		}
 	}
-	st, err := db.open(ctx, out, db.migrateMode())
-	if err != nil {
+	return db.with(ctx, out, func(st *store.Store) error {
+		_, secret, err := st.CreateToken(ctx, c.Tenant, c.User, perms)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(out.stdout, secret)
 		return err
-	}
-	defer st.Close()
-	_, secret, err := st.CreateToken(ctx, c.Tenant, c.User, perms)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(out.stdout, secret)
-	return err
+	})
 }
 
 type tokenListCmd struct{}
 
 func (tokenListCmd) Run(ctx context.Context, out console, db *storeFlags) error {
-	st, err := db.open(ctx, out, db.migrateMode())
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	tokens, err := st.ListTokens(ctx)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(out.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTENANT\tUSER\tPERMISSIONS\tCREATED\tREVOKED")
-	for _, t := range tokens {
-		perms := make([]string, len(t.Permissions))
-		for i, p := range t.Permissions {
-			perms[i] = string(p)
+	return db.with(ctx, out, func(st *store.Store) error {
+		tokens, err := st.ListTokens(ctx)
+		if err != nil {
+			return err
 		}
-		revoked := "-"
-		if t.RevokedAt != nil {
-			revoked = t.RevokedAt.Format(time.RFC3339)
+		tw := tabwriter.NewWriter(out.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tTENANT\tUSER\tPERMISSIONS\tCREATED\tREVOKED")
+		for _, t := range tokens {
+			perms := make([]string, len(t.Permissions))
+			for i, p := range t.Permissions {
+				perms[i] = string(p)
+			}
+			revoked := "-"
+			if t.RevokedAt != nil {
+				revoked = t.RevokedAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.TenantID, t.UserID, strings.Join(perms, ","), t.CreatedAt.Format(time.RFC3339), revoked)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.TenantID, t.UserID, strings.Join(perms, ","), t.CreatedAt.Format(time.RFC3339), revoked)
-	}
-	return tw.Flush()
+		return tw.Flush()
+	})
 }
 
 type tokenRevokeCmd struct {
@@ -98,18 +92,15 @@ type tokenRevokeCmd struct {
 }
 
 func (c *tokenRevokeCmd) Run(ctx context.Context, out console, db *storeFlags) error {
-	st, err := db.open(ctx, out, db.migrateMode())
-	if err != nil {
+	return db.with(ctx, out, func(st *store.Store) error {
+		t, err := st.RevokeToken(ctx, c.IDOrToken)
+		if errors.Is(err, store.ErrNotFound) {
+			return errors.New("no token has this id or value")
+		}
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(out.stdout, "revoked %s (tenant %s, user %s)\n", t.ID, t.TenantID, t.UserID)
 		return err
-	}
-	defer st.Close()
-	t, err := st.RevokeToken(ctx, c.IDOrToken)
-	if errors.Is(err, store.ErrNotFound) {
-		return errors.New("no token has this id or value")
-	}
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(out.stdout, "revoked %s (tenant %s, user %s)\n", t.ID, t.TenantID, t.UserID)
-	return err
+	})
 }
