@@ -21,6 +21,8 @@ type webhookRow struct {
 	// FailingSince is the first failed attempt since the last success; the
 	// webhook is auto-paused once it is older than the auto-pause window.
 	FailingSince *time.Time
+	// Ordered: at most one delivery leased at a time, the oldest pending.
+	Ordered bool `gorm:"not null;default:false"`
 }
 
 func (webhookRow) TableName() string { return "webhooks" }

@@ -246,7 +246,7 @@ func toWebhookRow(w webhook.Webhook) webhookRow {
 	return webhookRow{
 		ID: w.ID, TenantID: w.Owner.TenantID, UserID: w.Owner.UserID,
 		URL: w.URL, NormalizedURL: w.NormalizedURL,
-		Status: string(w.Status), PauseReason: string(w.PauseReason),
+		Status: string(w.Status), PauseReason: string(w.PauseReason), Ordered: w.Ordered,
 		CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, PausedAt: w.PausedAt, LastUnpausedAt: w.LastUnpausedAt,
 	}
 }
@@ -255,7 +255,7 @@ func (r webhookRow) toWebhook() webhook.Webhook {
 	return webhook.Webhook{
 		ID: r.ID, Owner: webhook.Owner{TenantID: r.TenantID, UserID: r.UserID},
 		URL: r.URL, NormalizedURL: r.NormalizedURL,
-		Status: webhook.Status(r.Status), PauseReason: webhook.PauseReason(r.PauseReason),
+		Status: webhook.Status(r.Status), PauseReason: webhook.PauseReason(r.PauseReason), Ordered: r.Ordered,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 		PausedAt: utcPtr(r.PausedAt), LastUnpausedAt: utcPtr(r.LastUnpausedAt),
 	}

@@ -31,6 +31,8 @@ type PauseReason string
 const (
 	PauseReasonUser             PauseReason = "USER"
 	PauseReasonDeliveryFailures PauseReason = "DELIVERY_FAILURES"
+	// PauseReasonEndpointGone: the receiver answered 410 Gone.
+	PauseReasonEndpointGone PauseReason = "ENDPOINT_GONE"
 )
 
 // Owner is the (tenant, user) a webhook belongs to; nobody else can see it.
@@ -41,14 +43,16 @@ type Owner struct {
 
 // Webhook is a registered HTTPS callback and the event types it receives.
 type Webhook struct {
-	ID             string
-	Owner          Owner
-	URL            string
-	NormalizedURL  string
-	EventTypes     []string
-	Status         Status
-	PauseReason    PauseReason // empty while ACTIVE
-	Secret         string      // whsec_ + base64 of the HMAC key
+	ID            string
+	Owner         Owner
+	URL           string
+	NormalizedURL string
+	EventTypes    []string
+	Status        Status
+	PauseReason   PauseReason // empty while ACTIVE
+	Secret        string      // whsec_ + base64 of the HMAC key
+	// Ordered webhooks get their deliveries one at a time, in publish order.
+	Ordered        bool
 	BufferedEvents int64
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
