@@ -82,7 +82,7 @@ func TestUpgradeFromB90ae96(t *testing.T) {
 
 			st, err := store.Open(ctx, url, store.Options{Keys: storetest.Keys()})
 			require.NoError(t, err)
-			require.Equal(t, []int64{1, 2}, st.Applied())
+			require.Equal(t, []int64{1, 2, 3}, st.Applied())
 
 			p, err := st.Authenticate(ctx, facts.Tokens["alice"])
 			require.NoError(t, err)
