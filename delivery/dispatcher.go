@@ -186,7 +186,7 @@ func (d *Dispatcher) claimLoop(ctx, sendCtx context.Context) {
 		full := false
 		if room > 0 {
 			n := min(room, d.cfg.BatchSize)
-			claims, err := d.store.Claim(ctx, n, d.cfg.Lease, exclude)
+			claims, err := d.store.Claim(ctx, store.ClaimRequest{Limit: n, Lease: d.cfg.Lease, ExcludeWebhooks: exclude})
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -508,8 +508,8 @@ func (d *Dispatcher) write(batch []store.Result) {
 		paused, err := d.store.Record(ctx, batch, d.cfg.AutoPauseAfter)
 		cancel()
 		if err == nil {
-			for _, id := range paused {
-				d.log.Warn("delivery: webhook paused after failing for too long", "webhook", id, "window", d.cfg.AutoPauseAfter)
+			for _, p := range paused {
+				d.log.Warn("delivery: webhook paused", "webhook", p.WebhookID, "reason", p.Reason)
 			}
 			break
 		}

@@ -422,10 +422,10 @@ func TestExpiredLeaseIsTakenOver(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *env) {
 		ep := e.endpoint(nil, "order.created")
 		ids := e.publish("order.created", 5)
-		claims, err := e.store.Claim(ctx, 10, 300*time.Millisecond, nil) // the worker that dies
+		claims, err := e.store.Claim(ctx, store.ClaimRequest{Limit: 10, Lease: 300*time.Millisecond}) // the worker that dies
 		require.NoError(t, err)
 		require.Len(t, claims, 5)
-		again, err := e.store.Claim(ctx, 10, time.Minute, nil)
+		again, err := e.store.Claim(ctx, store.ClaimRequest{Limit: 10, Lease: time.Minute})
 		require.NoError(t, err)
 		require.Empty(t, again, "leased deliveries are not claimed twice")
 
@@ -467,7 +467,7 @@ func TestShutdownReleasesWhatItHolds(t *testing.T) {
 			require.Equal(t, store.StatusPending, d.Status)
 			require.Zero(t, d.Attempts, "a cancelled attempt is not charged")
 		}
-		claims, err := e.store.Claim(ctx, 10, time.Minute, nil)
+		claims, err := e.store.Claim(ctx, store.ClaimRequest{Limit: 10, Lease: time.Minute})
 		require.NoError(t, err)
 		require.Len(t, claims, 6, "every lease was released")
 	})

@@ -574,7 +574,7 @@ func TestDeliveryStatusesInTheLog(t *testing.T) {
 			published = append(published, e.publish(pub, event("order.created", fmt.Sprintf(`{"n":%d}`, i))).Id)
 		}
 		// Claim the two oldest; the first is delivered, the second out of retries.
-		claims, err := e.store.Claim(ctx, 2, time.Minute, nil)
+		claims, err := e.store.Claim(ctx, store.ClaimRequest{Limit: 2, Lease: time.Minute})
 		require.NoError(t, err)
 		require.Len(t, claims, 2)
 		require.Equal(t, published[:2], []string{claims[0].EventID, claims[1].EventID})

@@ -40,7 +40,7 @@ func publish(t *testing.T, st *store.Store, tenant string, n int) {
 // finish claims every due delivery and records it as status (an attempt made).
 func finish(t testing.TB, st *store.Store, status string, at time.Time) int {
 	t.Helper()
-	claims, err := st.Claim(ctx, 1000, time.Minute, nil)
+	claims, err := st.Claim(ctx, store.ClaimRequest{Limit: 1000, Lease: time.Minute})
 	require.NoError(t, err)
 	results := make([]store.Result, len(claims))
 	for i, c := range claims {
@@ -227,7 +227,7 @@ func TestSecretsAtRest(t *testing.T) {
 			require.True(t, strings.HasPrefix(stored, "enc:v1:"))
 			require.NotContains(t, stored, strings.TrimPrefix(w.Secret, "whsec_"))
 			publish(t, st, "acme", 1)
-			claims, err := st.Claim(ctx, 10, time.Minute, nil)
+			claims, err := st.Claim(ctx, store.ClaimRequest{Limit: 10, Lease: time.Minute})
 			require.NoError(t, err)
 			require.Len(t, claims, 1)
 			require.Equal(t, w.Secret, claims[0].Secret, "claims carry the opened secret")

@@ -14,130 +14,6 @@ import (
 	"gorm.io/gorm"
 )
 
-// Claim is a delivery leased to this worker.
-type Claim struct {
-	DeliveryID  int64
-	ClaimSeq    int64
-	EventID     string
-	WebhookID   string
-	URL         string
-	Secret      string
-	Payload     []byte
-	Attempts    int
-	SchedulePos int
-}
-
-type claimRow struct {
-	ID          int64
-	ClaimSeq    int64
-	EventID     string
-	WebhookID   string
-	Attempts    int
-	SchedulePos int
-	URL         string
-	Secret      string
-	Payload     []byte
-}
-
-// Claim leases up to limit due deliveries of active webhooks, oldest first,
-// until now+lease, skipping the webhooks in exclude. Rows that another worker
-// holds are skipped, never waited for.
-func (s *Store) Claim(ctx context.Context, limit int, lease time.Duration, exclude []string) (_ []Claim, err error) {
-	defer wrap(&err, "store.Claim")
-	now := s.clock()
-	var rows []claimRow
-	excludeSQL, args := "", []any{StatusPending, now, now, webhook.StatusActive}
-	if len(exclude) > 0 {
-		excludeSQL = " AND d2.webhook_id NOT IN ?"
-		args = append(args, exclude)
-	}
-	args = append(args, limit)
-	due := `SELECT d2.id FROM deliveries d2 JOIN webhooks w2 ON w2.id = d2.webhook_id
-		WHERE d2.status = ? AND d2.next_attempt_at <= ? AND (d2.leased_until IS NULL OR d2.leased_until <= ?)
-		AND w2.status = ?` + excludeSQL + ` ORDER BY d2.next_attempt_at, d2.id LIMIT ?`
-	if s.postgres {
-		// One statement: lock due rows that nobody holds, lease them, and return
-		// them with what sending needs.
-		q := `UPDATE deliveries AS d SET leased_until = ?, claim_seq = d.claim_seq + 1
-			FROM events e, webhooks w
-			WHERE d.id IN (` + due + ` FOR UPDATE OF d2 SKIP LOCKED)
-			AND e.id = d.event_id AND w.id = d.webhook_id
-			RETURNING d.id, d.claim_seq, d.event_id, d.webhook_id, d.attempts, d.schedule_pos, w.url, w.secret, e.payload`
-		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			if err := relaxCommit(tx); err != nil {
-				return err
-			}
-			return tx.Raw(q, append([]any{now.Add(lease)}, args...)...).Scan(&rows).Error
-		})
-	} else {
-		// SQLite has one writer: the transaction is the lock. RETURNING cannot
-		// reach other tables, so the payloads come in a second query.
-		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			q := `UPDATE deliveries SET leased_until = ?, claim_seq = claim_seq + 1
-				WHERE id IN (` + due + `)
-				RETURNING id, claim_seq, event_id, webhook_id, attempts, schedule_pos`
-			if err := tx.Raw(q, append([]any{now.Add(lease)}, args...)...).Scan(&rows).Error; err != nil {
-				return err
-			}
-			if len(rows) == 0 {
-				return nil
-			}
-			return s.completeClaims(tx, rows)
-		})
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Claim, len(rows))
-	secrets := map[string]string{} // opened once per webhook of the batch
-	for i, r := range rows {
-		secret, ok := secrets[r.WebhookID]
-		if !ok {
-			// A secret that cannot be opened leaves the claim's secret empty:
-			// the sender refuses it as a failure on our side (Internal).
-			if secret, err = s.openSecret(r.Secret); err != nil && s.log != nil {
-				s.log.Error("store: cannot open a signing secret", "webhook", r.WebhookID, "error", err)
-			}
-			secrets[r.WebhookID] = secret
-		}
-		out[i] = Claim{DeliveryID: r.ID, ClaimSeq: r.ClaimSeq, EventID: r.EventID, WebhookID: r.WebhookID,
-			URL: r.URL, Secret: secret, Payload: r.Payload, Attempts: r.Attempts, SchedulePos: r.SchedulePos}
-	}
-	// The order of RETURNING is not promised: restore the claim order.
-	sortClaims(out)
-	return out, nil
-}
-
-func (s *Store) completeClaims(tx *gorm.DB, rows []claimRow) error {
-	eventIDs := make([]string, 0, len(rows))
-	webhookIDs := make([]string, 0, len(rows))
-	for _, r := range rows {
-		eventIDs = append(eventIDs, r.EventID)
-		webhookIDs = append(webhookIDs, r.WebhookID)
-	}
-	var events []eventRow
-	if err := tx.Select("id", "payload").Where("id IN ?", unique(eventIDs)).Find(&events).Error; err != nil {
-		return err
-	}
-	var hooks []webhookRow
-	if err := tx.Select("id", "url", "secret").Where("id IN ?", unique(webhookIDs)).Find(&hooks).Error; err != nil {
-		return err
-	}
-	payloads := make(map[string][]byte, len(events))
-	for _, e := range events {
-		payloads[e.ID] = e.Payload
-	}
-	byID := make(map[string]webhookRow, len(hooks))
-	for _, h := range hooks {
-		byID[h.ID] = h
-	}
-	for i := range rows {
-		rows[i].Payload = payloads[rows[i].EventID]
-		rows[i].URL, rows[i].Secret = byID[rows[i].WebhookID].URL, byID[rows[i].WebhookID].Secret
-	}
-	return nil
-}
-
 // Result is what became of a claimed delivery.
 type Result struct {
 	DeliveryID int64
@@ -155,19 +31,30 @@ type Result struct {
 	StatusCode  int // 0 when the receiver did not answer
 	Error       string
 	Duration    time.Duration
+	// Gone says the receiver answered 410 Gone: the webhook is paused
+	// (ENDPOINT_GONE) and the delivery waits with its other deliveries.
+	Gone bool
+}
+
+// Paused is a webhook that Record paused, and why.
+type Paused struct {
+	WebhookID string
+	Reason    webhook.PauseReason
 }
 
 // Record writes a batch of results in one transaction: the deliveries' new
 // state (only where the claim is still theirs), the attempt log, and the
-// webhooks' failure streaks. Webhooks whose failures have lasted longer than
-// autoPauseAfter are paused (DELIVERY_FAILURES); Record returns their ids.
-func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter time.Duration) (paused []string, err error) {
+// webhooks' failure streaks. It pauses the webhooks whose receiver answered
+// 410 Gone (ENDPOINT_GONE) and those whose failures have lasted longer than
+// autoPauseAfter (DELIVERY_FAILURES), and returns them.
+func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter time.Duration) (paused []Paused, err error) {
 	defer wrap(&err, "store.Record(%d)", len(results))
 	if len(results) == 0 {
 		return nil, nil
 	}
 	now := s.clock()
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		paused = nil // a retried transaction starts over
 		if s.postgres {
 			if err := relaxCommit(tx); err != nil {
 				return err
@@ -177,7 +64,7 @@ func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter tim
 			return err
 		}
 		var attempts []attemptRow
-		succeeded, failed := map[string]bool{}, map[string]bool{}
+		succeeded, failed, gone := map[string]bool{}, map[string]bool{}, map[string]bool{}
 		for _, r := range results {
 			if !r.Attempted {
 				continue
@@ -187,9 +74,12 @@ func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter tim
 				a.StatusCode = &r.StatusCode
 			}
 			attempts = append(attempts, a)
-			if r.Status == StatusDelivered {
+			switch {
+			case r.Status == StatusDelivered:
 				succeeded[r.WebhookID] = true
-			} else {
+			case r.Gone:
+				gone[r.WebhookID] = true
+			default:
 				failed[r.WebhookID] = true
 			}
 		}
@@ -207,6 +97,9 @@ func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter tim
 				return err
 			}
 		}
+		if err := s.pauseFor(tx, keys(gone), webhook.PauseReasonEndpointGone, now, &paused); err != nil {
+			return err
+		}
 		if len(failed) == 0 {
 			return nil
 		}
@@ -217,35 +110,47 @@ func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter tim
 		if autoPauseAfter <= 0 {
 			return nil
 		}
-		var due []webhookRow
-		if err := tx.Select("id").Where("id IN ? AND status = ? AND failing_since <= ?", ids, webhook.StatusActive, now.Add(-autoPauseAfter)).
-			Find(&due).Error; err != nil {
+		var due []string
+		if err := tx.Model(&webhookRow{}).Where("id IN ? AND status = ? AND failing_since <= ?", ids, webhook.StatusActive, now.Add(-autoPauseAfter)).
+			Pluck("id", &due).Error; err != nil {
 			return err
 		}
-		for _, w := range due {
-			paused = append(paused, w.ID)
-		}
-		if len(paused) == 0 {
-			return nil
-		}
-		if err := tx.Model(&webhookRow{}).Where("id IN ?", paused).Updates(map[string]any{
-			"status": string(webhook.StatusPaused), "pause_reason": string(webhook.PauseReasonDeliveryFailures),
-			"paused_at": now, "updated_at": now,
-		}).Error; err != nil {
-			return err
-		}
-		if err := holdDeliveries(tx, paused); err != nil {
-			return err
-		}
-		return s.notifyWebhooks(tx, paused)
+		return s.pauseFor(tx, due, webhook.PauseReasonDeliveryFailures, now, &paused)
 	})
 	if err != nil {
 		return nil, err
 	}
-	for _, id := range paused {
-		s.signal(webhooksChannel, id)
+	for _, p := range paused {
+		s.signal(webhooksChannel, p.WebhookID)
 	}
 	return paused, nil
+}
+
+// pauseFor pauses those of ids that are active, for reason, holds their
+// deliveries and tells every instance; it appends them to paused.
+func (s *Store) pauseFor(tx *gorm.DB, ids []string, reason webhook.PauseReason, now time.Time, paused *[]Paused) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var active []string
+	if err := tx.Model(&webhookRow{}).Where("id IN ? AND status = ?", ids, webhook.StatusActive).Pluck("id", &active).Error; err != nil {
+		return err
+	}
+	if len(active) == 0 {
+		return nil
+	}
+	if err := tx.Model(&webhookRow{}).Where("id IN ?", active).Updates(map[string]any{
+		"status": string(webhook.StatusPaused), "pause_reason": string(reason), "paused_at": now, "updated_at": now,
+	}).Error; err != nil {
+		return err
+	}
+	if err := holdDeliveries(tx, active); err != nil {
+		return err
+	}
+	for _, id := range active {
+		*paused = append(*paused, Paused{WebhookID: id, Reason: reason})
+	}
+	return s.notifyWebhooks(tx, active)
 }
 
 // relaxCommit lets a PostgreSQL transaction commit without waiting for its WAL
@@ -391,7 +296,7 @@ func (s *Store) Redeliver(ctx context.Context, owner webhook.Owner, webhookID, i
 	now := s.clock()
 	var out Delivery
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		w, err := s.getWebhook(tx, owner, webhookID, s.postgres)
+		w, err := s.getWebhook(tx, owner, webhookID, true)
 		if err != nil {
 			return err
 		}
@@ -403,10 +308,22 @@ func (s *Store) Redeliver(ctx context.Context, owner webhook.Owner, webhookID, i
 		if err != nil {
 			return ErrDeliveryNotFound
 		}
-		res := tx.Model(&deliveryRow{}).Where("id = ? AND webhook_id = ?", n, webhookID).Updates(map[string]any{
+		set := map[string]any{
 			"status": StatusPending, "next_attempt_at": due, "schedule_pos": 0, "leased_until": nil, "delivered_at": nil, "finished_at": nil,
 			"claim_seq": gorm.Expr("claim_seq + 1"),
-		})
+		}
+		if w.Ordered {
+			// The redelivered one is older than the webhook's other pending
+			// deliveries: it goes next. Claims under way on this webhook
+			// finish first (their rows are locked), so the claim that sees it
+			// as the oldest also sees their leases; and a lease it has stays,
+			// so that an attempt still on the wire is never joined by another.
+			if err := s.dialect.lockPending(tx, webhookID); err != nil {
+				return err
+			}
+			delete(set, "leased_until")
+		}
+		res := tx.Model(&deliveryRow{}).Where("id = ? AND webhook_id = ?", n, webhookID).Updates(set)
 		if res.Error != nil {
 			return res.Error
 		}

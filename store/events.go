@@ -69,8 +69,15 @@ func (s *Store) Publish(ctx context.Context, ev Event) (_ Published, err error) 
 	if err := s.enqueue(ctx, req); err != nil {
 		return Published{}, err
 	}
-	if err := <-req.done; err != nil { // the writers always answer
-		return Published{}, err
+	select {
+	case err := <-req.done: // the writers always answer
+		if err != nil {
+			return Published{}, err
+		}
+	case <-ctx.Done():
+		// The caller is gone; the writer may still commit the event (the
+		// producer's retry with the same id finds it).
+		return Published{}, ctx.Err()
 	}
 	if req.duplicate {
 		// A concurrent publish of the same producer id won the race.
@@ -150,13 +157,21 @@ func (s *Store) writePublishes() {
 
 // commitPublishes writes a batch in one transaction; if the batch fails, each
 // publish is retried alone so that one bad event does not fail the others.
+// All of it is bounded by maxCommitTime and ends when the store closes.
 func (s *Store) commitPublishes(batch []*publishRequest) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(s.closingCtx, maxCommitTime)
 	defer cancel()
+	s.commitEach(ctx, batch)
+}
+
+// maxCommitTime bounds the writing of one batch of publishes, retries included.
+const maxCommitTime = 30 * time.Second
+
+func (s *Store) commitEach(ctx context.Context, batch []*publishRequest) {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return s.insertEvents(tx, batch) })
-	if err != nil && len(batch) > 1 {
+	if err != nil && len(batch) > 1 && ctx.Err() == nil {
 		for _, r := range batch {
-			s.commitPublishes([]*publishRequest{r})
+			s.commitEach(ctx, []*publishRequest{r})
 		}
 		return
 	}

@@ -59,6 +59,7 @@ type Store struct {
 	now       func() time.Time
 	random    io.Reader
 	postgres  bool
+	dialect   dialect
 	url       string
 	loc       Location
 	log       *slog.Logger
@@ -73,9 +74,12 @@ type Store struct {
 	publishes chan *publishRequest // waiting for a writer
 	notifies  chan struct{}        // a NOTIFY to send, coalesced
 	closing   chan struct{}
-	closeMu   sync.RWMutex
-	closed    bool
-	writers   sync.WaitGroup
+	// closingCtx ends when Close begins: the writers' database calls stop.
+	closingCtx  context.Context
+	stopWriting context.CancelFunc
+	closeMu     sync.RWMutex
+	closed      bool
+	writers     sync.WaitGroup
 }
 
 // Open connects to databaseURL, brings the schema up to date (see
@@ -101,6 +105,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		return nil, err
 	}
 	s.publishes, s.notifies, s.closing = make(chan *publishRequest, 1024), make(chan struct{}, 1), make(chan struct{})
+	s.closingCtx, s.stopWriting = context.WithCancel(context.Background())
 	writers := 1 // SQLite has one writer anyway
 	if s.postgres {
 		writers = 4
@@ -159,9 +164,10 @@ func openDB(ctx context.Context, databaseURL string, opts Options, create bool) 
 	}
 	var dialector gorm.Dialector
 	if loc.Postgres {
-		s.postgres = true
+		s.postgres, s.dialect = true, postgresDialect{}
 		dialector = postgres.Open(loc.URL)
 	} else {
+		s.dialect = sqliteDialect{}
 		if err := prepareSQLiteFile(loc.Path, create); err != nil {
 			return nil, err
 		}
@@ -296,6 +302,9 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close stops the writers and releases the database.
 func (s *Store) Close() error {
+	if s.stopWriting != nil {
+		s.stopWriting() // first: a writer stuck on the database must not hold up Close
+	}
 	s.closeMu.Lock()
 	if !s.closed {
 		s.closed = true

@@ -471,7 +471,7 @@ func seedWebhook(t *testing.T, db string) webhook.Webhook {
 	require.NoError(t, st.RegisterWebhook(ctx, w, 25))
 	_, err = st.Publish(ctx, store.Event{TenantID: "acme", Type: "order.created", Data: []byte(`{}`)})
 	require.NoError(t, err)
-	claims, err := st.Claim(ctx, 10, time.Minute, nil)
+	claims, err := st.Claim(ctx, store.ClaimRequest{Limit: 10, Lease: time.Minute})
 	require.NoError(t, err)
 	require.Len(t, claims, 1)
 	_, err = st.Record(ctx, []store.Result{{DeliveryID: claims[0].DeliveryID, ClaimSeq: claims[0].ClaimSeq, WebhookID: w.ID,

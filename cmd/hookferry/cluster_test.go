@@ -176,7 +176,7 @@ func TestSIGTERMFinishesInFlightDeliveries(t *testing.T) {
 		}
 	}
 	require.EqualValues(t, r.started.Load(), delivered, "every attempt that started finished and was recorded")
-	claims, err := st.Claim(context.Background(), 100, time.Minute, nil)
+	claims, err := st.Claim(context.Background(), store.ClaimRequest{Limit: 100, Lease: time.Minute})
 	require.NoError(t, err)
 	require.Len(t, claims, 6-delivered, "nothing is left leased")
 }

@@ -1,0 +1,210 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hookferry/hookferry/webhook"
+	"gorm.io/gorm"
+)
+
+// Claim is a delivery leased to this worker.
+type Claim struct {
+	DeliveryID  int64
+	ClaimSeq    int64 // the fence: a result is written only while it still matches
+	EventID     string
+	WebhookID   string
+	TenantID    string
+	UserID      string
+	Ordered     bool
+	URL         string
+	Secret      string
+	Payload     []byte
+	Attempts    int
+	SchedulePos int
+	// LeasedUntil is the end of the lease as the database wrote it, on the
+	// database's clock (PostgreSQL's now()); compare it there (Startable).
+	LeasedUntil time.Time
+}
+
+// ClaimRequest says what Claim may take.
+type ClaimRequest struct {
+	Limit int           // at most this many deliveries
+	Lease time.Duration // leased for this long from the database's now
+	// ExcludeWebhooks and ExcludeTenants are skipped: the caller holds enough
+	// of their work already.
+	ExcludeWebhooks []string
+	ExcludeTenants  []string
+}
+
+type claimRow struct {
+	ID          int64
+	ClaimSeq    int64
+	LeasedUntil time.Time
+	EventID     string
+	WebhookID   string
+	TenantID    string
+	UserID      string
+	Ordered     bool
+	Attempts    int
+	SchedulePos int
+	URL         string
+	Secret      string
+	Payload     []byte
+}
+
+// Claim leases up to req.Limit due deliveries of active webhooks, oldest due
+// first. It skips rows another worker holds (never waits for them), rows not
+// yet due or held for a paused webhook, the excluded webhooks and tenants, and
+// of an ordered webhook every delivery but its oldest pending one, and that
+// one too while any delivery of the webhook is leased: an ordered webhook has
+// at most one delivery leased at a time.
+func (s *Store) Claim(ctx context.Context, req ClaimRequest) (_ []Claim, err error) {
+	defer wrap(&err, "store.Claim")
+	if req.Limit <= 0 {
+		return nil, nil
+	}
+	now := s.clock()
+	dbNow, nowArgs := s.dialect.now(now)
+	where := []string{
+		"d2.status = 'PENDING'",
+		"d2.next_attempt_at <= ?", // retries are scheduled on the dispatchers' clocks
+		"(d2.leased_until IS NULL OR d2.leased_until <= " + dbNow + ")",
+		"w2.status = 'ACTIVE'",
+		`(NOT w2.ordered OR (
+			NOT EXISTS (SELECT 1 FROM deliveries d3 WHERE d3.webhook_id = d2.webhook_id AND d3.status = 'PENDING' AND d3.id < d2.id)
+			AND NOT EXISTS (SELECT 1 FROM deliveries d4 WHERE d4.webhook_id = d2.webhook_id AND d4.status = 'PENDING'
+				AND d4.leased_until IS NOT NULL AND d4.leased_until > ` + dbNow + `)))`,
+	}
+	args := append(append([]any{now}, nowArgs...), nowArgs...)
+	if len(req.ExcludeWebhooks) > 0 {
+		where = append(where, "d2.webhook_id NOT IN ?")
+		args = append(args, req.ExcludeWebhooks)
+	}
+	if len(req.ExcludeTenants) > 0 {
+		where = append(where, "w2.tenant_id NOT IN ?")
+		args = append(args, req.ExcludeTenants)
+	}
+	due := `SELECT d2.id FROM deliveries d2 JOIN webhooks w2 ON w2.id = d2.webhook_id
+		WHERE ` + strings.Join(where, " AND ") + ` ORDER BY d2.next_attempt_at, d2.id LIMIT ?`
+	args = append(args, req.Limit)
+	var rows []claimRow
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		leaseSQL, leaseArgs := s.dialect.leaseEnd(now, req.Lease)
+		rows, err = s.dialect.claim(tx, due, args, leaseSQL, leaseArgs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Claim, len(rows))
+	secrets := map[string]string{} // opened once per webhook of the batch
+	for i, r := range rows {
+		secret, ok := secrets[r.WebhookID]
+		if !ok {
+			// A secret that cannot be opened leaves the claim's secret empty:
+			// the sender refuses it as a failure on our side (Internal).
+			if secret, err = s.openSecret(r.Secret); err != nil && s.log != nil {
+				s.log.Error("store: cannot open a signing secret", "webhook", r.WebhookID, "error", err)
+			}
+			secrets[r.WebhookID] = secret
+		}
+		out[i] = Claim{DeliveryID: r.ID, ClaimSeq: r.ClaimSeq, EventID: r.EventID, WebhookID: r.WebhookID,
+			TenantID: r.TenantID, UserID: r.UserID, Ordered: r.Ordered, URL: r.URL, Secret: secret, Payload: r.Payload,
+			Attempts: r.Attempts, SchedulePos: r.SchedulePos, LeasedUntil: r.LeasedUntil.UTC()}
+	}
+	// The order of RETURNING is not promised: restore the claim order.
+	sortClaims(out)
+	return out, nil
+}
+
+// ClaimRef names a claim: the delivery and the fence it was claimed with.
+type ClaimRef struct {
+	DeliveryID int64
+	ClaimSeq   int64
+}
+
+// Startable reports which of refs may start an attempt now: the claim is still
+// the delivery's (its claim_seq unchanged: not released, redelivered or taken
+// over), the delivery is pending, its webhook exists and is active, and the
+// lease the claim wrote lasts at least within longer on the database's clock,
+// so that the attempt ends before anyone else may take the delivery over. It
+// reads committed state: a pause, delete or erase committed before the call
+// makes its webhook's claims unstartable. On SQLite it reads on a connection
+// of its own, which never waits for the writer.
+func (s *Store) Startable(ctx context.Context, refs []ClaimRef, within time.Duration) (_ map[int64]bool, err error) {
+	defer wrap(&err, "store.Startable(%d)", len(refs))
+	ok := make(map[int64]bool, len(refs))
+	seq := make(map[int64]int64, len(refs))
+	for _, r := range refs {
+		seq[r.DeliveryID] = r.ClaimSeq
+	}
+	for len(refs) > 0 {
+		chunk := refs[:min(len(refs), 500)]
+		refs = refs[len(chunk):]
+		ids := make([]any, len(chunk))
+		marks := make([]string, len(chunk))
+		for i, r := range chunk {
+			ids[i], marks[i] = r.DeliveryID, s.dialect.param(i+1)
+		}
+		bound, boundArgs := s.dialect.after(s.clock(), within, len(chunk)+1)
+		q := fmt.Sprintf(`SELECT d.id, d.claim_seq FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+			WHERE d.id IN (%s) AND d.status = 'PENDING' AND w.status = '%s' AND d.leased_until >= %s`,
+			strings.Join(marks, ", "), webhook.StatusActive, bound)
+		rows, err := s.revisions.reader.QueryContext(ctx, q, append(ids, boundArgs...)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id, claimSeq int64
+			if err := rows.Scan(&id, &claimSeq); err != nil {
+				_ = rows.Close()
+				return nil, err
+			}
+			ok[id] = seq[id] == claimSeq
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return ok, nil
+}
+
+// completeClaims adds what sending needs to rows claimed on SQLite, whose
+// RETURNING cannot reach other tables.
+func completeClaims(tx *gorm.DB, rows []claimRow) error {
+	eventIDs := make([]string, 0, len(rows))
+	webhookIDs := make([]string, 0, len(rows))
+	for _, r := range rows {
+		eventIDs = append(eventIDs, r.EventID)
+		webhookIDs = append(webhookIDs, r.WebhookID)
+	}
+	var events []eventRow
+	if err := tx.Select("id", "payload").Where("id IN ?", unique(eventIDs)).Find(&events).Error; err != nil {
+		return err
+	}
+	var hooks []webhookRow
+	if err := tx.Select("id", "tenant_id", "user_id", "ordered", "url", "secret").Where("id IN ?", unique(webhookIDs)).Find(&hooks).Error; err != nil {
+		return err
+	}
+	payloads := make(map[string][]byte, len(events))
+	for _, e := range events {
+		payloads[e.ID] = e.Payload
+	}
+	byID := make(map[string]webhookRow, len(hooks))
+	for _, h := range hooks {
+		byID[h.ID] = h
+	}
+	for i := range rows {
+		w := byID[rows[i].WebhookID]
+		rows[i].Payload = payloads[rows[i].EventID]
+		rows[i].URL, rows[i].Secret, rows[i].TenantID, rows[i].UserID, rows[i].Ordered = w.URL, w.Secret, w.TenantID, w.UserID, w.Ordered
+	}
+	return nil
+}
