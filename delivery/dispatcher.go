@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -20,10 +19,15 @@ var DefaultRetrySchedule = []time.Duration{
 
 // Config tunes a Dispatcher; zero values take the defaults.
 type Config struct {
-	Workers        int             // attempts in flight in total; default 64
-	PerWebhook     int             // attempts in flight per webhook; default 16
-	BatchSize      int             // deliveries per claim; default 256
-	Lease          time.Duration   // how long a claim is ours; default 60s
+	Workers         int           // attempts in flight in the main lane; default 64
+	HeldBackWorkers int           // attempts in flight for held-back webhooks; default Workers/4
+	PerTenant       int           // main-lane attempts one tenant may have in flight; default Workers/2
+	PerUser         int           // main-lane attempts one user may have in flight; default Workers/4
+	PerWebhook      int           // the most attempts in flight to one webhook; default 16
+	SlowAfter       time.Duration // an attempt longer than this holds its webhook back; default 1s
+	BatchSize       int           // deliveries per claim; default 256
+	Lease           time.Duration // how long a claim is ours; default 60s
+
 	RetrySchedule  []time.Duration // nil means DefaultRetrySchedule
 	AutoPauseAfter time.Duration   // failures without success for this long pause a webhook; default 24h
 	PollInterval   time.Duration   // look for due work this often even without a wake-up; default 1s
@@ -38,44 +42,25 @@ type Config struct {
 // Dispatcher claims due deliveries from the store, sends them and records the
 // outcomes. Any number of dispatchers, in any number of processes, can share
 // one database.
+//
+// One goroutine, the loop (Run), owns the dispatcher's state: the scheduler,
+// the count of claims held, when to claim next. Everything else sends it
+// messages on inbox: the claim it asked for, an attempt that finished or ran
+// past SlowAfter, outcomes recorded. Store signals only poke wake (new work,
+// or a webhook forgotten by the fence). Attempts run in goroutines of their
+// own; outcomes go to the recorder, which writes them in batches.
 type Dispatcher struct {
 	store  *store.Store
 	sender *Sender
 	cfg    Config
 	log    *slog.Logger
+	gate   *gate
+	fence  *fence
 
-	wake      chan struct{}
-	unstarved chan struct{} // a webhook drained below its bound while starved
-	results   chan store.Result
-	slots     chan struct{} // the global bound on attempts in flight
-
-	mu       sync.Mutex
-	hooks    map[string]*hookQueue
-	held     int       // claimed and not yet recorded
-	nextWake time.Time // the earliest retry this dispatcher scheduled
-	stopped  bool      // results is closed
-	// starved is set when the last claim found nothing but work of the
-	// webhooks it excluded: claiming again is pointless until one of them
-	// drains or new work arrives, and each empty claim still scans the queue.
-	starved bool
-	sends   sync.WaitGroup // attempts, and releases on their way to results
-}
-
-// hookQueue is what this dispatcher holds for one webhook: at most PerWebhook
-// attempts in flight and a backlog of claims waiting their turn.
-type hookQueue struct {
-	inFlight int
-	backlog  []held
-	// gen counts the times the webhook was forgotten (paused, deleted,
-	// erased): an attempt of an older generation does not start.
-	gen int
-}
-
-// held is a claim, the moment its lease ends and its webhook's generation.
-type held struct {
-	store.Claim
-	leaseEnd time.Time
-	gen      int
+	inbox    chan any      // claimed, finished, overtime, recorded
+	wake     chan struct{} // cap 1: new deliveries, or webhooks forgotten
+	results  chan store.Result
+	loopDone chan struct{} // the loop has returned: nobody reads inbox
 }
 
 // New builds a dispatcher; Run starts it.
@@ -83,8 +68,20 @@ func New(st *store.Store, sender *Sender, cfg Config) *Dispatcher {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 64
 	}
+	if cfg.HeldBackWorkers <= 0 {
+		cfg.HeldBackWorkers = max(cfg.Workers/4, 1)
+	}
+	if cfg.PerTenant <= 0 {
+		cfg.PerTenant = max(cfg.Workers/2, 1)
+	}
+	if cfg.PerUser <= 0 {
+		cfg.PerUser = max(cfg.Workers/4, 1)
+	}
 	if cfg.PerWebhook <= 0 {
 		cfg.PerWebhook = 16
+	}
+	if cfg.SlowAfter <= 0 {
+		cfg.SlowAfter = time.Second
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 256
@@ -92,9 +89,9 @@ func New(st *store.Store, sender *Sender, cfg Config) *Dispatcher {
 	if cfg.Lease <= 0 {
 		cfg.Lease = 60 * time.Second
 	}
-	if cfg.Lease <= sender.Timeout() {
+	if cfg.Lease <= 2*leaseMargin(sender) {
 		// A lease must outlast an attempt, or every claim would be given back.
-		cfg.Lease = 4 * sender.Timeout()
+		cfg.Lease = 4 * leaseMargin(sender)
 	}
 	if cfg.RetrySchedule == nil {
 		cfg.RetrySchedule = DefaultRetrySchedule
@@ -121,143 +118,31 @@ func New(st *store.Store, sender *Sender, cfg Config) *Dispatcher {
 	}
 	d := &Dispatcher{
 		store: st, sender: sender, cfg: cfg, log: cfg.Logger,
-		wake:      make(chan struct{}, 1),
-		unstarved: make(chan struct{}, 1),
-		results:   make(chan store.Result, 4*cfg.Workers),
-		slots:     make(chan struct{}, cfg.Workers),
-		hooks:     map[string]*hookQueue{},
+		gate:     &gate{store: st, within: leaseMargin(sender), log: cfg.Logger},
+		fence:    newFence(),
+		inbox:    make(chan any, 4*cfg.Workers),
+		wake:     make(chan struct{}, 1),
+		results:  make(chan store.Result, 4*cfg.Workers),
+		loopDone: make(chan struct{}),
 	}
 	st.OnSignal(func(s store.Signal) {
 		switch s.Channel {
 		case store.DeliveriesChannel:
-			d.poke()
 		case store.WebhooksChannel:
-			d.forget(s.Payload)
-		case store.RevisionsChannel:
-			d.revalidate()
+			// Paused, deleted or erased: from here on no claim of it made
+			// before starts in this process.
+			d.fence.forget(s.Payload, cfg.Now())
+		default:
+			return
 		}
+		d.poke()
 	})
 	return d
 }
 
-// Run delivers until ctx ends, then stops claiming, releases the claims it has
-// not started, lets attempts in flight finish for ShutdownGrace (cancelling and
-// releasing the rest), and records every outcome before it returns.
-func (d *Dispatcher) Run(ctx context.Context) error {
-	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelSends()
-	recorded := make(chan struct{})
-	go func() {
-		defer close(recorded)
-		d.record()
-	}()
-
-	d.claimLoop(ctx, sendCtx)
-
-	// Soft stop: nothing new starts; what waits is released.
-	d.mu.Lock()
-	for id := range d.hooks {
-		d.releaseBacklogLocked(id)
-	}
-	d.mu.Unlock()
-	done := make(chan struct{})
-	go func() { d.sends.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(d.cfg.ShutdownGrace):
-		cancelSends() // hard stop: the attempts end as Cancelled and are released
-		<-done
-	}
-	d.mu.Lock()
-	d.stopped = true
-	d.mu.Unlock()
-	close(d.results)
-	<-recorded
-	return nil
-}
-
-func (d *Dispatcher) claimLoop(ctx, sendCtx context.Context) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		d.mu.Lock()
-		room := d.holdLimit() - d.held
-		exclude := d.saturatedLocked()
-		d.mu.Unlock()
-		full := false
-		if room > 0 {
-			n := min(room, d.cfg.BatchSize)
-			claims, err := d.store.Claim(ctx, store.ClaimRequest{Limit: n, Lease: d.cfg.Lease, ExcludeWebhooks: exclude})
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				d.log.Warn("delivery: claim failed", "error", err, "retry_in", backoff)
-				sleep(ctx, backoff)
-				backoff = min(2*backoff, 5*time.Second)
-				continue
-			}
-			backoff = 100 * time.Millisecond
-			d.mu.Lock()
-			d.starved = len(claims) == 0 && len(exclude) > 0
-			starved := d.starved
-			d.mu.Unlock()
-			d.dispatch(sendCtx, claims)
-			full = len(claims) == n
-			if starved {
-				// New work wakes us, but at most this often while starved;
-				// a webhook draining below its bound ends the pause at once.
-				t := time.NewTimer(starvedClaimInterval)
-				select {
-				case <-ctx.Done():
-				case <-t.C:
-				case <-d.unstarved:
-				}
-				t.Stop()
-			}
-		}
-		if full {
-			continue
-		}
-		d.wait(ctx)
-	}
-}
-
-// starvedClaimInterval spaces the claims of a dispatcher whose only due work
-// belongs to webhooks that already have a full backlog here.
-const starvedClaimInterval = 20 * time.Millisecond
-
-// wait blocks until a wake-up, the next retry this dispatcher scheduled, or the
-// poll interval (for other instances' retries and expired leases).
-func (d *Dispatcher) wait(ctx context.Context) {
-	delay := d.cfg.PollInterval
-	d.mu.Lock()
-	if !d.nextWake.IsZero() {
-		if until := d.nextWake.Sub(d.cfg.Now()); until < delay {
-			delay = max(until, 0)
-		}
-	}
-	d.mu.Unlock()
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-d.wake:
-	case <-t.C:
-		d.mu.Lock()
-		if !d.nextWake.IsZero() && !d.nextWake.After(d.cfg.Now()) {
-			d.nextWake = time.Time{}
-		}
-		d.mu.Unlock()
-	}
-}
-
-func (d *Dispatcher) unstarve() {
-	select {
-	case d.unstarved <- struct{}{}:
-	default:
-	}
-	d.poke()
-}
+// leaseMargin is how long a lease must still last for an attempt to start:
+// the attempt's timeout and a second for recording its outcome.
+func leaseMargin(s *Sender) time.Duration { return s.Timeout() + time.Second }
 
 func (d *Dispatcher) poke() {
 	select {
@@ -266,284 +151,321 @@ func (d *Dispatcher) poke() {
 	}
 }
 
-func (d *Dispatcher) dispatch(sendCtx context.Context, claims []store.Claim) {
-	leaseEnd := d.cfg.Now().Add(d.cfg.Lease)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.held += len(claims)
-	for _, claim := range claims {
-		q := d.hooks[claim.WebhookID]
-		if q == nil {
-			q = &hookQueue{}
-			d.hooks[claim.WebhookID] = q
-		}
-		c := held{Claim: claim, leaseEnd: leaseEnd, gen: q.gen}
-		if q.inFlight < d.cfg.PerWebhook {
-			q.inFlight++
-			d.startLocked(sendCtx, c)
-		} else {
-			q.backlog = append(q.backlog, c)
-		}
+// tell sends m to the loop, unless the loop has returned.
+func (d *Dispatcher) tell(m any) {
+	select {
+	case d.inbox <- m:
+	case <-d.loopDone:
 	}
 }
 
-// holdLimit bounds the claims held at once (in flight, waiting their turn, or
-// waiting to be recorded). Claiming well ahead of the attempts keeps a busy
-// webhook's queue from running dry between claims; the lease check before each
-// attempt keeps what waits too long from being sent late.
-func (d *Dispatcher) holdLimit() int { return 8 * d.cfg.Workers }
-
-// saturatedLocked lists the webhooks whose backlog is full: claiming more for
-// them would only hold leases that wait.
-func (d *Dispatcher) saturatedLocked() []string {
-	var ids []string
-	for id, q := range d.hooks {
-		if len(q.backlog) >= d.cfg.PerWebhook {
-			ids = append(ids, id)
-		}
+// The loop's messages.
+type (
+	claimed struct {
+		claims []store.Claim
+		req    store.ClaimRequest
+		at     time.Time // when the claim was asked for
+		epoch  uint64
+		err    error
 	}
-	return ids
-}
+	finished struct {
+		a   *attempt
+		out Outcome
+		ran bool // an HTTP attempt was made
+	}
+	overtime struct{ a *attempt }
+	recorded struct {
+		n         int
+		nextRetry time.Time // the earliest retry among them; zero for none
+	}
+)
 
-func (d *Dispatcher) startLocked(sendCtx context.Context, c held) {
-	d.sends.Add(1)
+// Run delivers until ctx ends, then stops claiming, gives back the claims not
+// started, lets attempts in flight finish for ShutdownGrace (cancelling the
+// rest), and records the outcomes it can within 4 seconds more: what cannot
+// be recorded (the database is down) is left to lease expiry. It returns
+// within ShutdownGrace plus 5 seconds of ctx ending.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSends()
+	recordCtx, stopRecording := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRecording()
+	recorderDone := make(chan struct{})
 	go func() {
-		defer d.sends.Done()
-		d.slots <- struct{}{}
-		// An attempt that could outlive its lease might race the worker that
-		// takes the delivery over, and one whose webhook was paused, deleted
-		// or erased (here or by another process) must not start: give it back.
-		if d.cfg.Now().Add(d.sender.Timeout()).After(c.leaseEnd) || !d.current(sendCtx, c) {
-			<-d.slots
-			d.results <- release(c.Claim, time.Time{})
-			d.finished(sendCtx, c.WebhookID)
-			return
-		}
-		d.cfg.Metrics.InFlight(1)
-		out := d.sender.Send(sendCtx, Message{URL: c.URL, Secret: c.Secret, EventID: c.EventID, Body: c.Payload})
-		d.cfg.Metrics.InFlight(-1)
-		<-d.slots
-		d.results <- d.result(c.Claim, out)
-		d.finished(sendCtx, c.WebhookID)
+		defer close(recorderDone)
+		d.record(recordCtx)
 	}()
-}
 
-// finished frees the webhook's slot and starts its next claim, if any.
-func (d *Dispatcher) finished(sendCtx context.Context, webhookID string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	q := d.hooks[webhookID]
-	if q == nil {
-		return
-	}
-	q.inFlight--
-	if len(q.backlog) > 0 && sendCtx.Err() == nil {
-		next := q.backlog[0]
-		q.backlog = q.backlog[1:]
-		q.inFlight++
-		d.startLocked(sendCtx, next)
-		if d.starved && len(q.backlog) < d.cfg.PerWebhook {
-			d.starved = false // this webhook is claimable again
-			d.unstarve()
-		}
-		return
-	}
-	if q.inFlight == 0 && len(q.backlog) == 0 {
-		delete(d.hooks, webhookID)
-	}
-}
+	l := &loop{d: d, sched: newScheduler(scheduleConfig{
+		Workers: d.cfg.Workers, HeldBackWorkers: d.cfg.HeldBackWorkers,
+		PerTenant: d.cfg.PerTenant, PerUser: d.cfg.PerUser, PerWebhook: d.cfg.PerWebhook,
+	}), sendCtx: sendCtx, wantClaim: true}
+	l.run(ctx, cancelSends)
+	close(d.loopDone)
 
-// forget drops what waits for a webhook that was paused or deleted: its
-// attempts in flight finish, nothing new starts.
-func (d *Dispatcher) forget(webhookID string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if q := d.hooks[webhookID]; q != nil {
-		q.gen++
-	}
-	d.releaseBacklogLocked(webhookID)
-}
-
-// current reports whether c may still be attempted: the revocations and
-// erasures of other processes are seen first (store.Sync), then c's webhook
-// must not have been forgotten since c was claimed.
-func (d *Dispatcher) current(ctx context.Context, c held) bool {
-	if err := d.store.Sync(ctx); err != nil {
-		d.log.Warn("delivery: cannot check for erasures; attempt given back", "error", err)
-		return false
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	q := d.hooks[c.WebhookID]
-	return q != nil && q.gen == c.gen
-}
-
-// revalidate forgets the webhooks held here that another process paused,
-// deleted or erased.
-func (d *Dispatcher) revalidate() {
-	d.mu.Lock()
-	ids := make([]string, 0, len(d.hooks))
-	for id := range d.hooks {
-		ids = append(ids, id)
-	}
-	d.mu.Unlock()
-	if len(ids) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	active, err := d.store.ActiveWebhooks(ctx, ids)
-	if err != nil {
-		d.log.Warn("delivery: cannot check the webhooks held", "error", err)
-		return
-	}
-	for _, id := range ids {
-		if !active[id] {
-			d.forget(id)
-		}
-	}
-}
-
-func (d *Dispatcher) releaseBacklogLocked(webhookID string) {
-	q := d.hooks[webhookID]
-	if q == nil || d.stopped {
-		return
-	}
-	backlog := q.backlog
-	q.backlog = nil
-	if q.inFlight == 0 {
-		delete(d.hooks, webhookID)
-	}
-	if len(backlog) == 0 {
-		return
-	}
-	d.sends.Add(1)
-	go func() {
-		defer d.sends.Done()
-		for _, c := range backlog {
-			d.results <- release(c.Claim, time.Time{})
-		}
-	}()
-}
-
-// result turns an attempt's outcome into the delivery's next state.
-func (d *Dispatcher) result(c store.Claim, out Outcome) store.Result {
-	now := d.cfg.Now()
-	switch out.Kind {
-	case Cancelled:
-		d.cfg.Metrics.Attempt("released", 0)
-		return release(c, time.Time{})
-	case Internal:
-		d.log.Error("delivery: cannot send", "delivery", c.DeliveryID, "webhook", c.WebhookID, "error", out.Error)
-		d.cfg.Metrics.Attempt("released", 0)
-		return release(c, now.Add(30*time.Second))
-	}
-	r := store.Result{
-		DeliveryID: c.DeliveryID, ClaimSeq: c.ClaimSeq, WebhookID: c.WebhookID,
-		Attempted: true, AttemptedAt: now, StatusCode: out.StatusCode, Error: out.Error, Duration: out.Duration,
-		SchedulePos: c.SchedulePos,
-	}
-	attrs := []any{"delivery", c.DeliveryID, "webhook", c.WebhookID, "event", c.EventID, "attempt", c.Attempts + 1,
-		"status_code", out.StatusCode, "duration_ms", float64(out.Duration.Microseconds()) / 1000}
-	switch {
-	case out.Kind == Delivered:
-		r.Status = store.StatusDelivered
-		d.cfg.Metrics.Attempt("delivered", out.Duration)
-		d.log.Debug("delivery: delivered", attrs...)
-	case c.SchedulePos < len(d.cfg.RetrySchedule):
-		r.Status = store.StatusPending
-		r.NextAttemptAt = now.Add(d.cfg.Jitter(d.cfg.RetrySchedule[c.SchedulePos]))
-		r.SchedulePos = c.SchedulePos + 1
-		d.cfg.Metrics.Attempt(outcomeLabel(out.Kind), out.Duration)
-		d.log.Info("delivery: attempt failed; retry scheduled", append(attrs, "error", out.Error, "retry_at", r.NextAttemptAt)...)
-	default:
-		r.Status = store.StatusFailed
-		d.cfg.Metrics.Attempt("failed", out.Duration)
-		d.log.Warn("delivery: last attempt failed; delivery FAILED", append(attrs, "error", out.Error)...)
-	}
-	return r
-}
-
-func outcomeLabel(k OutcomeKind) string {
-	if k == Rejected {
-		return "rejected"
-	}
-	return "unreachable"
-}
-
-// release gives a claim back without charging an attempt; a zero next keeps
-// its due time.
-func release(c store.Claim, next time.Time) store.Result {
-	return store.Result{DeliveryID: c.DeliveryID, ClaimSeq: c.ClaimSeq, WebhookID: c.WebhookID,
-		Status: store.StatusPending, NextAttemptAt: next, SchedulePos: c.SchedulePos}
-}
-
-// record writes outcomes in batches until the results channel closes. A batch
-// that cannot be written is retried; its leases stay ours meanwhile, and if
-// they expire first another worker delivers again (at least once).
-func (d *Dispatcher) record() {
-	const maxBatch = 512
-	for r := range d.results {
-		batch := []store.Result{r}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case r, ok := <-d.results:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
-		d.write(batch)
-	}
-}
-
-func (d *Dispatcher) write(batch []store.Result) {
-	backoff := 50 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		paused, err := d.store.Record(ctx, batch, d.cfg.AutoPauseAfter)
-		cancel()
-		if err == nil {
-			for _, p := range paused {
-				d.log.Warn("delivery: webhook paused", "webhook", p.WebhookID, "reason", p.Reason)
-			}
-			break
-		}
-		if attempt >= 20 || errors.Is(err, context.Canceled) {
-			d.log.Error("delivery: recording outcomes failed; their leases will expire and they will be sent again", "error", err, "deliveries", len(batch))
-			break
-		}
-		d.log.Warn("delivery: recording outcomes failed; retrying", "error", err, "retry_in", backoff)
-		time.Sleep(backoff)
-		backoff = min(2*backoff, 2*time.Second)
-	}
-	d.mu.Lock()
-	d.held -= len(batch)
-	for _, r := range batch {
-		if r.Status == store.StatusPending && !r.NextAttemptAt.IsZero() && (d.nextWake.IsZero() || r.NextAttemptAt.Before(d.nextWake)) {
-			d.nextWake = r.NextAttemptAt
-		}
-	}
-	if d.starved && len(d.saturatedLocked()) < len(d.hooks) {
-		d.starved = false // a webhook drained below its bound while we claimed
-		d.unstarve()
-	}
-	starved := d.starved
-	d.mu.Unlock()
-	if !starved { // room to claim into; while starved, more room changes nothing
-		d.poke()
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
+	// Every attempt has ended and told the loop; the releases are on their way.
+	l.releases.Wait()
+	close(d.results)
+	t := time.NewTimer(4 * time.Second)
 	defer t.Stop()
 	select {
-	case <-ctx.Done():
+	case <-recorderDone:
 	case <-t.C:
+		stopRecording()
+		<-recorderDone
 	}
+	return nil
+}
+
+// loop is the dispatcher's state, touched by the loop goroutine alone.
+type loop struct {
+	d        *Dispatcher
+	sched    *scheduler
+	sendCtx  context.Context
+	releases sync.WaitGroup // releases waiting for room in results
+
+	held       int       // claimed and not yet recorded
+	running    int       // attempt goroutines, gate included
+	claiming   bool      // a claim is under way
+	wantClaim  bool      // claim as soon as there is room
+	lastClaim  time.Time // when the last claim was asked for
+	claimAfter time.Time // after a failed claim, not before this
+	backoff    time.Duration
+	nextRetry  time.Time // the earliest retry this dispatcher scheduled
+	// excludedHooks and excludedTenants were left out of the last claim.
+	excludedHooks, excludedTenants map[string]bool
+	fenceSeen                      uint64 // forgotten webhooks up to this epoch are dropped
+	stopping                       bool
+	heldBackNow                    int
+}
+
+func (l *loop) run(ctx context.Context, cancelSends context.CancelFunc) {
+	d := l.d
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var grace <-chan time.Time
+	done := ctx.Done()
+	for {
+		l.startReady()
+		l.maybeClaim(ctx)
+		if l.stopping && l.running == 0 && !l.claiming {
+			return
+		}
+		timer.Reset(l.sleep())
+		select {
+		case m := <-d.inbox:
+			l.handle(m)
+		case <-d.wake:
+			l.dropForgotten()
+			l.wantClaim = true
+		case <-timer.C:
+			l.tick()
+		case <-done:
+			done = nil
+			l.stopping = true
+			l.release(l.sched.dropAll(d.cfg.Now())...)
+			g := time.NewTimer(d.cfg.ShutdownGrace)
+			defer g.Stop()
+			grace = g.C
+		case <-grace:
+			grace = nil
+			cancelSends() // hard stop: the attempts end as Cancelled and are given back
+		}
+	}
+}
+
+func (l *loop) handle(m any) {
+	d := l.d
+	now := d.cfg.Now()
+	switch m := m.(type) {
+	case claimed:
+		l.claiming = false
+		if m.err != nil {
+			if !l.stopping {
+				d.log.Warn("delivery: claim failed", "error", m.err, "retry_in", l.backoff)
+				l.claimAfter = now.Add(l.backoff)
+				l.backoff = min(2*l.backoff, 5*time.Second)
+				l.wantClaim = true
+			}
+			return
+		}
+		l.backoff = 100 * time.Millisecond
+		l.held += len(m.claims)
+		for _, c := range m.claims {
+			a := &attempt{Claim: c, startBy: m.at.Add(d.cfg.Lease - leaseMargin(d.sender)), epoch: m.epoch}
+			if l.stopping || !d.fence.allows(c.WebhookID, m.epoch) {
+				l.release(a)
+				continue
+			}
+			l.sched.add(a)
+		}
+		if len(m.claims) == m.req.Limit {
+			l.wantClaim = true // there may be more
+		}
+	case finished:
+		l.running--
+		if m.a.running {
+			l.sched.finished(m.a, l.verdict(m.out, m.ran), now)
+			if l.excludedHooks[m.a.WebhookID] || l.excludedTenants[m.a.TenantID] {
+				l.wantClaim = true // claimable again
+			}
+		}
+	case overtime:
+		l.sched.overtime(m.a)
+	case recorded:
+		full := l.room() <= 0
+		l.held -= m.n
+		if !m.nextRetry.IsZero() && (l.nextRetry.IsZero() || m.nextRetry.Before(l.nextRetry)) {
+			l.nextRetry = m.nextRetry
+		}
+		if full && l.room() > 0 {
+			l.wantClaim = true
+		}
+	}
+}
+
+// verdict classifies an outcome for the scheduler.
+func (l *loop) verdict(out Outcome, ran bool) verdict {
+	if !ran {
+		return noVerdict
+	}
+	slow := out.Duration >= l.d.cfg.SlowAfter
+	switch out.Kind {
+	case Delivered:
+		if slow {
+			return slowSuccess
+		}
+		return fastSuccess
+	case Rejected:
+		if slow {
+			return hung
+		}
+		return refused
+	case Unreachable:
+		return hung
+	}
+	return noVerdict
+}
+
+// startReady starts every attempt the scheduler lets start now.
+func (l *loop) startReady() {
+	if l.stopping {
+		return
+	}
+	for {
+		a := l.sched.next()
+		if a == nil {
+			return
+		}
+		l.running++
+		go l.d.attempt(l.sendCtx, a)
+	}
+}
+
+func (l *loop) room() int { return 4*l.d.cfg.Workers - l.held }
+
+// maybeClaim asks for a claim when one is wanted and there is room.
+func (l *loop) maybeClaim(ctx context.Context) {
+	d := l.d
+	now := d.cfg.Now()
+	if l.stopping || l.claiming || l.room() <= 0 || now.Before(l.claimAfter) {
+		return
+	}
+	if !l.wantClaim && now.Sub(l.lastClaim) < d.cfg.PollInterval {
+		if l.nextRetry.IsZero() || l.nextRetry.After(now) {
+			return
+		}
+		l.nextRetry = time.Time{}
+	}
+	hooks, tenants := l.sched.excluded(2 * d.cfg.Workers)
+	l.excludedHooks, l.excludedTenants = set(hooks), set(tenants)
+	req := store.ClaimRequest{Limit: min(l.room(), d.cfg.BatchSize), Lease: d.cfg.Lease, ExcludeWebhooks: hooks, ExcludeTenants: tenants}
+	l.claiming, l.wantClaim, l.lastClaim = true, false, now
+	epoch := d.fence.now()
+	go func() {
+		claims, err := d.store.Claim(ctx, req)
+		d.tell(claimed{claims: claims, req: req, at: now, epoch: epoch, err: err})
+	}()
+}
+
+// sleep is how long the loop may wait for a message: until the next poll,
+// retry or claim back-off.
+func (l *loop) sleep() time.Duration {
+	now := l.d.cfg.Now()
+	next := l.lastClaim.Add(l.d.cfg.PollInterval)
+	if !l.nextRetry.IsZero() && l.nextRetry.Before(next) {
+		next = l.nextRetry
+	}
+	if l.wantClaim && l.claimAfter.After(now) && l.claimAfter.Before(next) {
+		next = l.claimAfter
+	}
+	return max(next.Sub(now), time.Millisecond)
+}
+
+// tick gives back the claims that waited too long, forgets idle webhooks and
+// old fence entries, and updates the held-back gauge.
+func (l *loop) tick() {
+	d := l.d
+	now := d.cfg.Now()
+	l.release(l.sched.expired(now)...)
+	l.sched.evict(now.Add(-10 * time.Minute))
+	d.fence.prune(now.Add(-2 * d.cfg.Lease))
+	if n := l.sched.heldBackCount(); n != l.heldBackNow {
+		l.heldBackNow = n
+		d.cfg.Metrics.HeldBack(n)
+	}
+}
+
+// dropForgotten gives back the waiting claims of webhooks forgotten since the
+// last look: paused, deleted or erased.
+func (l *loop) dropForgotten() {
+	ids, epoch := l.d.fence.since(l.fenceSeen)
+	l.fenceSeen = epoch
+	now := l.d.cfg.Now()
+	for _, id := range ids {
+		l.release(l.sched.drop(id, now)...)
+	}
+}
+
+// release gives claims back to the buffer, charging nothing and keeping
+// their due time.
+func (l *loop) release(as ...*attempt) {
+	for _, a := range as {
+		r := release(a.Claim, time.Time{})
+		select {
+		case l.d.results <- r:
+		default:
+			l.releases.Add(1)
+			go func() {
+				defer l.releases.Done()
+				l.d.results <- r
+			}()
+		}
+	}
+}
+
+// attempt passes the gate, sends, and hands the outcome to the recorder.
+func (d *Dispatcher) attempt(ctx context.Context, a *attempt) {
+	c := a.Claim
+	if !d.gate.allow(ctx, store.ClaimRef{DeliveryID: c.DeliveryID, ClaimSeq: c.ClaimSeq}) || !d.fence.allows(c.WebhookID, a.epoch) {
+		d.cfg.Metrics.Attempt("released", 0)
+		d.results <- release(c, time.Time{})
+		d.tell(finished{a: a})
+		return
+	}
+	slow := time.AfterFunc(d.cfg.SlowAfter, func() { d.tell(overtime{a}) })
+	d.cfg.Metrics.InFlight(1)
+	out := d.sender.Send(ctx, Message{URL: c.URL, Secret: c.Secret, EventID: c.EventID, Body: c.Payload})
+	d.cfg.Metrics.InFlight(-1)
+	slow.Stop()
+	d.results <- d.result(c, out)
+	d.tell(finished{a: a, out: out, ran: out.Kind != Cancelled && out.Kind != Internal})
+}
+
+func set(ids []string) map[string]bool {
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
 }

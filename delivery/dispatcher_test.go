@@ -266,7 +266,7 @@ func TestRetriesOnTheScheduleThenFails(t *testing.T) {
 		registry := prometheus.NewRegistry()
 		var logs syncBuffer
 		e.start(delivery.Config{RetrySchedule: []time.Duration{time.Millisecond, 2 * time.Millisecond},
-			Metrics: metrics.New(registry, nil), Logger: slog.New(slog.NewTextHandler(&logs, nil))}, delivery.SenderConfig{})
+			Metrics: metrics.New(registry, nil), Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}, delivery.SenderConfig{})
 		ids := e.publish("order.created", 1)
 
 		eventually(t, "out of retries", func() bool {
@@ -290,10 +290,11 @@ func TestRetriesOnTheScheduleThenFails(t *testing.T) {
 
 		// Six attempts: four refused and retried, one out of retries, one delivered.
 		require.Equal(t, map[string]float64{"rejected": 4, "failed": 1, "delivered": 1}, attemptsByOutcome(t, registry))
-		// Failed attempts are logged at info and warn level, never with the secret or the URL.
+		// One debug line per attempt, never with the secret or the URL.
 		out := logs.String()
-		require.Equal(t, 4, strings.Count(out, "attempt failed; retry scheduled"), out)
-		require.Equal(t, 1, strings.Count(out, "delivery FAILED\" delivery="), out)
+		require.Equal(t, 6, strings.Count(out, "level=DEBUG msg=\"delivery: attempt\" webhook="), out)
+		require.Equal(t, 4, strings.Count(out, "outcome=rejected"), out)
+		require.Equal(t, 1, strings.Count(out, "outcome=failed"), out)
 		require.NotContains(t, out, strings.TrimPrefix(failing.hook.Secret, "whsec_"))
 		require.NotContains(t, out, failing.srv.URL)
 	})
@@ -422,7 +423,7 @@ func TestExpiredLeaseIsTakenOver(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *env) {
 		ep := e.endpoint(nil, "order.created")
 		ids := e.publish("order.created", 5)
-		claims, err := e.store.Claim(ctx, store.ClaimRequest{Limit: 10, Lease: 300*time.Millisecond}) // the worker that dies
+		claims, err := e.store.Claim(ctx, store.ClaimRequest{Limit: 10, Lease: 300 * time.Millisecond}) // the worker that dies
 		require.NoError(t, err)
 		require.Len(t, claims, 5)
 		again, err := e.store.Claim(ctx, store.ClaimRequest{Limit: 10, Lease: time.Minute})

@@ -96,6 +96,8 @@ type Outcome struct {
 	StatusCode int // the receiver's status, when it answered
 	Error      string
 	Duration   time.Duration
+	RetryAfter time.Duration // asked for by a 429 or 503 answer's Retry-After
+	Refused    bool          // the target was refused as a private address
 }
 
 // Sender makes delivery attempts over one shared keep-alive transport.

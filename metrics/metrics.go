@@ -15,6 +15,7 @@ type Metrics struct {
 	deliveries      *prometheus.CounterVec
 	attemptSeconds  prometheus.Histogram
 	inFlight        prometheus.Gauge
+	heldBack        prometheus.Gauge
 	pruned          *prometheus.CounterVec
 }
 
@@ -37,11 +38,15 @@ func New(reg prometheus.Registerer, queueDepth func(context.Context) (int64, err
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hookferry_deliveries_in_flight", Help: "Deliveries being sent by this instance now.",
 		}),
+		heldBack: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookferry_webhooks_held_back",
+			Help: "Webhooks this instance holds back: their attempts hang, time out or fail, so they get the held-back workers only.",
+		}),
 		pruned: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookferry_pruned_rows_total", Help: "Rows removed by retention, by table: deliveries, attempts, events.",
 		}, []string{"table"}),
 	}
-	reg.MustRegister(m.eventsPublished, m.deliveries, m.attemptSeconds, m.inFlight, m.pruned)
+	reg.MustRegister(m.eventsPublished, m.deliveries, m.attemptSeconds, m.inFlight, m.heldBack, m.pruned)
 	if queueDepth != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "hookferry_queue_depth", Help: "Deliveries waiting, paused webhooks' included (all instances).",
@@ -80,6 +85,13 @@ func (m *Metrics) Attempt(outcome string, d time.Duration) {
 func (m *Metrics) InFlight(delta int) {
 	if m != nil {
 		m.inFlight.Add(float64(delta))
+	}
+}
+
+// HeldBack sets the number of webhooks held back.
+func (m *Metrics) HeldBack(n int) {
+	if m != nil {
+		m.heldBack.Set(float64(n))
 	}
 }
 

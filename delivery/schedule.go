@@ -1,0 +1,378 @@
+package delivery
+
+import (
+	"time"
+
+	"github.com/hookferry/hookferry/store"
+)
+
+// The scheduler decides which claimed delivery is attempted next. It is plain
+// data, owned by the dispatcher's loop: no locks, no clocks, no I/O.
+//
+// The policy, so that no tenant, user or webhook can slow the others:
+//   - Two lanes of workers. The main lane (Workers) is for webhooks that answer
+//     in time. A webhook whose attempt hangs past SlowAfter, times out or
+//     cannot be reached is held back: its attempts go to the held-back lane
+//     (HeldBackWorkers) until one succeeds within SlowAfter. An attempt of the
+//     main lane that runs past SlowAfter moves to the held-back lane then,
+//     giving its main worker back at once.
+//   - Within a lane, the next attempt goes to the tenant with the fewest
+//     attempts in flight in that lane, then its user with the fewest, then its
+//     webhook with the fewest, then the one that waited longest. A tenant
+//     holds at most PerTenant main workers and PerTenant/2 held-back ones, a
+//     user at most PerUser main workers.
+//   - Each webhook has a concurrency limit between 1 and PerWebhook: it starts
+//     at 4, grows by one with every success, halves when the receiver answers
+//     with an error, and drops to 1 when an attempt times out or cannot
+//     connect. An ordered webhook's limit is always 1.
+type scheduler struct {
+	cfg     scheduleConfig
+	hooks   map[string]*hookState
+	tenants map[string]*share
+	users   map[[2]string]*share
+	ready   map[*hookState]struct{} // hooks with claims waiting
+	busy    [2]int                  // attempts in flight per lane
+	queued  int                     // claims waiting, all hooks
+	starts  uint64                  // attempts started, for round-robin order
+}
+
+type scheduleConfig struct {
+	Workers, HeldBackWorkers int
+	PerTenant, PerUser       int
+	PerWebhook               int
+}
+
+// A lane is a pool of workers.
+type lane int
+
+const (
+	mainLane lane = iota
+	heldBackLane
+)
+
+// hookState is what the scheduler knows of one webhook.
+type hookState struct {
+	id, tenant, user string
+	ordered          bool
+	queue            []*attempt
+	inFlight         int // in both lanes
+	limit            int
+	heldBack         bool
+	lastStart        uint64
+	idleSince        time.Time // when it last had nothing queued or in flight
+}
+
+// share is what one tenant or user has in flight per lane, and holds (waiting
+// or in flight).
+type share struct {
+	busy [2]int
+	held int
+}
+
+// attempt is a claim on its way: waiting in its hook's queue, then in flight.
+type attempt struct {
+	store.Claim
+	hook *hookState
+	lane lane
+	// startBy is the latest moment (this process's clock) at which the lease
+	// still outlasts an attempt; later it is given back instead.
+	startBy time.Time
+	epoch   uint64 // the fence's epoch when it was claimed
+	running bool   // started and not finished
+}
+
+const initialLimit = 4
+
+func newScheduler(cfg scheduleConfig) *scheduler {
+	return &scheduler{
+		cfg:     cfg,
+		hooks:   map[string]*hookState{},
+		tenants: map[string]*share{},
+		users:   map[[2]string]*share{},
+		ready:   map[*hookState]struct{}{},
+	}
+}
+
+// add queues a claim.
+func (s *scheduler) add(a *attempt) {
+	h := s.hooks[a.WebhookID]
+	if h == nil {
+		h = &hookState{id: a.WebhookID, tenant: a.TenantID, user: a.UserID, limit: min(initialLimit, s.cfg.PerWebhook)}
+		s.hooks[a.WebhookID] = h
+	}
+	h.ordered = a.Ordered
+	if h.ordered {
+		h.limit = 1
+	}
+	a.hook = h
+	h.queue = append(h.queue, a)
+	s.ready[h] = struct{}{}
+	s.queued++
+	s.tenant(h).held++
+	s.user(h).held++
+}
+
+// next takes the attempt to start now, if any lane has a worker free for a
+// webhook that may start one; the attempt is then in flight.
+func (s *scheduler) next() *attempt {
+	if a := s.pick(mainLane); a != nil {
+		return a
+	}
+	return s.pick(heldBackLane)
+}
+
+func (s *scheduler) pick(l lane) *attempt {
+	if s.busy[l] >= s.lanes(l) {
+		return nil
+	}
+	var best *hookState
+	var bestT, bestU *share
+	for h := range s.ready {
+		if h.heldBack != (l == heldBackLane) || h.inFlight >= h.limit {
+			continue
+		}
+		t, u := s.tenant(h), s.user(h)
+		if t.busy[l] >= s.perTenant(l) || (l == mainLane && u.busy[l] >= s.cfg.PerUser) {
+			continue
+		}
+		if best == nil || before(t, u, h, bestT, bestU, best, l) {
+			best, bestT, bestU = h, t, u
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	a := best.queue[0]
+	best.queue[0] = nil
+	best.queue = best.queue[1:]
+	s.queued--
+	if len(best.queue) == 0 {
+		delete(s.ready, best)
+	}
+	s.starts++
+	best.lastStart = s.starts
+	best.inFlight++
+	a.lane, a.running = l, true
+	s.busy[l]++
+	bestT.busy[l]++
+	bestU.busy[l]++
+	return a
+}
+
+// before orders candidates: fewest in flight for the tenant, then the user,
+// then the webhook, then the longest since its last start.
+func before(t, u *share, h *hookState, bt, bu *share, b *hookState, l lane) bool {
+	switch {
+	case t.busy[l] != bt.busy[l]:
+		return t.busy[l] < bt.busy[l]
+	case u.busy[l] != bu.busy[l]:
+		return u.busy[l] < bu.busy[l]
+	case h.inFlight != b.inFlight:
+		return h.inFlight < b.inFlight
+	}
+	return h.lastStart < b.lastStart
+}
+
+func (s *scheduler) lanes(l lane) int {
+	if l == mainLane {
+		return s.cfg.Workers
+	}
+	return s.cfg.HeldBackWorkers
+}
+
+func (s *scheduler) perTenant(l lane) int {
+	if l == mainLane {
+		return s.cfg.PerTenant
+	}
+	return max(s.cfg.PerTenant/2, 1)
+}
+
+// overtime moves a main-lane attempt that has run past SlowAfter to the
+// held-back lane and holds its webhook back.
+func (s *scheduler) overtime(a *attempt) {
+	if !a.running || a.lane != mainLane {
+		return
+	}
+	s.move(a, heldBackLane)
+	a.hook.heldBack = true
+}
+
+func (s *scheduler) move(a *attempt, to lane) {
+	t, u := s.tenant(a.hook), s.user(a.hook)
+	s.busy[a.lane]--
+	t.busy[a.lane]--
+	u.busy[a.lane]--
+	a.lane = to
+	s.busy[to]++
+	t.busy[to]++
+	u.busy[to]++
+}
+
+// verdict is what an attempt's outcome says about its webhook.
+type verdict int
+
+const (
+	noVerdict verdict = iota // not attempted (given back, cancelled)
+	fastSuccess
+	slowSuccess
+	refused // the receiver answered with an error
+	hung    // timed out or could not be reached
+)
+
+// finished ends an attempt in flight and adjusts its webhook's limit.
+func (s *scheduler) finished(a *attempt, v verdict, now time.Time) {
+	if !a.running {
+		return
+	}
+	a.running = false
+	h := a.hook
+	t, u := s.tenant(h), s.user(h)
+	s.busy[a.lane]--
+	t.busy[a.lane]--
+	u.busy[a.lane]--
+	t.held--
+	u.held--
+	h.inFlight--
+	switch v {
+	case fastSuccess:
+		h.heldBack = false
+		h.limit++
+	case slowSuccess:
+		h.heldBack = true
+		h.limit++
+	case refused:
+		h.limit /= 2
+	case hung:
+		h.heldBack = true
+		h.limit = 1
+	}
+	h.limit = max(1, min(h.limit, s.cfg.PerWebhook))
+	if h.ordered {
+		h.limit = 1
+	}
+	s.settle(h, now)
+}
+
+// drop takes every claim waiting for webhookID out of the queues and returns
+// them, to be given back; attempts in flight go on.
+func (s *scheduler) drop(webhookID string, now time.Time) []*attempt {
+	h := s.hooks[webhookID]
+	if h == nil {
+		return nil
+	}
+	return s.take(h, len(h.queue), now)
+}
+
+// dropAll empties every queue (at shutdown).
+func (s *scheduler) dropAll(now time.Time) []*attempt {
+	var out []*attempt
+	for h := range s.ready {
+		out = append(out, s.take(h, len(h.queue), now)...)
+	}
+	return out
+}
+
+// expired takes out the waiting claims that can no longer start in time.
+func (s *scheduler) expired(now time.Time) []*attempt {
+	var out []*attempt
+	for h := range s.ready {
+		n := 0
+		for n < len(h.queue) && !h.queue[n].startBy.After(now) {
+			n++
+		}
+		out = append(out, s.take(h, n, now)...)
+	}
+	return out
+}
+
+// take removes the first n claims of h's queue.
+func (s *scheduler) take(h *hookState, n int, now time.Time) []*attempt {
+	if n == 0 {
+		return nil
+	}
+	out := append([]*attempt(nil), h.queue[:n]...)
+	h.queue = h.queue[n:]
+	s.queued -= n
+	s.tenant(h).held -= n
+	s.user(h).held -= n
+	if len(h.queue) == 0 {
+		delete(s.ready, h)
+	}
+	s.settle(h, now)
+	return out
+}
+
+// settle notes when a hook went idle and forgets empty shares.
+func (s *scheduler) settle(h *hookState, now time.Time) {
+	if len(h.queue) == 0 && h.inFlight == 0 {
+		h.idleSince = now
+	}
+	if t := s.tenants[h.tenant]; t != nil && *t == (share{}) {
+		delete(s.tenants, h.tenant)
+	}
+	if u := s.users[[2]string{h.tenant, h.user}]; u != nil && *u == (share{}) {
+		delete(s.users, [2]string{h.tenant, h.user})
+	}
+}
+
+// evict forgets webhooks idle since before cutoff: what was learnt of them
+// (limit, held back) is that old.
+func (s *scheduler) evict(cutoff time.Time) {
+	for id, h := range s.hooks {
+		if len(h.queue) == 0 && h.inFlight == 0 && h.idleSince.Before(cutoff) {
+			delete(s.hooks, id)
+		}
+	}
+}
+
+// excluded lists what a claim should skip: webhooks with a full queue (their
+// limit's worth waiting), ordered ones with anything here, and tenants that
+// hold maxTenantHeld claims.
+func (s *scheduler) excluded(maxTenantHeld int) (hooks, tenants []string) {
+	for h := range s.ready {
+		if len(h.queue) >= h.limit || h.ordered {
+			hooks = append(hooks, h.id)
+		}
+	}
+	for _, h := range s.hooks {
+		if h.ordered && h.inFlight > 0 && len(h.queue) == 0 {
+			hooks = append(hooks, h.id)
+		}
+	}
+	for id, t := range s.tenants {
+		if t.held >= maxTenantHeld {
+			tenants = append(tenants, id)
+		}
+	}
+	return hooks, tenants
+}
+
+// heldBackCount is the number of webhooks held back.
+func (s *scheduler) heldBackCount() int {
+	n := 0
+	for _, h := range s.hooks {
+		if h.heldBack {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *scheduler) tenant(h *hookState) *share {
+	t := s.tenants[h.tenant]
+	if t == nil {
+		t = &share{}
+		s.tenants[h.tenant] = t
+	}
+	return t
+}
+
+func (s *scheduler) user(h *hookState) *share {
+	k := [2]string{h.tenant, h.user}
+	u := s.users[k]
+	if u == nil {
+		u = &share{}
+		s.users[k] = u
+	}
+	return u
+}
