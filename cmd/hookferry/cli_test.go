@@ -76,7 +76,8 @@ func TestHelpOfEveryCommand(t *testing.T) {
 		{"serve", []string{"--addr", "HOOKFERRY_ADDR", "--max-webhooks-per-user", "--unpause-cooldown", "--event-types", "--allow-private-targets",
 			"--log-format", "--log-level", "--shutdown-timeout", "--retention", "HOOKFERRY_RETENTION", "--prune-interval", "HOOKFERRY_PRUNE_INTERVAL",
 			"--[no-]delivery", "--delivery-ca-file", "--retry-schedule", "--delivery-timeout", "--delivery-lease", "--auto-pause-after",
-			"--delivery-workers", "--delivery-per-webhook"}},
+			"--delivery-workers", "--delivery-per-webhook", "--delivery-per-tenant", "--delivery-per-user",
+			"--delivery-held-back-workers", "--delivery-slow-after", "HOOKFERRY_DELIVERY_SLOW_AFTER"}},
 		{"token", []string{"token create", "token list", "token revoke"}},
 		{"token create", []string{"--tenant", "--user", "--permission"}},
 		{"token list", nil},
@@ -154,6 +155,9 @@ func TestServeConfigurationSaysNo(t *testing.T) {
 		{"HOOKFERRY_LOG_LEVEL=loud"},
 		{"HOOKFERRY_RETRY_SCHEDULE=5s,-1s"},
 		{"HOOKFERRY_DELIVERY_LEASE=5s", "HOOKFERRY_DELIVERY_TIMEOUT=10s"},
+		{"HOOKFERRY_DELIVERY_LEASE=15s", "HOOKFERRY_DELIVERY_TIMEOUT=10s"}, // an attempt could outlive it
+		{"HOOKFERRY_DELIVERY_PER_TENANT=-1"},
+		{"HOOKFERRY_DELIVERY_SLOW_AFTER=0"},
 		{"HOOKFERRY_ENCRYPTION_KEYS=" + testKeys, "HOOKFERRY_ENCRYPTION_KEYS_FILE=/dev/null"},
 		{"HOOKFERRY_ENCRYPTION_KEYS=not-a-key"},
 		{"HOOKFERRY_EVENT_TYPES=missing.txt"}, // a file name, mistyped: not a one-type catalog

@@ -30,6 +30,10 @@ type Config struct {
 	AutoPauseAfter     time.Duration   `name:"auto-pause-after" env:"HOOKFERRY_AUTO_PAUSE_AFTER" default:"24h" placeholder:"D" help:"Pause a webhook whose deliveries have failed without success for this long (default: ${default})."`
 	DeliveryWorkers    int             `name:"delivery-workers" env:"HOOKFERRY_DELIVERY_WORKERS" default:"64" placeholder:"N" help:"Delivery attempts in flight in this instance, at least 1 (default: ${default})."`
 	DeliveryPerWebhook int             `name:"delivery-per-webhook" env:"HOOKFERRY_DELIVERY_PER_WEBHOOK" default:"16" placeholder:"N" help:"Delivery attempts in flight to one webhook from this instance, at least 1 (default: ${default})."`
+	DeliveryPerTenant  int             `name:"delivery-per-tenant" env:"HOOKFERRY_DELIVERY_PER_TENANT" placeholder:"N" help:"Delivery workers one tenant may hold in this instance (default: half of delivery-workers)."`
+	DeliveryPerUser    int             `name:"delivery-per-user" env:"HOOKFERRY_DELIVERY_PER_USER" placeholder:"N" help:"Delivery workers one user may hold in this instance (default: a quarter of delivery-workers)."`
+	DeliveryHeldBack   int             `name:"delivery-held-back-workers" env:"HOOKFERRY_DELIVERY_HELD_BACK_WORKERS" placeholder:"N" help:"Extra workers for webhooks held back because their attempts hang or fail (default: a quarter of delivery-workers)."`
+	DeliverySlowAfter  time.Duration   `name:"delivery-slow-after" env:"HOOKFERRY_DELIVERY_SLOW_AFTER" default:"1s" placeholder:"D" help:"An attempt longer than this holds its webhook back and gives its worker to others (default: ${default})."`
 
 	// DatabaseURL is HOOKFERRY_DATABASE_URL; "" is the SQLite file hookferry.db.
 	DatabaseURL string `kong:"-"`
@@ -60,12 +64,16 @@ func (c *Config) Validate() error {
 		return nil
 	case c.DeliveryTimeout <= 0:
 		return usagef("delivery-timeout must be positive")
-	case c.DeliveryLease <= c.DeliveryTimeout:
-		return usagef("delivery-lease (%s) must be longer than delivery-timeout (%s)", c.DeliveryLease, c.DeliveryTimeout)
+	case c.DeliveryLease < 2*(c.DeliveryTimeout+time.Second):
+		return usagef("delivery-lease (%s) must be at least twice delivery-timeout plus one second (%s)", c.DeliveryLease, 2*(c.DeliveryTimeout+time.Second))
 	case c.AutoPauseAfter <= 0:
 		return usagef("auto-pause-after must be positive")
 	case c.DeliveryWorkers < 1 || c.DeliveryPerWebhook < 1:
 		return usagef("delivery-workers and delivery-per-webhook must be at least 1")
+	case c.DeliveryPerTenant < 0 || c.DeliveryPerUser < 0 || c.DeliveryHeldBack < 0:
+		return usagef("delivery-per-tenant, delivery-per-user and delivery-held-back-workers must not be negative (0 takes the default)")
+	case c.DeliverySlowAfter <= 0:
+		return usagef("delivery-slow-after must be positive")
 	}
 	return nil
 }

@@ -116,12 +116,18 @@ func newReceivers(t *testing.T) *receivers {
 	r := &receivers{t: t, secrets: map[string]string{}, got: map[string]map[string]int{}}
 	r.srv = httptest.NewTLSServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
-	r.caFile = filepath.Join(t.TempDir(), "ca.pem")
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.srv.Certificate().Raw})
-	require.NoError(t, os.WriteFile(r.caFile, pemBytes, 0o600))
-	_, err := x509.ParseCertificate(r.srv.Certificate().Raw)
-	require.NoError(t, err)
+	r.caFile = writeCA(t, r.srv)
 	return r
+}
+
+// writeCA writes srv's certificate to a PEM file for HOOKFERRY_DELIVERY_CA_FILE.
+func writeCA(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	_, err := x509.ParseCertificate(srv.Certificate().Raw)
+	require.NoError(t, err)
+	file := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600))
+	return file
 }
 
 func (r *receivers) serve(w http.ResponseWriter, req *http.Request) {
@@ -257,8 +263,8 @@ func deliveryEnv(db string, r *receivers, extra ...string) []string {
 		"HOOKFERRY_DATABASE_URL=" + db,
 		"HOOKFERRY_ALLOW_PRIVATE_TARGETS=true",
 		"HOOKFERRY_DELIVERY_CA_FILE=" + r.caFile,
-		"HOOKFERRY_DELIVERY_TIMEOUT=2s",
-		"HOOKFERRY_DELIVERY_LEASE=3s",
+		"HOOKFERRY_DELIVERY_TIMEOUT=1s",
+		"HOOKFERRY_DELIVERY_LEASE=4s",
 		"HOOKFERRY_RETRY_SCHEDULE=10ms,50ms,100ms,200ms,500ms,1s,1s,1s,1s,1s",
 	}, extra...)
 }

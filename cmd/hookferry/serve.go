@@ -37,6 +37,8 @@ type Main struct {
 	sender   *delivery.Sender
 	stop     context.CancelFunc // stops the delivery workers and the listener
 	workers  sync.WaitGroup
+	// cancelRequests ends the contexts of the requests in flight.
+	cancelRequests context.CancelFunc
 	// connState, when set, observes the connections (tests).
 	connState func(net.Conn, http.ConnState)
 }
@@ -105,8 +107,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
 		return err
 	}
+	requests, cancelRequests := context.WithCancel(context.Background())
+	m.cancelRequests = cancelRequests
 	m.http = &http.Server{
 		Handler:           srv.Handler(),
+		BaseContext:       func(net.Listener) context.Context { return requests },
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -159,14 +164,18 @@ func (m *Main) startDelivery(mets *metrics.Metrics) error {
 	}
 	m.sender = sender
 	d := delivery.New(m.store, sender, delivery.Config{
-		Workers:        m.Config.DeliveryWorkers,
-		PerWebhook:     m.Config.DeliveryPerWebhook,
-		Lease:          m.Config.DeliveryLease,
-		RetrySchedule:  m.Config.RetrySchedule,
-		AutoPauseAfter: m.Config.AutoPauseAfter,
-		ShutdownGrace:  m.Config.ShutdownTimeout,
-		Logger:         m.Log,
-		Metrics:        mets,
+		Workers:         m.Config.DeliveryWorkers,
+		PerWebhook:      m.Config.DeliveryPerWebhook,
+		PerTenant:       m.Config.DeliveryPerTenant,
+		PerUser:         m.Config.DeliveryPerUser,
+		HeldBackWorkers: m.Config.DeliveryHeldBack,
+		SlowAfter:       m.Config.DeliverySlowAfter,
+		Lease:           m.Config.DeliveryLease,
+		RetrySchedule:   m.Config.RetrySchedule,
+		AutoPauseAfter:  m.Config.AutoPauseAfter,
+		ShutdownGrace:   m.Config.ShutdownTimeout,
+		Logger:          m.Log,
+		Metrics:         mets,
 	})
 	m.workers.Add(1)
 	go func() {
@@ -225,26 +234,45 @@ func (m *Main) Wait(ctx context.Context) error {
 	}
 }
 
-// Close stops accepting, lets in-flight requests finish (for at most the
-// shutdown timeout) and closes the database.
+// Close stops accepting and stops the delivery workers at once; in-flight
+// requests and attempts may finish for the shutdown timeout, then what is
+// left is cancelled (requests' contexts end, attempts are given back) and the
+// outcomes are recorded for at most 4 seconds more before the database
+// closes. So Close returns within the timeout plus about 5 seconds, even when
+// the database does not answer: what could not be recorded is left to lease
+// expiry (at least once).
 func (m *Main) Close() error {
-	var errs []error
-	if m.http != nil {
-		timeout := m.Config.ShutdownTimeout
-		if timeout <= 0 {
-			timeout = 30 * time.Second
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if err := m.http.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("shutdown: %w", err))
-		}
+	timeout := m.Config.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
 	}
-	// The workers stop claiming, finish or release what they hold, and record
-	// every outcome before the database closes.
+	var (
+		mu   sync.Mutex
+		errs []error
+		api  sync.WaitGroup
+	)
+	if m.http != nil {
+		api.Add(1)
+		go func() {
+			defer api.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			if err := m.http.Shutdown(ctx); err != nil {
+				m.cancelRequests() // handlers waiting on the database give up
+				_ = m.http.Close()
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("shutdown: %w", err))
+				mu.Unlock()
+			}
+		}()
+	}
 	if m.stop != nil {
 		m.stop()
 		m.workers.Wait()
+	}
+	api.Wait()
+	if m.cancelRequests != nil {
+		m.cancelRequests()
 	}
 	if m.sender != nil {
 		m.sender.Close()

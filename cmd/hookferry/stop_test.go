@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hookferry/hookferry/gen"
+	"github.com/hookferry/hookferry/store/storetest"
+	"github.com/stretchr/testify/require"
+)
+
+// freezer is a TCP proxy to a database that can stop forwarding: the
+// connections stay open and every query hangs, as when the database's host
+// stops answering.
+type freezer struct {
+	ln     net.Listener
+	target string
+	frozen chan struct{}
+	held   chan struct{} // bytes held since the freeze, one per read
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newFreezer(t *testing.T, target string) *freezer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	f := &freezer{ln: ln, target: target, frozen: make(chan struct{}), held: make(chan struct{}, 1000), closed: make(chan struct{})}
+	t.Cleanup(func() { close(f.closed); _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go f.forward(c)
+		}
+	}()
+	return f
+}
+
+func (f *freezer) forward(c net.Conn) {
+	defer c.Close()
+	select {
+	case <-f.frozen: // a connection made while frozen never reaches the database
+		<-f.closed
+		return
+	default:
+	}
+	up, err := net.Dial("tcp", f.target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	done := make(chan struct{}, 2)
+	go func() { f.copy(up, c); done <- struct{}{} }()
+	go func() { f.copy(c, up); done <- struct{}{} }()
+	select {
+	case <-done:
+	case <-f.closed:
+	}
+}
+
+func (f *freezer) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			select {
+			case <-f.frozen:
+				f.held <- struct{}{}
+				<-f.closed // hold the bytes: the other side waits for an answer
+				return
+			default:
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (f *freezer) freeze() { f.once.Do(func() { close(f.frozen) }) }
+
+// TestStopIsBoundedWhenTheDatabaseHangs: SIGTERM while the database does not
+// answer (and attempts are in flight, and a publish waits on the database)
+// ends the process within the shutdown timeout plus 5 seconds; what could
+// not be recorded stays pending in the database, to be delivered again.
+func TestStopIsBoundedWhenTheDatabaseHangs(t *testing.T) {
+	t.Parallel()
+	db := storetest.PostgresDatabase(t)
+	u, err := url.Parse(db)
+	require.NoError(t, err)
+	proxy := newFreezer(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = proxy.ln.Addr().String()
+	manage, publish := tokens(t, db)
+
+	arrived := make(chan struct{}, 100)
+	hold := make(chan struct{})
+	hanging := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		arrived <- struct{}{}
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hanging.Close)
+	t.Cleanup(func() { close(hold) })
+	r := newReceivers(t)
+	r.srv.Close()
+	r.srv = hanging
+	r.caFile = writeCA(t, hanging)
+
+	const grace = time.Second
+	s := startServer(t, deliveryEnv(viaProxy.String(), r, "HOOKFERRY_SHUTDOWN_TIMEOUT="+grace.String(),
+		"HOOKFERRY_DELIVERY_TIMEOUT=30s", "HOOKFERRY_DELIVERY_LEASE=2m")...)
+	r.register(client(t, s.url(), manage), "/hang")
+	pub := client(t, s.url(), publish)
+	for range 3 {
+		res, err := pub.PublishEventWithResponse(context.Background(), gen.PublishEventJSONRequestBody{Type: "order.created", Data: json.RawMessage(`{}`)})
+		require.NoError(t, err)
+		require.Equal(t, http.StatusAccepted, res.StatusCode(), "%s", res.Body)
+	}
+	<-arrived // an attempt is on the wire
+
+	proxy.freeze()
+	go func() { // a publish that waits on the frozen database
+		_, _ = pub.PublishEventWithResponse(context.Background(), gen.PublishEventJSONRequestBody{Type: "order.created", Data: json.RawMessage(`{}`)})
+	}()
+	<-proxy.held // the publish's statement, most likely: delivery is idle meanwhile
+	start := time.Now()
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	<-s.exit
+	took := time.Since(start)
+	require.Less(t, took, grace+5*time.Second, "stop took %s; logs:\n%s", took, s.log())
+
+	// Nothing was lost: the three events wait, pending, for another instance.
+	conn, err := sql.Open("pgx", db)
+	require.NoError(t, err)
+	defer conn.Close()
+	var pending int64
+	require.NoError(t, conn.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM deliveries WHERE status = 'PENDING'").Scan(&pending))
+	require.EqualValues(t, 3, pending, "logs:\n%s", s.log())
+}
