@@ -18,7 +18,9 @@
 // N events queued to paused webhooks, then unpaused, which times the delivery
 // engine alone (delivered/s from the unpause).
 //
-// --phases isolation tests what one tenant's trouble does to the others:
+// Two more phases test what one webhook's trouble does to the rest (`make
+// bench-isolation` runs both on both databases; BENCH_PG_FLAGS=--instances 2
+// adds a second instance on PostgreSQL):
 //
 //   - isolation: two victims, another tenant and another user of the hostile
 //     tenant, each with one webhook on the fast receiver, publish
@@ -31,11 +33,20 @@
 //     tenant; a delivery still missing --victim-wait after the last publish
 //     counts as its wait so far and makes the percentiles it reaches lower
 //     bounds (≥).
+//   - pause: --pause-webhooks webhooks on a receiver that holds every request
+//     --slow-hold then answers 200, --pause-events events each; then half are
+//     paused and half deleted through the API (instance A). It counts, per
+//     webhook, the requests whose handler started after the bench received
+//     the 200 (a request already sent before may arrive just after; their
+//     latest lag is printed), and checks that a paused webhook's deliveries
+//     stay PENDING with buffered_events intact. Then the same on a hanging
+//     receiver (one port per webhook), counting TCP connections accepted after
+//     the 200. A failed check makes the bench exit 1.
 //
-// It sets the server's attempt timeout to 5s unless
+// These two set the server's attempt timeout to 5s unless
 // HOOKFERRY_DELIVERY_TIMEOUT is set; the report says which was used.
 // --instances 2 (PostgreSQL only) runs two servers on one database: the
-// bench publishes through the first, both deliver.
+// bench publishes, pauses and deletes through the first, both deliver.
 //
 // It prints a table per phase and one JSON line. HOOKFERRY_ variables other
 // than those it sets itself (database, private targets, log level, CA file)
@@ -53,6 +64,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -82,6 +94,11 @@ type Options struct {
 	HostileEvents   int
 	HangingMode     string
 	HangingPorts    int
+
+	PauseWebhooks  int
+	PauseEvents    int
+	SlowHold       time.Duration
+	PauseReceivers string
 }
 
 // Report is the machine-readable outcome, printed as one JSON line.
@@ -95,6 +112,7 @@ type Report struct {
 	Light          *PhaseResult     `json:"light,omitempty"`
 	Drain          *PhaseResult     `json:"drain,omitempty"`
 	Isolation      *IsolationResult `json:"isolation,omitempty"`
+	Pause          *PauseResult     `json:"pause,omitempty"`
 	PeakRSSMiB     float64          `json:"server_peak_rss_mib"` // the largest of the instances'
 	BusyBeforePct  float64          `json:"busy_before_pct"`     // the machine's CPUs in the second before the first phase
 	AttemptTimeout string           `json:"attempt_timeout"`     // the server's, and who chose it
@@ -132,9 +150,10 @@ type PhaseResult struct {
 // (cmd/hookferry/config.go).
 const serverDefaultTimeout = 15 * time.Second
 
-// benchTimeout is the attempt timeout the isolation phase gives the server
-// unless HOOKFERRY_DELIVERY_TIMEOUT is set: short enough that attempts stuck
-// on a hanging receiver end within the phase.
+// benchTimeout is the attempt timeout the isolation and pause phases give the
+// server unless HOOKFERRY_DELIVERY_TIMEOUT is set: short enough that attempts
+// stuck on a hanging receiver end within the phase, long enough for the slow
+// receiver's hold.
 const benchTimeout = 5 * time.Second
 
 func main() {
@@ -151,7 +170,7 @@ func main() {
 	fs.IntVar(&o.Publishers, "publishers", 16, "throughput and drain phases: parallel publishers (P)")
 	fs.Float64Var(&o.Rate, "rate", 100, "light phase: events per second from one publisher")
 	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "light phase: how long to publish")
-	fs.StringVar(&o.Phases, "phases", "throughput,light", "phases to run, in this order: throughput, light, drain (deliver a backlog of N queued while paused), isolation")
+	fs.StringVar(&o.Phases, "phases", "throughput,light", "phases to run, in this order: throughput, light, drain (deliver a backlog of N queued while paused), isolation, pause")
 	fs.DurationVar(&o.Wait, "wait", 2*time.Minute, "how long to wait for the deliveries after the last publish")
 	fs.StringVar(&o.Perf, "perf", "", "record the server's stacks into `FILE` with perf record -g during the throughput phase")
 	fs.Float64Var(&o.VictimRate, "victim-rate", 20, "isolation phase: events per second each victim publishes")
@@ -162,6 +181,10 @@ func main() {
 	fs.IntVar(&o.HostileEvents, "hostile-events", 50, "isolation phase: events queued to each hostile webhook")
 	fs.StringVar(&o.HangingMode, "hanging-mode", hangAccept, "hanging receiver: accept (TCP accepted, never read or written) or handshake (TLS completed, request never read)")
 	fs.IntVar(&o.HangingPorts, "hanging-ports", 1, "isolation phase: ports the hostile webhooks are spread over (1: one host, distinct paths)")
+	fs.IntVar(&o.PauseWebhooks, "pause-webhooks", 25, "pause phase: webhooks, half paused and half deleted")
+	fs.IntVar(&o.PauseEvents, "pause-events", 50, "pause phase: events queued to each webhook")
+	fs.DurationVar(&o.SlowHold, "slow-hold", 2*time.Second, "pause phase: how long the slow receiver holds each request before its 200")
+	fs.StringVar(&o.PauseReceivers, "pause-receivers", "slow,hanging", "pause phase: the receivers to run it on, in this order: slow, hanging")
 	_ = fs.Parse(os.Args[1:])
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "hookferry-bench:", err)
@@ -192,11 +215,15 @@ func run(ctx context.Context, o Options) (err error) {
 	phases := map[string]bool{}
 	for _, p := range strings.Split(o.Phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "throughput", "light", "drain", "isolation":
+		case "throughput", "light", "drain", "isolation", "pause":
 			phases[p] = true
 		default:
-			return fmt.Errorf("--phases: unknown phase %q (throughput, light, drain, isolation)", p)
+			return fmt.Errorf("--phases: unknown phase %q (throughput, light, drain, isolation, pause)", p)
 		}
+	}
+	receivers, err := pauseReceivers(o.PauseReceivers)
+	if err != nil {
+		return err
 	}
 	switch {
 	case o.Events < 1 || o.Webhooks < 1 || o.Publishers < 1:
@@ -209,8 +236,10 @@ func run(ctx context.Context, o Options) (err error) {
 		return errors.New("--victim-rate and --victim-duration must make at least one event")
 	case phases["isolation"] && (o.HostileWebhooks < 1 || o.HostileEvents < 1 || o.HostileUsers < 1 || o.HostileUsers > o.HostileWebhooks || o.HangingPorts < 1):
 		return errors.New("--hostile-webhooks, --hostile-events, --hostile-users and --hanging-ports must be at least 1, and --hostile-users at most --hostile-webhooks")
-	case phases["isolation"] && o.HangingMode != hangAccept && o.HangingMode != hangHandshake:
+	case (phases["isolation"] || phases["pause"]) && o.HangingMode != hangAccept && o.HangingMode != hangHandshake:
 		return fmt.Errorf("--hanging-mode must be %s or %s", hangAccept, hangHandshake)
+	case phases["pause"] && (o.PauseWebhooks < 2 || o.PauseEvents < 1 || o.SlowHold <= 0):
+		return errors.New("--pause-webhooks must be at least 2, --pause-events at least 1 and --slow-hold positive")
 	}
 	if _, err := os.Stat(o.Hookferry); err != nil {
 		return fmt.Errorf("--hookferry: %w (build it: go build -o bin/hookferry ./cmd/hookferry)", err)
@@ -240,14 +269,17 @@ func run(ctx context.Context, o Options) (err error) {
 	defer func() { err = errors.Join(err, db.close()) }()
 
 	defaults := map[string]string{}
-	if phases["isolation"] {
+	if phases["isolation"] || phases["pause"] {
 		defaults["HOOKFERRY_DELIVERY_TIMEOUT"] = benchTimeout.String()
 	}
-	perUser := max(o.Webhooks, (o.HostileWebhooks+o.HostileUsers-1)/o.HostileUsers)
+	perUser := max(o.Webhooks, (o.HostileWebhooks+o.HostileUsers-1)/o.HostileUsers, o.PauseWebhooks)
 	env, passed := serverEnv(db.URL, recv.CAFile, perUser, defaults)
 	var timeoutBy string
 	if b.timeout, timeoutBy, err = attemptTimeout(env, defaults); err != nil {
 		return err
+	}
+	if phases["pause"] && slices.Contains(receivers, "slow") && o.SlowHold+time.Second > b.timeout {
+		return fmt.Errorf("--slow-hold %s must be at least 1s under the server's attempt timeout %s (%s)", o.SlowHold, b.timeout, timeoutBy)
 	}
 	defer func() {
 		for _, s := range b.servers {
@@ -346,6 +378,12 @@ func run(ctx context.Context, o Options) (err error) {
 			phaseErrs = append(phaseErrs, fmt.Errorf("isolation: %w", err))
 		}
 	}
+	if phases["pause"] && ctx.Err() == nil {
+		b.waitIdle(ctx, 2*b.timeout+5*time.Second)
+		if rep.Pause, err = b.pause(ctx, receivers); err != nil {
+			phaseErrs = append(phaseErrs, fmt.Errorf("pause: %w", err))
+		}
+	}
 
 	for _, pid := range pids {
 		if kib, err := peakRSSKiB(pid); err == nil {
@@ -371,6 +409,9 @@ func run(ctx context.Context, o Options) (err error) {
 		if p != nil && (p.Missing > 0 || p.PublishErrors > 0) {
 			phaseErrs = append(phaseErrs, fmt.Errorf("incomplete run: %d deliveries missing, %d publishes failed", p.Missing, p.PublishErrors))
 		}
+	}
+	if rep.Pause != nil {
+		phaseErrs = append(phaseErrs, rep.Pause.failures()...)
 	}
 	return errors.Join(phaseErrs...)
 }
@@ -496,6 +537,9 @@ func printReport(r Report) {
 	}
 	if r.Isolation != nil {
 		printIsolation(r.Isolation)
+	}
+	if r.Pause != nil {
+		printPause(r.Pause)
 	}
 	fmt.Printf("server peak RSS (VmHWM, largest instance): %.1f MiB; deliveries over %s; machine %.0f%% busy before the load", r.PeakRSSMiB, r.Protocols, r.BusyBeforePct)
 	if len(r.ServerEnv) > 0 {
