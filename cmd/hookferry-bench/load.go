@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,11 +21,32 @@ const eventType = "order.created"
 // maxPublishErrors stops a phase whose publishes keep failing.
 const maxPublishErrors = 10
 
-// api is the generated client of the server under test, one token per role.
+// api is the generated client of the server under test, one token per role,
+// and what it publishes: an event type, to an audience (nil: the tenant).
 type api struct {
-	client  *gen.ClientWithResponses
-	manage  gen.RequestEditorFn
-	publish gen.RequestEditorFn
+	client    *gen.ClientWithResponses
+	manage    gen.RequestEditorFn
+	publish   gen.RequestEditorFn
+	eventType string
+	audience  *gen.Audience
+}
+
+func bearer(token string) gen.RequestEditorFn {
+	return func(_ context.Context, req *http.Request) error {
+		req.Header.Set("Authorization", "Bearer "+token)
+		return nil
+	}
+}
+
+// as is a over the same connections for another principal, whose token
+// holds both roles, publishing typ to the users of audience (none: all the
+// users of its tenant).
+func (a *api) as(token, typ string, audience ...string) *api {
+	b := &api{client: a.client, manage: bearer(token), publish: bearer(token), eventType: typ}
+	if len(audience) > 0 {
+		b.audience = &gen.Audience{UserIds: audience}
+	}
+	return b
 }
 
 func newAPI(addr string, publishers int, manageToken, publishToken string) (*api, error) {
@@ -40,33 +62,51 @@ func newAPI(addr string, publishers int, manageToken, publishToken string) (*api
 	if err != nil {
 		return nil, err
 	}
-	bearer := func(token string) gen.RequestEditorFn {
-		return func(_ context.Context, req *http.Request) error {
-			req.Header.Set("Authorization", "Bearer "+token)
-			return nil
-		}
-	}
-	return &api{client: client, manage: bearer(manageToken), publish: bearer(publishToken)}, nil
+	return &api{client: client, manage: bearer(manageToken), publish: bearer(publishToken), eventType: eventType}, nil
 }
 
-// registerWebhooks points m webhooks, subscribed to eventType, at distinct
-// paths of the receiver, and returns their ids.
+// registerWebhooks points m webhooks, subscribed to a's event type, at
+// distinct paths of the receiver, and returns their ids.
 func (a *api) registerWebhooks(ctx context.Context, receiverURL string, m int) ([]string, error) {
+	urls := make([]string, m)
+	for i := range urls {
+		urls[i] = fmt.Sprintf("%s/hook/%d", receiverURL, i)
+	}
+	return a.register(ctx, urls)
+}
+
+// register registers one webhook per URL, subscribed to a's event type, and
+// returns their ids.
+func (a *api) register(ctx context.Context, urls []string) ([]string, error) {
 	var ids []string
-	for i := range m {
+	for _, u := range urls {
 		resp, err := a.client.RegisterWebhookWithResponse(ctx, gen.RegisterWebhookRequest{
-			Url:          fmt.Sprintf("%s/hook/%d", receiverURL, i),
-			Subscription: gen.Subscription{EventTypes: []gen.EventTypeName{eventType}},
+			Url:          u,
+			Subscription: gen.Subscription{EventTypes: []gen.EventTypeName{a.eventType}},
 		}, a.manage)
 		if err != nil {
-			return nil, fmt.Errorf("register webhook %d: %w", i, err)
+			return nil, fmt.Errorf("register webhook %s: %w", u, err)
 		}
 		if resp.JSON201 == nil {
-			return nil, fmt.Errorf("register webhook %d: %s %s", i, resp.Status(), resp.Body)
+			return nil, fmt.Errorf("register webhook %s: %s %s", u, resp.Status(), resp.Body)
 		}
 		ids = append(ids, resp.JSON201.Id)
 	}
 	return ids, nil
+}
+
+// deleteAll deletes the webhooks, ignoring those already gone.
+func (a *api) deleteAll(ctx context.Context, ids []string) error {
+	for _, id := range ids {
+		resp, err := a.client.DeleteWebhookWithResponse(ctx, id, a.manage)
+		if err != nil {
+			return fmt.Errorf("delete %s: %w", id, err)
+		}
+		if resp.StatusCode() != http.StatusOK && resp.StatusCode() != http.StatusNotFound {
+			return fmt.Errorf("delete %s: %s %s", id, resp.Status(), resp.Body)
+		}
+	}
+	return nil
 }
 
 // setPaused pauses or unpauses the webhooks.
@@ -107,7 +147,7 @@ type eventData struct {
 func (a *api) publishOne(ctx context.Context, epoch time.Time, phase string, seq int64) (int, time.Duration, error) {
 	sent := time.Since(epoch)
 	data, _ := json.Marshal(eventData{SentNS: int64(sent), Seq: seq, Phase: phase})
-	resp, err := a.client.PublishEventWithResponse(ctx, gen.PublishEventRequest{Type: eventType, Data: data}, a.publish)
+	resp, err := a.client.PublishEventWithResponse(ctx, gen.PublishEventRequest{Type: a.eventType, Data: data, Audience: a.audience}, a.publish)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -128,6 +168,9 @@ type publishResult struct {
 	// releasedAt (since the epoch), when set, is when the deliveries could
 	// start: delivered/s counts from it instead of the first publish.
 	releasedAt time.Duration
+	// sent is when (since the epoch) each accepted event was sent, by seq;
+	// publishSteady alone fills it.
+	sent map[int64]time.Duration
 }
 
 // publishParallel publishes n events from p publishers, each waiting for its
@@ -184,7 +227,7 @@ func (a *api) publishParallel(ctx context.Context, epoch time.Time, phase string
 func (a *api) publishSteady(ctx context.Context, epoch time.Time, phase string, rate float64, d time.Duration) publishResult {
 	n := int(rate * d.Seconds())
 	interval := time.Duration(float64(time.Second) / rate)
-	var res publishResult
+	res := publishResult{sent: make(map[int64]time.Duration, n)}
 	start := time.Now()
 	for i := range n {
 		if ctx.Err() != nil || res.errors >= maxPublishErrors {
@@ -194,6 +237,9 @@ func (a *api) publishSteady(ctx context.Context, epoch time.Time, phase string, 
 			time.Sleep(wait)
 		}
 		got, rtt, err := a.publishOne(ctx, epoch, phase, int64(i+1))
+		// No earlier than the event's sent_ns: a lower bound taken from it
+		// stays one.
+		sent := time.Since(epoch) - rtt
 		if err != nil {
 			res.errors++
 			if res.firstErr == nil {
@@ -204,6 +250,7 @@ func (a *api) publishSteady(ctx context.Context, epoch time.Time, phase string, 
 		res.published++
 		res.deliveries += got
 		res.rtts = append(res.rtts, rtt)
+		res.sent[int64(i+1)] = sent
 	}
 	res.duration = time.Since(start)
 	return res
@@ -218,16 +265,48 @@ type Latency struct {
 }
 
 func latencyOf(ds []time.Duration) Latency {
-	if len(ds) == 0 {
-		return Latency{}
+	l, _ := latencyBounded(ds, nil)
+	return l
+}
+
+// latencyBounded is the distribution of the measured durations and of lower
+// bounds of others (deliveries that had not arrived when the bench stopped
+// waiting, each counted as its wait so far). A percentile is exact when no
+// lower bound sorts at or below its rank; the others are lower bounds
+// themselves (raising the bounded values can only raise them), and atLeast
+// names them: p50, p90, p99, max.
+func latencyBounded(measured, lower []time.Duration) (_ Latency, atLeast []string) {
+	type sample struct {
+		d     time.Duration
+		bound bool
 	}
-	slices.Sort(ds)
+	all := make([]sample, 0, len(measured)+len(lower))
+	for _, d := range measured {
+		all = append(all, sample{d: d})
+	}
+	for _, d := range lower {
+		all = append(all, sample{d: d, bound: true})
+	}
+	if len(all) == 0 {
+		return Latency{}, nil
+	}
+	slices.SortFunc(all, func(a, b sample) int { return cmp.Compare(a.d, b.d) })
+	firstBound := len(all)
+	for i, x := range all {
+		if x.bound {
+			firstBound = i
+			break
+		}
+	}
 	// Nearest rank: the smallest value with at least q of the samples at or below it.
-	rank := func(q float64) float64 {
-		i := int(q*float64(len(ds))+0.999999) - 1
-		return ms(ds[min(max(i, 0), len(ds)-1)])
+	rank := func(name string, q float64) float64 {
+		i := min(max(int(q*float64(len(all))+0.999999)-1, 0), len(all)-1)
+		if i >= firstBound {
+			atLeast = append(atLeast, name)
+		}
+		return ms(all[i].d)
 	}
-	return Latency{P50: rank(0.50), P90: rank(0.90), P99: rank(0.99), Max: ms(ds[len(ds)-1])}
+	return Latency{P50: rank("p50", 0.50), P90: rank("p90", 0.90), P99: rank("p99", 0.99), Max: rank("max", 1)}, atLeast
 }
 
 func ms(d time.Duration) float64 { return round2(float64(d) / float64(time.Millisecond)) }

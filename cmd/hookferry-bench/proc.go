@@ -84,15 +84,24 @@ func machineCPU() (busy, total int64) {
 	return busy, total
 }
 
-// cpuMeter measures the CPU used during a phase: the server's, the bench's and
-// the whole machine's (PostgreSQL's included).
+// cpuMeter measures the CPU used during a phase: the servers', the bench's
+// and the whole machine's (PostgreSQL's included).
 type cpuMeter struct {
-	pid          int
+	pids         []int
 	server, self time.Duration
 	busy, total  int64
 }
 
-// CPU is what a phase used, in CPU seconds: the server, the bench (load and
+// serversCPU is the CPU time the processes have used in all.
+func serversCPU(pids []int) time.Duration {
+	var t time.Duration
+	for _, pid := range pids {
+		t += processCPU(pid)
+	}
+	return t
+}
+
+// CPU is what a phase used, in CPU seconds: the servers (all instances), the bench (load and
 // receiver), everything else (PostgreSQL, and whatever else runs), and how
 // busy the machine's CPUs were.
 type CPU struct {
@@ -102,15 +111,15 @@ type CPU struct {
 	MachineBusyPct float64 `json:"machine_busy_pct"`
 }
 
-func startCPU(pid int) *cpuMeter {
-	m := &cpuMeter{pid: pid, server: processCPU(pid), self: selfCPU()}
+func startCPU(pids []int) *cpuMeter {
+	m := &cpuMeter{pids: pids, server: serversCPU(pids), self: selfCPU()}
 	m.busy, m.total = machineCPU()
 	return m
 }
 
 func (m *cpuMeter) stop() CPU {
 	out := CPU{
-		ServerS: round2((processCPU(m.pid) - m.server).Seconds()),
+		ServerS: round2((serversCPU(m.pids) - m.server).Seconds()),
 		BenchS:  round2((selfCPU() - m.self).Seconds()),
 	}
 	busy, total := machineCPU()

@@ -35,9 +35,9 @@ type Receiver struct {
 	srv   *http.Server
 
 	mu     sync.Mutex
-	seen   map[string]bool // webhook-id + path
-	phase  *Collector
-	strays int // deliveries of no current phase, or unreadable
+	seen   map[string]bool       // webhook-id + path
+	phases map[string]*Collector // by name: the phases collecting now
+	strays int                   // deliveries of no current phase, or unreadable
 	protos map[string]int
 }
 
@@ -48,6 +48,7 @@ type Collector struct {
 	got        int
 	duplicates int
 	latencies  []time.Duration // publish -> arrival, first arrival of each delivery
+	arrived    map[int64]bool  // the events' seq that arrived
 	last       time.Duration   // latest first arrival, since the epoch
 	done       chan struct{}
 	closed     bool
@@ -62,10 +63,16 @@ type envelope struct {
 	} `json:"data"`
 }
 
-// startReceiver listens on 127.0.0.1:0 with a fresh self-signed ECDSA
-// certificate, written to dir for the server to trust, speaking HTTP/1.1 and
-// HTTP/2.
-func startReceiver(dir string, epoch time.Time) (*Receiver, error) {
+// identity is the certificate every receiver of the bench serves, and the
+// PEM file of it that the server is told to trust.
+type identity struct {
+	cert   tls.Certificate
+	caFile string
+}
+
+// newIdentity makes a fresh self-signed ECDSA certificate for 127.0.0.1 and
+// writes it to dir for the server to trust.
+func newIdentity(dir string) (*identity, error) {
 	cert, certPEM, err := selfSigned()
 	if err != nil {
 		return nil, err
@@ -74,25 +81,38 @@ func startReceiver(dir string, epoch time.Time) (*Receiver, error) {
 	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
 		return nil, err
 	}
+	return &identity{cert: cert, caFile: caFile}, nil
+}
+
+// serveTLS serves h on 127.0.0.1:0 over HTTP/1.1 and HTTP/2 with id's
+// certificate, and returns the server and its https:// URL.
+func serveTLS(id *identity, h http.Handler) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
-	}
-	r := &Receiver{
-		URL: "https://" + ln.Addr().String(), CAFile: caFile, epoch: epoch,
-		seen: map[string]bool{}, protos: map[string]int{},
+		return nil, "", err
 	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)
-	r.srv = &http.Server{
-		Handler:           http.HandlerFunc(r.serveHTTP),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+	srv := &http.Server{
+		Handler:           h,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{id.cert}, MinVersion: tls.VersionTLS12},
 		Protocols:         &protocols,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
-	go func() { _ = r.srv.ServeTLS(ln, "", "") }()
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	return srv, "https://" + ln.Addr().String(), nil
+}
+
+// startReceiver starts the fast receiver on 127.0.0.1:0.
+func startReceiver(id *identity, epoch time.Time) (*Receiver, error) {
+	r := &Receiver{CAFile: id.caFile, epoch: epoch, seen: map[string]bool{}, protos: map[string]int{}, phases: map[string]*Collector{}}
+	srv, url, err := serveTLS(id, http.HandlerFunc(r.serveHTTP))
+	if err != nil {
+		return nil, err
+	}
+	r.srv, r.URL = srv, url
 	return r, nil
 }
 
@@ -143,8 +163,8 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.protos[req.Proto]++
-	c := r.phase
-	if err != nil || c == nil || env.Data.Phase != c.name {
+	c := r.phases[env.Data.Phase]
+	if err != nil || c == nil {
 		r.strays++
 		return
 	}
@@ -154,17 +174,29 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.seen[key] = true
 	c.got++
+	c.arrived[env.Data.Seq] = true
 	c.latencies = append(c.latencies, arrived-time.Duration(env.Data.SentNS))
 	c.last = max(c.last, arrived)
 	c.closeIfDoneLocked()
 }
 
-// begin starts collecting the deliveries of a phase: expected is how many it
-// should see unless setExpected corrects it.
+// begin starts collecting the deliveries of a phase, and stops collecting
+// those of the phases before: expected is how many it should see unless
+// setExpected corrects it.
 func (r *Receiver) begin(name string, expected int) *Collector {
-	c := &Collector{name: name, expected: expected, done: make(chan struct{}), latencies: make([]time.Duration, 0, expected)}
 	r.mu.Lock()
-	r.phase = c
+	clear(r.phases)
+	r.mu.Unlock()
+	return r.add(name, expected)
+}
+
+// add starts collecting the deliveries of a phase beside those collecting
+// already (phases that run at once tell their deliveries apart by name).
+func (r *Receiver) add(name string, expected int) *Collector {
+	c := &Collector{name: name, expected: expected, done: make(chan struct{}),
+		latencies: make([]time.Duration, 0, expected), arrived: make(map[int64]bool, expected)}
+	r.mu.Lock()
+	r.phases[name] = c
 	r.mu.Unlock()
 	return c
 }
@@ -200,6 +232,32 @@ func (r *Receiver) snapshot(c *Collector) (got, expected, duplicates int, latenc
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return c.got, c.expected, c.duplicates, append([]time.Duration(nil), c.latencies...), c.last
+}
+
+// missing lists, of the events sent (by seq, when since the epoch), those
+// that did not arrive in c, each as how long it has been on its way by now.
+func (r *Receiver) missing(c *Collector, sent map[int64]time.Duration) []time.Duration {
+	now := time.Since(r.epoch)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []time.Duration
+	for seq, at := range sent {
+		if !c.arrived[seq] {
+			out = append(out, now-at)
+		}
+	}
+	return out
+}
+
+// end stops collecting for the phases: what arrives for them later is a stray.
+func (r *Receiver) end(cs ...*Collector) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range cs {
+		if r.phases[c.name] == c {
+			delete(r.phases, c.name)
+		}
+	}
 }
 
 // strayCount is how many requests belonged to no running phase or did not parse.

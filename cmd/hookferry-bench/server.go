@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,16 +34,22 @@ type Server struct {
 // serverEnv is the environment of every hookferry command of the bench: the
 // bench's own, minus what the bench decides, plus what it decides. Other
 // HOOKFERRY_ variables (HOOKFERRY_DELIVERY_WORKERS, …) pass through, so that
-// they can be tried without editing anything; passed lists them.
-func serverEnv(databaseURL, caFile string, webhooks int) (env, passed []string) {
+// they can be tried without editing anything; passed lists them. defaults are
+// set unless the bench's environment sets them.
+func serverEnv(databaseURL, caFile string, webhooksPerUser int, defaults map[string]string) (env, passed []string) {
 	set := map[string]string{
 		"HOOKFERRY_DATABASE_URL":          databaseURL,
 		"HOOKFERRY_ALLOW_PRIVATE_TARGETS": "true",
 		"HOOKFERRY_LOG_LEVEL":             "warn",
 		"HOOKFERRY_DELIVERY_CA_FILE":      caFile,
 	}
-	if webhooks > 25 {
-		set["HOOKFERRY_MAX_WEBHOOKS_PER_USER"] = fmt.Sprint(webhooks)
+	if webhooksPerUser > 25 {
+		set["HOOKFERRY_MAX_WEBHOOKS_PER_USER"] = fmt.Sprint(webhooksPerUser)
+	}
+	for k, v := range defaults {
+		if _, given := os.LookupEnv(k); !given {
+			set[k] = v
+		}
 	}
 	// PostgreSQL needs a key (SQLite would make a file): one per run, unless
 	// the bench was given keys.
@@ -132,8 +140,8 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 
 // createToken runs `hookferry token create` with the server's environment and
 // returns the token it prints.
-func (s *Server) createToken(ctx context.Context, perms ...string) (string, error) {
-	args := []string{"token", "create", "--tenant", "bench", "--user", "bench"}
+func (s *Server) createToken(ctx context.Context, tenant, user string, perms ...string) (string, error) {
+	args := []string{"token", "create", "--tenant", tenant, "--user", user}
 	for _, p := range perms {
 		args = append(args, "--permission", p)
 	}
@@ -151,6 +159,33 @@ func (s *Server) createToken(ctx context.Context, perms ...string) (string, erro
 		return "", fmt.Errorf("hookferry token create printed %q, not one token", stdout.String())
 	}
 	return token, nil
+}
+
+// metric reads one unlabelled sample of GET /metrics, such as
+// hookferry_deliveries_in_flight.
+func (s *Server) metric(ctx context.Context, name string) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Addr+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("GET /metrics has no %s", name)
 }
 
 // pid is the server's process id.
