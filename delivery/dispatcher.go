@@ -293,11 +293,9 @@ func (l *loop) handle(m any) {
 		l.held += len(m.claims)
 		for _, c := range m.claims {
 			a := &attempt{Claim: c, startBy: m.at.Add(d.cfg.Lease - leaseMargin(d.sender)), epoch: m.epoch}
-			if l.stopping || !d.fence.allows(c.WebhookID, m.epoch) {
+			if l.stopping || !d.fence.allows(c.WebhookID, m.epoch) || !l.sched.add(a) {
 				l.release(a)
-				continue
 			}
-			l.sched.add(a)
 		}
 		if len(m.claims) == m.req.Limit {
 			l.wantClaim = true // there may be more
@@ -305,13 +303,13 @@ func (l *loop) handle(m any) {
 	case finished:
 		l.running--
 		if m.a.running {
-			l.sched.finished(m.a, l.verdict(m.out, m.ran), now)
+			l.release(l.sched.finished(m.a, l.verdict(m.out, m.ran), now)...)
 			if l.excludedHooks[m.a.WebhookID] || l.excludedTenants[m.a.TenantID] {
 				l.wantClaim = true // claimable again
 			}
 		}
 	case overtime:
-		l.sched.overtime(m.a)
+		l.release(l.sched.overtime(m.a, now)...)
 	case recorded:
 		full := l.room() <= 0
 		l.held -= m.n
@@ -377,9 +375,10 @@ func (l *loop) maybeClaim(ctx context.Context) {
 		}
 		l.nextRetry = time.Time{}
 	}
-	hooks, tenants := l.sched.excluded(2 * d.cfg.Workers)
+	hooks, tenants, room := l.sched.excluded(2 * d.cfg.Workers)
 	l.excludedHooks, l.excludedTenants = set(hooks), set(tenants)
-	req := store.ClaimRequest{Limit: min(l.room(), d.cfg.BatchSize), Lease: d.cfg.Lease, ExcludeWebhooks: hooks, ExcludeTenants: tenants}
+	req := store.ClaimRequest{Limit: min(l.room(), d.cfg.BatchSize), Lease: d.cfg.Lease,
+		PerWebhook: l.sched.room(""), WebhookRoom: room, ExcludeWebhooks: hooks, ExcludeTenants: tenants}
 	l.claiming, l.wantClaim, l.lastClaim = true, false, now
 	epoch := d.fence.now()
 	go func() {

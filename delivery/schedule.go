@@ -93,16 +93,19 @@ func newScheduler(cfg scheduleConfig) *scheduler {
 	}
 }
 
-// add queues a claim.
-func (s *scheduler) add(a *attempt) {
+// add queues a claim; false when the webhook's queue is full (give it back).
+func (s *scheduler) add(a *attempt) bool {
 	h := s.hooks[a.WebhookID]
 	if h == nil {
-		h = &hookState{id: a.WebhookID, tenant: a.TenantID, user: a.UserID, limit: min(initialLimit, s.cfg.PerWebhook)}
+		h = &hookState{id: a.WebhookID, tenant: a.TenantID, user: a.UserID, limit: s.newLimit()}
 		s.hooks[a.WebhookID] = h
 	}
 	h.ordered = a.Ordered
 	if h.ordered {
 		h.limit = 1
+	}
+	if len(h.queue) >= h.target() {
+		return false
 	}
 	a.hook = h
 	h.queue = append(h.queue, a)
@@ -110,6 +113,27 @@ func (s *scheduler) add(a *attempt) {
 	s.queued++
 	s.tenant(h).held++
 	s.user(h).held++
+	return true
+}
+
+func (s *scheduler) newLimit() int { return min(initialLimit, s.cfg.PerWebhook) }
+
+// target is how many claims a webhook may have waiting: four rounds of its
+// limit while it answers in time (so its queue does not run dry between two
+// claims), one while it is held back.
+func (h *hookState) target() int {
+	if h.heldBack || h.ordered {
+		return h.limit
+	}
+	return 4 * h.limit
+}
+
+// room is how many more claims of webhookID may wait here.
+func (s *scheduler) room(webhookID string) int {
+	if h := s.hooks[webhookID]; h != nil {
+		return max(h.target()-len(h.queue), 0)
+	}
+	return 4 * s.newLimit()
 }
 
 // next takes the attempt to start now, if any lane has a worker free for a
@@ -188,13 +212,34 @@ func (s *scheduler) perTenant(l lane) int {
 }
 
 // overtime moves a main-lane attempt that has run past SlowAfter to the
-// held-back lane and holds its webhook back.
-func (s *scheduler) overtime(a *attempt) {
+// held-back lane and holds its webhook back, at a limit of 1; it returns the
+// claims that no longer fit the webhook's queue, to be given back.
+func (s *scheduler) overtime(a *attempt, now time.Time) []*attempt {
 	if !a.running || a.lane != mainLane {
-		return
+		return nil
 	}
 	s.move(a, heldBackLane)
-	a.hook.heldBack = true
+	h := a.hook
+	h.heldBack, h.limit = true, 1
+	return s.trim(h, now)
+}
+
+// trim takes the claims beyond h's target out of its queue, newest first.
+func (s *scheduler) trim(h *hookState, now time.Time) []*attempt {
+	extra := len(h.queue) - h.target()
+	if extra <= 0 {
+		return nil
+	}
+	out := append([]*attempt(nil), h.queue[len(h.queue)-extra:]...)
+	h.queue = h.queue[:len(h.queue)-extra]
+	s.queued -= extra
+	s.tenant(h).held -= extra
+	s.user(h).held -= extra
+	if len(h.queue) == 0 {
+		delete(s.ready, h)
+	}
+	s.settle(h, now)
+	return out
 }
 
 func (s *scheduler) move(a *attempt, to lane) {
@@ -219,10 +264,11 @@ const (
 	hung    // timed out or could not be reached
 )
 
-// finished ends an attempt in flight and adjusts its webhook's limit.
-func (s *scheduler) finished(a *attempt, v verdict, now time.Time) {
+// finished ends an attempt in flight and adjusts its webhook's limit; it
+// returns the claims that no longer fit the webhook's queue, to be given back.
+func (s *scheduler) finished(a *attempt, v verdict, now time.Time) []*attempt {
 	if !a.running {
-		return
+		return nil
 	}
 	a.running = false
 	h := a.hook
@@ -250,7 +296,11 @@ func (s *scheduler) finished(a *attempt, v verdict, now time.Time) {
 	if h.ordered {
 		h.limit = 1
 	}
+	if out := s.trim(h, now); out != nil {
+		return out
+	}
 	s.settle(h, now)
+	return nil
 }
 
 // drop takes every claim waiting for webhookID out of the queues and returns
@@ -325,18 +375,22 @@ func (s *scheduler) evict(cutoff time.Time) {
 	}
 }
 
-// excluded lists what a claim should skip: webhooks with a full queue (their
-// limit's worth waiting), ordered ones with anything here, and tenants that
-// hold maxTenantHeld claims.
-func (s *scheduler) excluded(maxTenantHeld int) (hooks, tenants []string) {
-	for h := range s.ready {
-		if len(h.queue) >= h.limit || h.ordered {
-			hooks = append(hooks, h.id)
+// excluded lists what a claim should skip: webhooks with no room (a full
+// queue; an ordered one with anything here) and tenants that hold
+// maxTenantHeld claims; and the room of the webhooks that have some, but less
+// than a new webhook gets.
+func (s *scheduler) excluded(maxTenantHeld int) (hooks, tenants []string, room map[string]int) {
+	room = map[string]int{}
+	for id, h := range s.hooks {
+		n := s.room(id)
+		if h.ordered && (h.inFlight > 0 || len(h.queue) > 0) {
+			n = 0
 		}
-	}
-	for _, h := range s.hooks {
-		if h.ordered && h.inFlight > 0 && len(h.queue) == 0 {
-			hooks = append(hooks, h.id)
+		switch {
+		case n == 0:
+			hooks = append(hooks, id)
+		case n < 4*s.newLimit():
+			room[id] = n
 		}
 	}
 	for id, t := range s.tenants {
@@ -344,7 +398,7 @@ func (s *scheduler) excluded(maxTenantHeld int) (hooks, tenants []string) {
 			tenants = append(tenants, id)
 		}
 	}
-	return hooks, tenants
+	return hooks, tenants, room
 }
 
 // heldBackCount is the number of webhooks held back.

@@ -33,11 +33,21 @@ type Claim struct {
 type ClaimRequest struct {
 	Limit int           // at most this many deliveries
 	Lease time.Duration // leased for this long from the database's now
+	// PerWebhook caps what one claim takes of one webhook (default Limit);
+	// WebhookRoom lowers the cap for some webhooks. Within the caps, a claim
+	// takes every webhook's oldest due delivery before anyone's second, so a
+	// webhook's backlog does not crowd out the others.
+	PerWebhook  int
+	WebhookRoom map[string]int
 	// ExcludeWebhooks and ExcludeTenants are skipped: the caller holds enough
 	// of their work already.
 	ExcludeWebhooks []string
 	ExcludeTenants  []string
 }
+
+// claimScan bounds the due rows one claim looks at (oldest due first) before
+// it shares them out between webhooks.
+const claimScan = 4096
 
 type claimRow struct {
 	ID          int64
@@ -87,9 +97,31 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) (_ []Claim, err err
 		where = append(where, "w2.tenant_id NOT IN ?")
 		args = append(args, req.ExcludeTenants)
 	}
-	due := `SELECT d2.id FROM deliveries d2 JOIN webhooks w2 ON w2.id = d2.webhook_id
+	// The oldest due rows, ranked within their webhook; then round by round:
+	// every webhook's first, then every webhook's second, up to its cap.
+	scan := `SELECT d2.id, d2.webhook_id, d2.next_attempt_at FROM deliveries d2 JOIN webhooks w2 ON w2.id = d2.webhook_id
 		WHERE ` + strings.Join(where, " AND ") + ` ORDER BY d2.next_attempt_at, d2.id LIMIT ?`
-	args = append(args, req.Limit)
+	args = append(args, max(claimScan, req.Limit))
+	perWebhook := req.PerWebhook
+	if perWebhook <= 0 {
+		perWebhook = req.Limit
+	}
+	capSQL, capArgs := "CAST(? AS INTEGER)", []any{perWebhook}
+	if len(req.WebhookRoom) > 0 {
+		capSQL = "CASE r.webhook_id"
+		capArgs = capArgs[:0]
+		for id, n := range req.WebhookRoom {
+			capSQL += " WHEN CAST(? AS TEXT) THEN CAST(? AS INTEGER)"
+			capArgs = append(capArgs, id, n)
+		}
+		capSQL += " ELSE CAST(? AS INTEGER) END"
+		capArgs = append(capArgs, perWebhook)
+	}
+	due := `SELECT r.id FROM (SELECT s.id, s.webhook_id, s.next_attempt_at,
+			ROW_NUMBER() OVER (PARTITION BY s.webhook_id ORDER BY s.next_attempt_at, s.id) AS rank
+			FROM (` + scan + `) s) r
+		WHERE r.rank <= ` + capSQL + ` ORDER BY r.rank, r.next_attempt_at, r.id LIMIT ?`
+	args = append(append(args, capArgs...), req.Limit)
 	var rows []claimRow
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error

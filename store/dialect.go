@@ -42,15 +42,19 @@ func (postgresDialect) after(_ time.Time, d time.Duration, n int) (string, []any
 
 func (postgresDialect) param(n int) string { return "$" + strconv.Itoa(n) }
 
-// claim is one statement: lock due rows that nobody holds, lease them, and
-// return them with their webhook and payload.
+// claim is one statement: lock the rows due selects that nobody holds, lease
+// them, and return them with their webhook and payload. The lock re-checks
+// the lease on the row's latest version: a row another instance leased since
+// due's snapshot is skipped, never leased twice.
 func (postgresDialect) claim(tx *gorm.DB, due string, args []any, leaseSQL string, leaseArgs []any) ([]claimRow, error) {
 	if err := relaxCommit(tx); err != nil {
 		return nil, err
 	}
 	q := `UPDATE deliveries AS d SET leased_until = ` + leaseSQL + `, claim_seq = d.claim_seq + 1
 		FROM events e, webhooks w
-		WHERE d.id IN (` + due + ` FOR UPDATE OF d2 SKIP LOCKED)
+		WHERE d.id IN (SELECT l.id FROM deliveries l WHERE l.id IN (` + due + `)
+			AND l.status = 'PENDING' AND (l.leased_until IS NULL OR l.leased_until <= now())
+			FOR UPDATE SKIP LOCKED)
 		AND e.id = d.event_id AND w.id = d.webhook_id
 		RETURNING d.id, d.claim_seq, d.leased_until, d.event_id, d.webhook_id, w.tenant_id, w.user_id, w.ordered,
 			d.attempts, d.schedule_pos, w.url, w.secret, e.payload`
