@@ -172,6 +172,9 @@ type ClientInterface interface {
 	// deployment allows private targets. A user cannot register the same
 	// normalised URL twice, nor more than the deployment's per-user limit.
 	//
+	// With `ordered: true` the webhook gets its deliveries strictly in publish
+	// order, one at a time across all instances; see `Webhook.ordered`.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/webhooks (the `RegisterWebhook` operationId).
@@ -186,6 +189,9 @@ type ClientInterface interface {
 	// or unspecified IP literals, and `localhost`, are refused unless the
 	// deployment allows private targets. A user cannot register the same
 	// normalised URL twice, nor more than the deployment's per-user limit.
+	//
+	// With `ordered: true` the webhook gets its deliveries strictly in publish
+	// order, one at a time across all instances; see `Webhook.ordered`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -219,7 +225,9 @@ type ClientInterface interface {
 	// Redeliver Deliver again
 	//
 	// Queues the delivery again, due now, with a fresh retry schedule, whatever
-	// its status. It goes out once the webhook is active.
+	// its status. It goes out once the webhook is active. For an ordered webhook
+	// the delivery goes back to its original place in publish order: before the
+	// later pending deliveries, after the one in flight.
 	//
 	// Corresponds with POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver (the `Redeliver` operationId).
 	Redeliver(ctx context.Context, webhookId WebhookID, deliveryId string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -236,6 +244,8 @@ type ClientInterface interface {
 	//
 	// Queues a `webhook.ping` event to this webhook alone, whatever its
 	// subscription, to check that the receiver accepts and verifies deliveries.
+	// The ping is an event like any other: for an ordered webhook it is queued
+	// after what is already pending.
 	//
 	// Corresponds with POST /v1/webhooks/{webhook_id}/ping (the `PingWebhook` operationId).
 	PingWebhook(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -411,6 +421,9 @@ func (c *Client) ListWebhooks(ctx context.Context, params *ListWebhooksParams, r
 // deployment allows private targets. A user cannot register the same
 // normalised URL twice, nor more than the deployment's per-user limit.
 //
+// With `ordered: true` the webhook gets its deliveries strictly in publish
+// order, one at a time across all instances; see `Webhook.ordered`.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/webhooks (the `RegisterWebhook` operationId).
@@ -435,6 +448,9 @@ func (c *Client) RegisterWebhookWithBody(ctx context.Context, contentType string
 // or unspecified IP literals, and `localhost`, are refused unless the
 // deployment allows private targets. A user cannot register the same
 // normalised URL twice, nor more than the deployment's per-user limit.
+//
+// With `ordered: true` the webhook gets its deliveries strictly in publish
+// order, one at a time across all instances; see `Webhook.ordered`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -508,7 +524,9 @@ func (c *Client) ListDeliveries(ctx context.Context, webhookId WebhookID, params
 // Redeliver Deliver again
 //
 // Queues the delivery again, due now, with a fresh retry schedule, whatever
-// its status. It goes out once the webhook is active.
+// its status. It goes out once the webhook is active. For an ordered webhook
+// the delivery goes back to its original place in publish order: before the
+// later pending deliveries, after the one in flight.
 //
 // Corresponds with POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver (the `Redeliver` operationId).
 func (c *Client) Redeliver(ctx context.Context, webhookId WebhookID, deliveryId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -545,6 +563,8 @@ func (c *Client) PauseWebhook(ctx context.Context, webhookId WebhookID, reqEdito
 //
 // Queues a `webhook.ping` event to this webhook alone, whatever its
 // subscription, to check that the receiver accepts and verifies deliveries.
+// The ping is an event like any other: for an ordered webhook it is queued
+// after what is already pending.
 //
 // Corresponds with POST /v1/webhooks/{webhook_id}/ping (the `PingWebhook` operationId).
 func (c *Client) PingWebhook(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1334,6 +1354,9 @@ type ClientWithResponsesInterface interface {
 	// deployment allows private targets. A user cannot register the same
 	// normalised URL twice, nor more than the deployment's per-user limit.
 	//
+	// With `ordered: true` the webhook gets its deliveries strictly in publish
+	// order, one at a time across all instances; see `Webhook.ordered`.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/webhooks (the `RegisterWebhook` operationId).
@@ -1348,6 +1371,9 @@ type ClientWithResponsesInterface interface {
 	// or unspecified IP literals, and `localhost`, are refused unless the
 	// deployment allows private targets. A user cannot register the same
 	// normalised URL twice, nor more than the deployment's per-user limit.
+	//
+	// With `ordered: true` the webhook gets its deliveries strictly in publish
+	// order, one at a time across all instances; see `Webhook.ordered`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1387,7 +1413,9 @@ type ClientWithResponsesInterface interface {
 	// RedeliverWithResponse Deliver again
 	//
 	// Queues the delivery again, due now, with a fresh retry schedule, whatever
-	// its status. It goes out once the webhook is active.
+	// its status. It goes out once the webhook is active. For an ordered webhook
+	// the delivery goes back to its original place in publish order: before the
+	// later pending deliveries, after the one in flight.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -1408,6 +1436,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Queues a `webhook.ping` event to this webhook alone, whatever its
 	// subscription, to check that the receiver accepts and verifies deliveries.
+	// The ping is an event like any other: for an ordered webhook it is queued
+	// after what is already pending.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2581,6 +2611,9 @@ func (c *ClientWithResponses) ListWebhooksWithResponse(ctx context.Context, para
 // deployment allows private targets. A user cannot register the same
 // normalised URL twice, nor more than the deployment's per-user limit.
 //
+// With `ordered: true` the webhook gets its deliveries strictly in publish
+// order, one at a time across all instances; see `Webhook.ordered`.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/webhooks (the `RegisterWebhook` operationId).
@@ -2601,6 +2634,9 @@ func (c *ClientWithResponses) RegisterWebhookWithBodyWithResponse(ctx context.Co
 // or unspecified IP literals, and `localhost`, are refused unless the
 // deployment allows private targets. A user cannot register the same
 // normalised URL twice, nor more than the deployment's per-user limit.
+//
+// With `ordered: true` the webhook gets its deliveries strictly in publish
+// order, one at a time across all instances; see `Webhook.ordered`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -2664,7 +2700,9 @@ func (c *ClientWithResponses) ListDeliveriesWithResponse(ctx context.Context, we
 // RedeliverWithResponse Deliver again
 //
 // Queues the delivery again, due now, with a fresh retry schedule, whatever
-// its status. It goes out once the webhook is active.
+// its status. It goes out once the webhook is active. For an ordered webhook
+// the delivery goes back to its original place in publish order: before the
+// later pending deliveries, after the one in flight.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2697,6 +2735,8 @@ func (c *ClientWithResponses) PauseWebhookWithResponse(ctx context.Context, webh
 //
 // Queues a `webhook.ping` event to this webhook alone, whatever its
 // subscription, to check that the receiver accepts and verifies deliveries.
+// The ping is an event like any other: for an ordered webhook it is queued
+// after what is already pending.
 //
 // Returns a wrapper object for the known response body format(s).
 //

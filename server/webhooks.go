@@ -44,6 +44,7 @@ func (s *Server) RegisterWebhook(ctx context.Context, req gen.RegisterWebhookReq
 	if err != nil {
 		return nil, err
 	}
+	w.Ordered = req.Body.Ordered != nil && *req.Body.Ordered // default false
 	switch err := s.store.RegisterWebhook(ctx, w, s.cfg.MaxWebhooksPerUser); {
 	case errors.Is(err, store.ErrDuplicateURL):
 		return gen.RegisterWebhook409JSONResponse{ConflictJSONResponse: gen.ConflictJSONResponse(
