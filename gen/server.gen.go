@@ -630,6 +630,21 @@ func (response ListEventTypes403JSONResponse) VisitListEventTypesResponse(w http
 	return err
 }
 
+type ListEventTypes429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListEventTypes429JSONResponse) VisitListEventTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListEventTypes500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response ListEventTypes500JSONResponse) VisitListEventTypesResponse(w http.ResponseWriter) error {
@@ -722,6 +737,21 @@ func (response PublishEvent413JSONResponse) VisitPublishEventResponse(w http.Res
 	return err
 }
 
+type PublishEvent429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response PublishEvent429JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PublishEvent500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response PublishEvent500JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
@@ -796,6 +826,21 @@ func (response ListWebhooks403JSONResponse) VisitListWebhooksResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhooks429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListWebhooks429JSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -914,6 +959,21 @@ func (response RegisterWebhook413JSONResponse) VisitRegisterWebhookResponse(w ht
 	return err
 }
 
+type RegisterWebhook429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response RegisterWebhook429JSONResponse) VisitRegisterWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RegisterWebhook500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response RegisterWebhook500JSONResponse) VisitRegisterWebhookResponse(w http.ResponseWriter) error {
@@ -988,6 +1048,21 @@ func (response DeleteWebhook404JSONResponse) VisitDeleteWebhookResponse(w http.R
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhook429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteWebhook429JSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1085,6 +1160,21 @@ func (response GetWebhook404JSONResponse) VisitGetWebhookResponse(w http.Respons
 	return err
 }
 
+type GetWebhook429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetWebhook429JSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetWebhook500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response GetWebhook500JSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
@@ -1178,6 +1268,21 @@ func (response ListDeliveries404JSONResponse) VisitListDeliveriesResponse(w http
 	return err
 }
 
+type ListDeliveries429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListDeliveries429JSONResponse) VisitListDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListDeliveries500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response ListDeliveries500JSONResponse) VisitListDeliveriesResponse(w http.ResponseWriter) error {
@@ -1253,6 +1358,21 @@ func (response Redeliver404JSONResponse) VisitRedeliverResponse(w http.ResponseW
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Redeliver429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response Redeliver429JSONResponse) VisitRedeliverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1335,6 +1455,21 @@ func (response PauseWebhook404JSONResponse) VisitPauseWebhookResponse(w http.Res
 	return err
 }
 
+type PauseWebhook429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response PauseWebhook429JSONResponse) VisitPauseWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PauseWebhook500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response PauseWebhook500JSONResponse) VisitPauseWebhookResponse(w http.ResponseWriter) error {
@@ -1409,6 +1544,21 @@ func (response PingWebhook404JSONResponse) VisitPingWebhookResponse(w http.Respo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PingWebhook429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response PingWebhook429JSONResponse) VisitPingWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2012,131 +2162,134 @@ func (sh *strictHandler) UnpauseWebhook(ctx echo.Context, webhookId WebhookID, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3pchu3tu6roPruKsu5Lao5aKJq/2AixuaNTCkiFScxdUmoGyRhNYE2gCbFpFx1nuY82HmSU5h6JiXK",
-	"yo6zd364yiK7MSys8Vtrgb87Pl1ElCAiuNP+3YkggwskEFN/DeZ01YnFHBGBfSgwJfLTAHGf4Uj/6fSI",
-	"H8YBAmKOAMczgskMcOQzJMDeBOZenrwGmKgHGeIRJRzVHNfBcpRPMWJrx3UIXCCn7fA5XY3zLzuuw/05",
-	"WkC9hCmMQ+G0pzDkyHXEOpKv3VEaIkicz59d5z26m1N63zsvL3k4R2Clv37FAQ5qoEMADoCYQwEwB4QK",
-	"QAkCdKoW68MwROwVt+9wAAlfIcZBy2slO4igmKcbMI+OceC4DkOfYsxQ4LQFi1F2H2bdXDBMZs5nuW5L",
-	"GnUA38LgGn2KERfyL58SgYj6L4yi0BDm4CPX54Ie4CIK9YuYLGGIg+9iximTH/B4sYBs7bSdEHNxjkK8",
-	"RAwjDlZYzAEEvnoSiDnmgCO2RAwEOFCkmEMSABoLx3WWMIyRXkogF97r/9S56J2Pr7s/3nQHQ8d1Fohz",
-	"OJPf6RHbIIKcgzvo3ytiEvQgxmYyOgUQRAwtMY05iORrkgJm7ZmNp4vvgDsarPVJBRTps1pA4c/1UVEi",
-	"GPR3Xaocsw0iRiPExBqMHPQgGBw5khliwuMookygILu6QXyXYansEhmaYS4QMwxoCEwAWiIigDxxSUyO",
-	"jcz4UMCQzraseHDz7eC7697VsHfZzy2bZ9ZQU8OP5fD8g3fbBiOHsgCxGp/jKEKB3oykVmEp09wqMju8",
-	"YeFTNgZuri9ykgN9H0UC3oVoy55uri9yW4lZCOaUCxBSH4bqf3Y4EMV3IfYBDAKGOFdLjMk9oSvSlfsY",
-	"KhnKLlS9wOfq2+eT/6b/Q//yfX/c/anbH46Hv1x1cyt+Fn3B3pvuEBws6wfqkX11XEBKJJePLV7r3bGw",
-	"T8VbISL+rBOYqze3En/cG4z7l8PxzaDXfzN+OxxeDUrnsYi5ADFHejxXDT1y5B8jR+uqVJH9g6Gp03b+",
-	"z0FqTg70t/ygyxhl+oWyHmZayrcJM6AM3DEEpeIFLA5RDQzV1wECUt0q0o3IFKMwAFAAZRraILNbF2zf",
-	"ujsiVcLmgjIPgL0sd7125eIKqmVEppQBSNZiLo0hCjmqjYjz2XW+CzEiQtPjyfr8iTrsWxgAqzK//Gg6",
-	"wFdrBUg+AShJ5RCRIKKYCHUKHCV/cyDgPQKEAkyiWLiA0xGRbDpFjK0Tm0mkZRUUQLBCYbg/pWyBAssG",
-	"ZyDE90jKD1vbqaf6eDtXPVdZ5RWNwwD4UA4q2UTtQZkFS2VKpiH2dzWZQay/RyXFN0ycAABDhmCwBlYS",
-	"UaBNptZnRYE7v7m66H3XGXZL+g5aZ0LLsB1DSnB5CqUUBKXvIFkb0ecbVyhHEIowEWL7MUcMhHiBq0zi",
-	"8PJy/K7T/2X8vvvt28vLHwbj6+6b3mDYve6e51YrR1ODyNNoHKaOUIQYUFNgDhiC/hwFZyBAIRJIndUU",
-	"M8mOL6QrHjkDQtkChpijQJFyL0f911JQzZsjModKaYCFNDSpW6f3soBrMIdLBPa2Eei14bYeEYgRGH6J",
-	"VA+71/1OnkGwGVZLwZnxmrWuxIGkt3Glf943Ur/fC8AcwQCxl5B/AmKCHiLkCxSAKcRhzOSRajdf+Yev",
-	"OFBWdM+u/3VNTtyn4nsak2BX6dMe6Tr7ep6/rcDIsyMU2BcyAqSc7ZIMdi96P3Wvf1E6//vLm36RtTF/",
-	"2tCSSObB6kX2aTJQLnIAmts2LdDw1ob1kdygaxoznhvvJWTrKQsHe6V1auMnykfDY3+eEnGvfAKaU67g",
-	"OqQwGFJ6AdkMPUt2rjq/XFx2zsdSUi8612+6Jb1lhUbFDZiDUM4llw0JaBw16q0WuFsLxJ2X9WfUdOjB",
-	"RyjgJjb+zSrRvdKqDUEQW2DOMSXniGAUPI8i3et3vcGgd9kfn3f7vW4Fuwt6jwgIoX+vl2ZP9l2n33nT",
-	"fdftD6ViN0t5IboU55ShltrKK56ZDOyVlq9JM9TWz6g6/izKJNrcuE+DzYpgBWXgF8FYGpMFXch9Ajij",
-	"Z4AhwdZS99Y98CI8I12jGcSSNgKxjM2xq3xdc1xHK3a172u5gv3OVCBWhjbez2koFbRPieQ7ClYQC3CH",
-	"ppQhINhaOqRqutpWXGKBCV7EC6ddT7AVaZBmSO3hs+vckAw6g3ZV9uq0yWwoeaKkQzuxmFOGf1OvW4tW",
-	"FZ51boZvu/2hMvF5LueIBIrLNNcZS1k1cBt8iyBDDAwvf+j2s7FlxeI6Zjwba5knpRZkaEnvUbDjOjNL",
-	"rBzthZT7nd6imknpbOWCb9wE2CusWYvg+7Lt21kEv9DW/WmWruakJ6E4uBMHGBFf7Q0GAZbjw/BKI0hY",
-	"crlBJsuaUPqYHKzmlKPU9WTIR3ipIQkFDZwBeMdlALZAkHATESn31CxcIAKJkGIcZWb93ZHPjHGgUUCB",
-	"Flrg4MMFIjMxd9qNw0NXyrf9O5Vwi0K68vGefrXueZ563P6dPA0Zg2tHigv+FCPztdQjGsS0muVDuqDb",
-	"5F169xH5Kkx9DF1+S1fWk8BIKbSsvwGZxpxRUKaDOix1PohITfbBGQw7/fPO9XnizWdWlO5dY9fVoPFA",
-	"QBJAFgAbhZUR79WcI388Af8X3EGOjlpKeyeC4Oiv301/+PGUnbz54ZdPbLj6eHN1ftK7uPq1RxsX8AIO",
-	"Vk5pXQWams0lq60ircF41wrWz5EGCoEWkeDlTXbMN2ABAwQ4BVPI5AYSe+CV7YHr+AxJIzCGimwyopf/",
-	"cwIo0L7Aap0lMptD3fEtDXLioAI7t18KAwdu1Q8WN+zDBZKv6hHTYwrC5bjVqFpBCLkYIxvrFY2vRiTk",
-	"M8AQWcVOKHDBai7VvAABVsxaPTAXUMR8rLVlFQe+HQ6vgH7KKoLsbGYa7fcqjcIM8IKys2bOTuHx5m1z",
-	"FMVNmQHlk8muMAdBjM5AxJDSUqs5DhG46vbPe/03rtVd+tOsxGIOjFe1Jz9OggTMwRyFAYiJwKF1vZTs",
-	"PI0xNEkeO3crEgP9dFGqVHiWsFiOoZIZ3FR6coy/TQIvsE5j5KUwUc7Jf56ydDluTgPbM/STVE/+/K6S",
-	"E0IELKQbqOYDUxqGdHWm0zNYAMjBRI8xqT2qf/SSt+15kBxIYTmaRcxBJ1pAeSWxwpekh40RV3rTaG7z",
-	"kuPaaF75Ud93ehfd80olnoAxeZJbuXrUd/hOPqi0lIA45JutvHac81t8B/05JmifIRjAu1AD2ehBuDow",
-	"NtBTHq7OkDylZeIZldQ0mMcLSNIZ0EMUQqJs6OOHp6iQjl51iikRSnMXfEPQ8uouKEVtoOU1XVBypEDL",
-	"a7kjUkYE1BdVcHvL89wRyT0H9izGwGgs0GsXvOsO316eq9E6FxeX79X8h24RmDeDZXIB6pNHkgP5Z7L5",
-	"ATNeDmcELe/UBduAQ/1ECQIArXrTHZFS+AdajVM5vcbYwKHn1UYkIxvl+KIKAahyvCuRscqsV/aBMq0d",
-	"tyIxkU/0PZp52pDrLALojyDWVWhQVdSfIK6VuiObVMzrj5wkVHggOvm/k+9RkE01QqVE2tdewpikW/zK",
-	"rUmeWJUekaSYqiTYknZNNe9EJ22N4Z7knfPcd46bjZrqjZNi1BRJR4DJZfz/D539X+H+b97+6W3633Gt",
-	"vX/7zT+qvJW3CIZylOIppl6MlW56r0IsuIQ4VCn120dDAz1GFTWvpFN1jSCvirSk8wrLflob3Ay610Bn",
-	"NJWdwT4W+sszkKgQaYtvrrsDxRgjggXPhm33yDjCMlSSQ4WUJCCs9gOjkK4XiIhXHKwwCejqbES6/fOr",
-	"y15/OH5z2e9u8WxBq+6BN5SgGng/h0LGyuZBuVUXwJGF8uz27uLpVEbhcp2Ka7hxSLDBRPTzNXChQLkl",
-	"YhxTIsOi9YjAIDBD8zYQklsUoLKmMQioymHfE7qS3AY1nXRSU6GeYo4YLyjwQfc6q40tKR3XyRGgUlld",
-	"ZZLRmYKZrZBEIRjMIBnbdEaCeEi3CAq4m080tLjGK8lYCvd3M96f8YkQWaKQRugVBxM5xwSgB+iLcC0f",
-	"kHqn7Ca5zsP+jO6bDz9ySmrXcPXO+DZJaFdeTcRoEPsqjYUDtIioQMRfg3u0doHGNFR2U8MsbWCy/pKB",
-	"FZoPF2hEcGCwW5vcVmfM8AyrzJ1SR5AE4FOMYl3eIAfQx78jJPOMsLagGEwco86uUjvoHaJADVNl/Kw8",
-	"V8M0C0jWOazGHrnefpAL5jARR61HgYVNZ2c5CQeuYgvLPxMj3/s4mBiAV1qCvDbK63y0FGPvaF5fHx0t",
-	"vEPBTtGx1zj1V/UWDBre46ZL2okMZaoIe52v2nmemCrbhIKq4sc8fUwApqGyTEpDbkCJEiaWmYEaVFdV",
-	"JJE4FFJfyjgbQJ9RzgEMQ4AJF5D4iIM9jhCYmL3UzLImr2tggIR8WWfldW5Hc3qxONPNFa49xtS5Qjtd",
-	"HFXNFPCO0zAWplwpLYoy5oKDDOBQYgP1TvvgwHxS8+niQCF8B2qHvCCwXmurOzB/e/tBDPW/6Or2Ax/c",
-	"tg8OHmUmubUCcar4qVh6uCP+nHpJPGPwLZXKQGqmsHB3B9MCbDlE+QsB5eyCquhjeLMC9yyBzdsNXu7p",
-	"z66jvQYUjLXLUGbDbFktxMJ6O1k5fIYWfA68WqU5LyMorRoO5K6mGLEiND326h+DT0fL0/vjaXPReDhh",
-	"LXG4PvrtGJ5UzZFTSQXIUPo5OeBvhgQvKOJHVNKISFUEtmgixeJtOc0azKjCj3xK/JgxRJTTQALgQzIi",
-	"kDG8REAZ6rWe4nUNdFKlp+MHs6FkzUp9SLeVg7uQ+vd8RDTgKn1CSlDeacxhWRqbknMYz7Mw9ojcIxTl",
-	"HFBsFiCXLQngo8QPdUHAICa6RlSnM6XTqcKVEblGlqZkBqJYSLFOdqYKrzFREyWeSRRCH2WoPiJqrHaS",
-	"KE52GSESyGHTU3MBnApzuNJwYAKmIZ7NRQ10RiSSD2OeRmPK9VVUlyzhGl/AjLEyOUhb0WVm22Q2FDHG",
-	"LAlgtklvNtaxrwbbAe5s8l8/X8K3OzeD7vlLo9JGX1lQ+gvNYxTsrCyMSd3JGj7BLaowZ6nSyADqRbWa",
-	"03i5HW3R9i8Bi1jD8ZWDInl+yYAFne+GvZ+6CgeTfFqNFXDkxwyL9UClENX7uj5A2rsKqJkAqu2GLlTY",
-	"m8yn4//5r/+evAbmlHSV3CSt9NUP6m/VRm0q1kyUbl3ymU7TYzKl5cnTMbmgLBtTSB2nQ7NXHPA1V/S2",
-	"NkTqfaOwtMp0TZZ4RCKjuSoyuRHy8dRYe9dmmjUC7MMwVIr05vqCgz2btX8t7YEptk0Wo9P7tjZV2f+M",
-	"x1UbkRHp5subdW4/KYjKBZMyzlS1ZC6YKFB+4prSgYlPAzQBmI+I6VWaJKj9pAa6hUFjIk3L5GBZnwCi",
-	"itJgri5kRPYmuQKZpDJmt/M+09XamZIuaViTZeipMVewXWAN0+RhPxluP311oqj1zTc2p1T75hvQhf7c",
-	"EHRGdUUAkh8ZNXOXMd8KgJlcXQ6GExMFjohFGCxHqBi/xAzSbjceHsxJqA3jMlCloyTpdSTMhsVZvvBf",
-	"WTeTA06TtDrFFZh62hHJwV9SWoI4RG5iJLFpiMhmS62DcZ75DAoQIsiF5AgftROgTPomSXW7LeKtiJV1",
-	"X0XGQZNu0YgkLtxmFwtUeFguiEmIOC/kf0dkYoNG5bqppLjyDpVz80iYWuUSjkjiE7qG2BmXZa19Nwvc",
-	"PMF5GxFN3I2hruTK64S2XCCjVCLoI8k6k0yJXoJD7JmiPFWABYnO5EvL9hpQ6aKCVuNUfnXoNS3fLeC9",
-	"0Xm53LvCtqFIN0ikDLAQW0QVixGB/J67wIdRpBhP752Smeq1QSFcW4hcFzRapgN7dQ/Mwd0aGJThtXLr",
-	"LMCq/aL8kSr400dGLWR9tAnIAZhnRgSN/mYIWMvvSlk1TTN6Crcaj1WOYYh9RLhCw0y3ZSeC/hztN2qe",
-	"cTtSF2a1WtWg+rpG2ezAvMsPLnrfdfuDrnpH2nsstOdj1ZDjOgb1ddpOvebpx2iECIyw03aaNa/WdFTY",
-	"P1dG9GCuQP3f5P9nVQVEHaPWG56XKYyIGPWlkKiaem7Lh1UYnmjNXuC0nTdImLRBoUe04Xm71eJZr9TR",
-	"rs7TSurM3Buqe+0u5FlFqlqw9fPPm4ZMVn+Q7YfK+iZO+8Otmym8vMBLROT4EaN3yoWFMy49Hk1z51a+",
-	"fGAOp2a3vPUU7MNruAilSlsiJm2boOD/DS77ruJG0wI1Q0QeBGXVp3IZIdK56snXvvhorBv0xeyYLxwt",
-	"uJDVZ2j2AQLqxwuFtb/0MQ7nmIPOVe8VT3r7XKnnDensoSZNvPljlSe127EaVNi0M8uw7i7GoWkJxeIZ",
-	"h/xL593FbodsV/0ff8iGdBsOWcX/u+rOAAp4BzmyHrOrjKcCGlZYXy5QOshrBAMsdcnXqEaLG3rm6bjO",
-	"odd85mayueaX3lXS46u3V9vKR8lBbVf6+VbqjQx0jUTMCC8nm21jto7DbJjmaq9LNRdDkIUwRmQB14qz",
-	"ITb5jTyPXWAuEvj7y7nMABcfyiVgfswFXRjFZmKzWnoDhf06qWf47FbE9pgsKZbOm8K8cHYA81VNflz9",
-	"soYr1fTS+w7D3AJMNYX95rEhFCZZ8f7m1YMIqlM0K4hEzHIDmK9rPPZ9hAI5yO3TWwhy9TYbG1JteYm6",
-	"H0K6zXJuLbZe/XGxLbbRqPeaj79X6hRTMu89/mK+W1XJX8bL4iKTtRWGf63YZcXs1nWqQ/ZMj0faTebk",
-	"JFXfM0N5hZQOCihPNnmeS1IaVIWt9XUBMriz4cieTs1rPMbN4gIG0pE7cAFdEcRsZ5CtgTgD0BcyjqXM",
-	"IMCvXRld6oYZBgmX31PiWqBcKzI5fcNrtGVYB/17QlchCmYoMJvAHMigh41ISLmogfdYzGUgLZ82E2/s",
-	"7zCNvljUwDWKEFQ5JTgitnoBTGT4vlP5ASBoVaW4sqUkpjkMcfEtDda7aSxbHKLkV9XqO3VPF9NTAUOn",
-	"fXpaOzQpKv3Qvvx+P627sp5MQQE8UXKrSmI+59FVlVUsaebGjvvM1EM0zHaSaoKP0+V9nc+b0yY8Rb6Y",
-	"P5wEdyc778HWYmxQPwl7KXQ0UGddSLHZ0gulWJ6gHzIXDv0ZOqxVf8qLhb7hl9B9Vwl0rKla1HvbVZ4q",
-	"lh2Mr26+vegN3ibqbpW5q6HSK7lQF79o2U+TjropTUqq0gfpNQcuoGGAuNDXKmi0zjQgjYjpQFL6Qt3I",
-	"FQBKQtPDPqm4UOufUgomm1yY5J4JN3cn2IdqIqePHFTcGfb59uW8oFIO3ssnyKUcH+3X6/uN42Gj0W4c",
-	"t72jWqtxcuwd/+oYKV3NtZAeL2bH84eABKz+UGd+k5+KuZfJUdkaisQ5ThIsxQxdrkbiQ8n1cQu67LaQ",
-	"qHtk0XlEa2NSTrpIJfLUW1vp06y3W16tXj9peK0SfeCnpt/47WRxKO5n3nJ1d8xa6CRLH13pl0/LVhYy",
-	"ZtKv6QJOhl6zXW+0vdPa4WHdazR/dTK0NjmsR2mdc1PdxOnTkPsWSlfOnqf0HVZiWMtS3Mr0QRq17+BV",
-	"ZpOVWy85yd42h01yBVPjL/9l1PnLuaQlqmQUdPLRrl6pu8ENtQV73OL0+QygRqoBR6IQNWqNnBbcQSb4",
-	"iGilYe/qmjLE5482kqoUUcyISpGNSPEeRT2RXIq6o+suLX5z1YVdE8XBE1cXx0N1s5qrr0waEUKVXdnH",
-	"ZEqVy0AomDI4W6iuY/ko1/kFyBAIKY3kvl0QMbyEcoIQk/t9dU3biFAGYmIypygAvSsQYoEYDLmrhp4k",
-	"17lNXDUeQ1NVDpOmhrLZLwDDkK64nQsIad+FSscpU+hDQqhIk6tpJW7h7h+xwj5ygVzfQhe0VBWa5y9I",
-	"Ummd98paGgXXBspEPqeOyVTUbE5apXVMZ6AyzVRlmAuVpF/ipT/NgiUuedGi3X7ewSw9UTluqJN9ku9e",
-	"32335UrApEah3CWe9oSb9u3T9110eviwOhycrn/4ZfYxvuv0l2/47OfG8tP6px/R1awxje5OUPf45p+V",
-	"dYN/+yw7M0dSm1NtNY14uhbbLyrUwh0qF3TThQNWsZoonKBVtnJzh5tc/yoRl3f6BHTZ3qj3Z4ZoVj2k",
-	"Rcsv4QMUQrWD39Obez+bKB8JVOUjLOiymAkngQ7mNM5iSh2lt4B1DqQEI0ESjAjLYNOZ2hWsgM0qM3Cu",
-	"1pQ1Al8SW5W0U/OP106FkMG0QFVGCcfDRrNdb7Wbx7X6Uevo5FlBwhcpt9L0f45uS3nCoo9M8iAMa3+S",
-	"4mg9/mLxzqCX0AOa+19WC7jbs0bbLgOvgQ5ZP+H28KSOirsGoVFQLlHpSuXevlJOc3KzeLl7vkoXvEEi",
-	"VQRfAVLzt6/zr9IHfx1Q98/SFG+QeGk1sZuEpb9BoDCijY7GQb63crbp/qkk/2Uy1tv0kit91wQsdlUv",
-	"8gxl2vvMzfyTTGn7RLeLZOrUTf+SqUCUI2wCjNPep7Ii2tglFSGmB93wOxD25uKKX35oeKqrzFxTaJrK",
-	"Nl9a6FbRM793Q8ncDxJsWphpBcjdmZj2Bx61KirvS+1YJMz1y6pcpErmSG228ZcxbNfE01RJ6cajF4Ti",
-	"02vE6lt0fLNdP2zXW7Wjo3rTUyBreolXJl9GGj4Rp7xZP2oSvzn/2BTRLH8FU/l+BjVEEC7Hx07+Yi7n",
-	"0GuCAWJL7CNwk6loqbpm69BrVlyDVbGHw9pJ/ahxdJT3QM3VRPJ8U4KcbCFIve012of1WvPYa9QPNxJk",
-	"8enwN88/ueeN1d1sWhdNeIw2ECRjxxKSHBVJEmAYAuFHoOE1a16tXm/W6l671Wq2gU8JQb5I/oMpsUBd",
-	"dqvmvqX8Th85+la7Wa+dHnkNffT5W9+qHz4+Omq2NpKlMq/6VD6pVzJAw2tldpneMCVlJdf3Y8b4vKvw",
-	"bYL7O1ol02muLflvq/6EnADM/IBPkLU81sbne/K/Nit/8Ls15eoLZjs4iz/BtNPk7jaXQf/QUfWPFWXW",
-	"shPGdbspgfKjLjjJ9ayoizJcEMQIELpy8/mQfBOCqxpDdcmMgvK0RQQ90/OjLoojfulmQV28UwPf6w6L",
-	"Usttbj1qJP2zRHR7dywoNceOyO7dsZVwvj32L61FSfVx8z/BFDeaNe/EaxwebzDFO+rnjYWr5ns3X0bz",
-	"NSral0ZY9P1KUmRfRqdu1YsK9/si1bdREw0EjfjmG4RroI9WINORxAUOQ/MTVqaiyiIa+md9sKiBKxhz",
-	"Bd6AwrVS/hySWfGin0KVnXzjD4Nuvb+h268Kus3zx38YUKtY/V+XrTmIpFfyh2gR48/ApGm2Juea2NqP",
-	"wk1LMKQk48Porscsl6vucn+OfHPFSP5SO6V7uFI9UmdNpdbKxAcjohhr+z0bbXthX/FKE91Pqc3ZiDzh",
-	"Fo6C9sJktlF5fUH9bL1UPzsPWqd89nC4vF9CcdgiH2fkxetnFREV+f4CFv4PkVBtxcoC+kdZetPI+8dI",
-	"6TXi8QJtsfZniS23Jt+0tOfKakfkRq1Sp2dsR8AmEw865tdWAJpOkX7W7BLQqY451CUO2d97q7hMAPiU",
-	"hgFdpdc/tBqn6uERyfWTV4mlXjD6uhNBjX+3RJByLlpe7cRrnJw0/wTvIs+a//bIUavxhFKV4g9FvYSa",
-	"NOL1wq5MvvcxfwvPh1spgLpxuSqFIk8/vYDFlhJqb8LcJKBckrTN1zLngRJts/pNha+uHDJCvnDNBbbS",
-	"GVHVBmhDErz0y9d8Ax5V3W+ZuYjQhyRt2gKCZobOdqCVR7ctHJk7ghQ9ir+xUxyQP4Kc2WQbTM1Igtfp",
-	"C1CkH1ErwWkYbRq52IStM0+6bTrbwWlbpMujJBci6IPJdcrqmzQo8+dI3cNJGT8DhIJ8zWNmHtNP+/n2",
-	"8/8GAAD//w==",
+	"7H1rc9u21+dXwXCfmdhdWqYuvsnzvFBj/RNtHdm15KZt5JVgEpIQUwADgJLVTmb20+wH20+ygxvvkq3E",
+	"fZI+/77ITCySIHCAc87vXPmn49NFRAkigjvtP50IMrhAAjH112BOV51YzBER2IcCUyJ/DRD3GY70n06P",
+	"+GEcICDmCHA8I5jMAEc+QwLsTWDu4ck+wETdyBCPKOGo5rgOlqN8ihFbO65D4AI5bYfP6Wqcf9hxHe7P",
+	"0QLqKUxhHAqnPYUhR64j1pF87J7SEEHifP7sOu/R/ZzSh95FecrDOQIrffkVBziogQ4BOABiDgXAHBAq",
+	"ACUI0KmarA/DELFX3D7DASR8hRgHLa+VrCCCYp4uwNw6xoHjOgx9ijFDgdMWLEbZdZh5c8EwmTmf5bwt",
+	"adQG/AiDG/QpRlzIv3xKBCLqvzCKQkOYw49c7wt6hIso1A9isoQhDl7HjFMmf+DxYgHZ2mk7IebiAoV4",
+	"iRhGHKywmAMIfHUnEHPMAUdsiRgIcKBIMYckADQWjussYRgjPZVATrzX/6Vz2bsY33R/vu0Oho7rLBDn",
+	"cCav6RHbIIKcg3voPyhiEvQoxuZldAogiBhaYhpzEMnHJAXM3DMLTyffAfc0WOudCijSe7WAwp/rraJE",
+	"MOjvOlU5ZhtEjEaIiTUYOehRMDhy5GGICY+jiDKBguzsBvF95khlp8jQDHOBmDmAhsAEoCUiAsgdl8Tk",
+	"2PCMDwUM6WzLjAe3Pw5e3/Suh72rfm7aPDOHmhp+LIfnH7y7Nhg5lAWI1fgcRxEK9GIktQpTmeZmkVnh",
+	"LQufszBwe3OZ4xzo+ygS8D5EW9Z0e3OZW0rMQjCnXICQ+jBU/7PDgSi+D7EPYBAwxLmaYkweCF2RrlzH",
+	"UPFQdqLqAT5XV7+c/Lf9n/pX7/vj7i/d/nA8/O26m5vxF9EX7L3pDsHhsn6objlQ2wUkR3J522Jfr46F",
+	"fSreChHxL9qBuXpyK/HHvcG4fzUc3w56/Tfjt8Ph9aC0H4uYCxBzpMdz1dAjR/4xcrSsSgXZfzA0ddrO",
+	"/zhM1cmhvsoPu4xRph8oy2GmuXwbMwPKwD1DUApewOIQ1cBQXQ4QkOJWkW5EphiFAYACKNXQBpnVumD7",
+	"0t0RqWI2F5TPANjLnq59V06uIFpGZEoZgGQt5lIZopCj2og4n13ndYgREZoez5bnz5RhP8IAWJH59VvT",
+	"Ab6aK0DyDkBJyoeIBBHFRKhd4Cj5mwMBHxAgFGASxcIFnI6IPKZTxNg60ZlEalZBAQQrFIYHU8oWKLDH",
+	"4ByE+AFJ/mFr++qp3t7Odc9VWnlF4zAAPpSDymOi1qDUgqUyJdMQ+7uqzCDW11FJ8A0TEABgyBAM1sBy",
+	"Igq0ytTyrMhwF7fXl73XnWG3JO+gBROah+0YkoPLr1BCQVD6DpK1YX2+cYZyBKEIEyF2EHPEQIgXuEol",
+	"Dq+uxu86/d/G77s/vr26+mkwvum+6Q2G3ZvuRW62cjQ1iNyNxlEKhCLEgHoF5oAh6M9RcA4CFCKB1F5N",
+	"MZPH8YVkxRN7QChbwBBzFChS7uWovy8Z1Tw5InOohAZYSEWTwjq9lgVcgzlcIrC3jUD75rT1iECMwPBr",
+	"uHrYvel38gcEm2E1F5wb1KxlJQ4kvQ2U/vXAcP1BLwBzBAPEXoL/CYgJeoyQL1AAphCHMZNbqmG+woev",
+	"OFBadM/Of78mX9yn4l80JsGu3KcR6Tr7eP58W4aRe0cosA9kGEiB7RIPdi97v3RvflMy/19Xt/3i0cb8",
+	"eUNLIpkbqyfZp8lAOcsB6NO2aYLmbG2YH8kNuqYx47nxXoK3njNxsFeap1Z+orw1PPbnKRH3yjugT8o1",
+	"XIcUBkNKLyGboS/inevOb5dXnYux5NTLzs2bbkluWaZRdgPmIJTvktOGBDSOG/VWC9yvBeLOy+IZ9Tr0",
+	"6CMUcGMb/2GF6F5p1oYgiC0w55iSC0QwCr6MIt2bd73BoHfVH190+71uxXEX9AEREEL/QU/N7uy7Tr/z",
+	"pvuu2x9KwW6m8kJ0Kb5TmlpqKa945mVgrzR9TZqh1n5G1PEdhQuDAl1K0qMKuSIQgURhZ7pE+jwHKArp",
+	"eoGIeMWBfPhpFWog2aCC2vnxseCpLj3y7IHRupQjn5LgHDAk2FpK+DqwBk8EY45eUxoGdFWwOM1FaxVw",
+	"KuHaVJjFJAa2ue3LVpHAFZgMFIAFlTTiAM5ods6emvQLnBsJG2cQy3MjV7NXmud+O++hKe/liGzYTLAH",
+	"yRpMDpf1SXoY83p2pcSZGBEJNjFSThAl9FwgEX6e7G5OElaRaUTgjErU4DpaT6uzeSPJdtCR21X2VL2f",
+	"0xCZUyH5FqwgFuAeTSlDQLC1tC8UhWpb3UwLTPAiXjjteuIqk/hihhTZP7vOLck429CuulsxL5kNJYuX",
+	"VGInFnPK8B/qcQtQqqztzu3wbbc/VIgtL7Q4IoGirhYiBvhUDdwGPyLIEAPDq5+6/ayroGJyHTOeNZ3N",
+	"nVKpMbSkDyjYcZ6ZKVaO9kK6+l4vUb1JqWBlUW1cBNgrzFlL1PdlKLOzrvlK6PLNgEvNSXdCneBOHGBE",
+	"fLU2GARYjg/Da+0QxPKUG0dzWbFJk4GD1ZxylFoSDPkIL7WHSXl6zgG859KeXiBIuDFwlbVhJq4ll2Tj",
+	"KPPWPx15zxgH2qkr0EIzHHy8RGQm5k67cXTkSv62f6ccbp3Krry9px+te56nbrd/J3dDxuDakeyCP8XI",
+	"XJZyRPukrWT5kE7oLnmW3n9EvvI6PBUseEtXFhhipARaVmhCpkMIKCjTQW2W2h9EpCT74AyGnf5F5+Yi",
+	"Mc4yM0rXrkMR1TGAgYAkgCwA1qguBzBWc4788QT8T3APOTpu7cuZJYzg6Mvvpj/9fMZO3/z02yc2XH28",
+	"vb447V1e/96jjUt4CQcrpzSvAk3N4pLZVpHWuOzXKkqTIw0UAi0iwcuL7JgrYAEDBDgFU8jkAhJ94JX1",
+	"gev4DEklMIaKbFNpVQun7QRQoAOB1TxLZDabuuNT2meNg4pQiL0ojHd3q3ywbuA+XCD5qB4x3aYgXI5b",
+	"jaoZhJCLMbKme1H5ageTvAcYIitTGAUuWM2lmBcgwOqwVg/MBRQxH2tpWXUC3w6H10DfZQVB9m3mNRqT",
+	"KInCjB8NZd+a2TsVXjFPm60oLsoMKO9MVoU5CGJ0LrGiklKrOQ4RuO72L3r9N66VXfrXLMdiDgzG2dO4",
+	"2dh8mIM5CgMQE4FDC4QU7zzvYGiSPLXvliUG+u4iVylrOzliuQOVvMFNuSd38Ldx4CXWUak8FybCOfnP",
+	"c6Yux81JYLuHfhK5y+/fdbJDiICFhIHqfWBKw5CuznW0DQsAOZjoMSa1J+WPnvK2NQ+SDSlMRx8Rs9GJ",
+	"FFCoJFYmjjQLMOJKbhrJbR5yXOucUTjqX53eZfeiUognvrU8yS1fPYkdXssblZQSEId8s5bXwDm/xHfQ",
+	"n2OCDhiCAbwPdVwCPQpX+zmMJzEffciQPKVlgoxKYhrM4wUk6RvQYxRConTo05unqJCOXrWLKRFK7y5g",
+	"Q9Dy6i4oGeGg5TVdUAJSoOW13BEpO3jUharoScvz3BHJ3Qf2rMuI0VigfRe86w7fXl2o0TqXl1fv1fuP",
+	"3GKcxQyWCe2oX56I9eTvyYZ7zHg5tzFoeWcu2OYH1neUPDqgVW+6I1KyWEGrcSZfr12m4MjztEVoeaNs",
+	"X1Q5dKqAd6WjszKImb2hTGvHrYgz5eO2TwYSN4Sui/GQJwIQVc69KldF4kCvlB3ZGHFefuQ4oQKB6FyO",
+	"nbBHgTfVCJUcaR97CWWSLvE71yZ5YlUiIkkxlRiyJYqeSt6JjsEbxT3Jg/PcNcfNWk31xmnRaookEGBy",
+	"Gv/7Q+fgd3jwh3dwdpf+d1xrH9z98B9VaOUtgqEcpbiLKYqx3E0flIkFlxCHKkPi7knTQI9RRc1rCapu",
+	"EORVlpYEr7CM09rgdtC9ATpArfQM9rHQF89BIkKkLr696Q7UwRgRLHjWbHtABghLU0kOFVKS+NRL/tMV",
+	"JgFdnY9It39xfdXrD8dvrvrdLcgWtOoeeEMJqoH3cyiQ9coytVQXwJF1rNnl3cfTqbTC5TzVqeEGkGDj",
+	"E9H318Cl8iMuEeOYEmkWrUcEBoEZmreBkKdFOVTWNAYBVSkJD4Su5GmDmk46Rq2c2GKOGC8I8EH3JiuN",
+	"LSkd18kRoFJYXWdyCzL5T1tdEgVjMOPJ2CYzEo+HhEVQwN0w0dD6NV7Jg6XCOG4G/RlMhMgShTRCrziY",
+	"yHdMAHqEvgjX8gYpd8owyXUeD2b0wPz4kVNSu4GrdwbbJKZdeTYRo0HsKycwDtAiogIRfw0e0NoF2qeh",
+	"HOzazdIGJolDHmAVnIELNCI4MO5mm6ug9pjhGVaBWCWOIAnApxjFOltFDqC3f0eXzBeYtQXBYOwYtXeV",
+	"0kGvEAVqmCrlZ/m52k2zgGSd89XYLdfLD3LGHCbiuPWkY2HT3tmThANXHQt7fiaGvw9wMDEOXqkJ8tIo",
+	"L/PRUoy943l9fXy88I4EO0MnXuPMX9VbMGh4T6suqScylKki7E0+CevL2FTpJhRU5bLm6WMMMO0qy8Rh",
+	"5AIUK2FiDzNQg+okmcQSh0LKS2lnA+gzyjmAYQgw4QISH3GwxxECE7OWmpnWZL8GBkjIh3WShY6O6JNe",
+	"zLV1c3mITx3qXN6kznWrPhTwntMwFib7LM1xM+qCg4zDoXQM1DPtw0PzS82ni0Pl4TtUK+QFhvVaW+HA",
+	"/O3dBzHU/6Lruw98cNc+PHzyMMmlFYhTdZ6KmaQ7+p9TlMQzCt9SqexIzeSJ7g4wrYMt51H+SodydkJV",
+	"9DFns8LvWXI2b1d4ubs/u45GDSgYa8hQPobZLGmIhUU7WT78Ain4Je7VKsl5FUGp1XAgVzXFiBVd02Ov",
+	"/jH4dLw8eziZNheNx1PWEkfr4z9O4GnVO3IiqeAylDgn5/ibIcELgvgJkTQiUhSBLZJIHXEV0F2DGVX+",
+	"I58SP2YMEQUaSAB8SEYEMoaXCChFvdav2K+BTir0tP1gFpTMWYkPCVs5uA+p/8BHRDtcJSakBOVBY86X",
+	"pX1T8h0GeRbGHpEHhKIcAMVmAnLakgA+SnCoCwIGMdEpvzqcKUGnMldG5AZZmpIZiGIh2TpZmcqjx0S9",
+	"KEEmUQh9lKH6iKix2kmgOFllhEggh013zc1kCkjFgQmYhng2FzXQGZFI3ox5ao0p6KuoLo+Ea7CAGWNl",
+	"YpA2Qc+8bZPaUMQYs8SA2ca9WVvHPhpsd3BnQ/H6/pJ/u3M76F68tFfayCvrlP5K9RgFOwsLo1J30obP",
+	"gEUV6iwVGhmHelGs5iRebkVbpP1LuEWs4vjOnSL585JxFnReD3u/dJUfTJ7Tal8BR37MsFgPVAhRPa/z",
+	"A6S+q3A1E0C13tCJCnuT+XT8//7P/53sA7NLOulxkiZu6xv1VbVQG4o1L0qXLs+ZDtNjMqXll6djckFZ",
+	"1qaQMk6bZq844Guu6G11iJT7RmBpkemaKPGIREZyVURyI+TjqdH2ro00aw+wD8NQCdLbm0sO9mzUfl/q",
+	"A5M7nUxGh/dtqrHS/xnEVRuREenms9V1bD9JKcoZk9LOVKmBLpgop/zENakDE58GaAIwHxFTejZJvPaT",
+	"GugWBo2JVC06e4moHEOYywsZkb1JLkEmyYzZbb/PdQ5VJkNPKtZkGvrVmCu3XWAV0+TxIBnuIH10olRK",
+	"6htSidY6FyuTdaUCoQj688RWT9Ly1L2uIbBa+4iU6dxqnIGy212vMpNsNXH1waI5S35EfvjBxrxqP/wA",
+	"unIiesNnVGcsqLkZMXifgRfKQTS5vhoMJ8ZKHRHrAbEnVvkgSodV4orG46NZgZoqLjvStBUnUVHCDFic",
+	"5+tMlPY1Meo0iKxDcIFJ3y5kxEluDuIQuYkSx6b+JhvNtQDoIvMbFCBEkAt5Yn3UThx5EjslxRQ2Z7zC",
+	"ltdlPBkAKWHbiCQQczMEBBUI0AUxCRHnhfj0iEysUaugpQraK/SqwNcTZnQVZB2RBLO6htgZSLXW2NI6",
+	"lp4BLkdEE3ejKS5P5U1CWy6QTeyEPpJHJ3eqrZ9kzyQNqgQxSHSmgdS8+4BKCK3YhDJw5DXtuVvAByOT",
+	"c7kByvcORbpAInmAhdh6fLEYEcgfuAt8GEXq4Om1UzJTpV0ohGvrwtdZovbQgb26B+bgfg2MF2RfyQjr",
+	"ANa4Lb+lyj3rI8PQWQw5ATkH67lhQaNfGAIWmbiSV02Nln6FW+0vVsA1xD4iXHnrTHFvJ4L+HB00ap6B",
+	"RSnEWq1WNagu1yibHZpn+eFl73W3P+iqZyQewUIjMysmHdcxXmmn7dRrnr6NRojACDttp1nzak1HuSXm",
+	"SskfzlXQ4Q/5/1lVglPHiMOG52USNyJGfckkqoSDJzJXqvVEkvYCp+28QcKENQolyQ3P2y1X0KJmR0Ox",
+	"56X8mXdvSCa3q5B7Falsxtavv24aMpn9Ybb8LoudnPaHOzeTGHqJl4jI8SNG7xXEhjMuEZmmuXMnHz40",
+	"m1OzS966C/bmNVyEUqQtEZO6V1DwvwZXfZ1PbCruZojIjaCseleuIkQ61z352FdvjYVpX30c84mtBYhb",
+	"vYdmHSCgfrxQsYCX3sbhHHPQue694kkpqSvlvCGd3dSkZjy/rXKndttW47U21fPS7LyPcWgqkCVw2XmT",
+	"f+u8u9xtk+2s/+032ZBuwyYr/8SusjOAAt5DjizSdJXyVI6QFda9LEobeYNggKUs+R7FaHFBX7g7rnPk",
+	"Nb9wMdlY+EuvKikp18urbT1HyUZtF/r5yv2NB+gGiZgRXg6G2z4A2k60ZqSuHdG17BBkXSwjIo0kSViI",
+	"Tfwlf8YuMReJe/7rT5lxrHwop6j5MRd0YQSbsR1racMTeznJt/jsVvgeMFlSLMGb8snh7ADmUk3+XP2w",
+	"dqeq10v0HYa5CZhsD3vlqSGUz7Ti+c2zBxHUZqueQSRilhvAXK7x2PcRCuQgd88vccjlA22sf7bpL6od",
+	"iYTN8t2abb3602xbLPNRzzWffq5UmCgfbJw9/WCxbE/JCu/p5/JF1YpvM+iMi0w0Wphzb9k1y553rlPt",
+	"isjUrqRFj06Ow3U7JMoruHtQ8F5lkwJywVfjLWJr3dVCGoXWjNnTKQfax+Fm/QnGVSVX4AK6IojZiieb",
+	"23EOoC+k/UuZ8Wzvu9Iq1YVADBIur1Pi2gCAFoDy9Q2v0ZbmIPQfCF2FKJihwCwCcyCNJTYiIeWiBt5j",
+	"MZcGuLzbvHhj3YqpR8eiBm5QhKCKlcERsVkZYCLN/p3SKgBBqyqBl02RMUVviIsfabDeTdLZpBfF96oG",
+	"wal7ukiAChg67bOz2pEJvembDuT1gzSfzCKgguB4JsdXpfp8znuNVbS0JNEbO64zk+fRMMtJsiQ+TpcP",
+	"dT5vTpvwDPli/nga3J/uvAabY7JBbCXHS3l9A7XXhdChTSlRAukZ8iHTF+ubyL76cx4slLd/S5l5nbjS",
+	"9W4U5eV2UamShwfj69sfL3uDt4mYXGVakVSioEvV10jLjDQIq4v0JIcrOZJ28XABDQPEhe4aor2DpiBr",
+	"RExFlpIzquFcACgJTYuGSUW/uP+U3DPZBJmSNipuruXdh2oip7ccVrTE+3z3cqirlJPg5RMGJP8fH9Tr",
+	"B42TYaPRbpy0veNaq3F64p387hjuXs01c58sZifzx4AErP5YZ36Tn4m5l4nZ2ZySBIwnAadixDKXM/Kh",
+	"BLXcggy8KwQun5h03oO2MUgpIVmJPPXWVvo06+2WV6vXTxteq0Qf+KnpN/44XRyJh5m3XN2fsBY6zdJH",
+	"Zz7mw9SViZ2ZcHQ6gdOh12zXG23vrHZ0VPcazd+dDK1NTO9JWudgsZuATO3i30LpyrfnKX2PFRvWshS3",
+	"PH2Yegl2QLHZ4O3WHj7ZZorYBJswNfj876MGvjkELlEzI9iTn3ZFwe4G2GsTH7mNJ+QjqdqjDjgSBetW",
+	"S/I0cREywUdECxvbwm7KEJ8/WZCrQlkxIyrUOCLF9qL6RXIqqnXdfZpE6Ko+dhN18ieuLjKAquGgqzuJ",
+	"jQihSh8dYDKlCqIQCqYMzhaqelveynUcBDIEQkojuW4XRAwvoXxBiMnDgepeOCKqOYSJQKMA9K5BiAVi",
+	"MOQ66DhJuhxOXDUeQ1OVVpSGsHKBUhiGdMXtu4CQeEKosKFSoT4khIo0SJ1mNBdaYokV9pEL5PwWOjGo",
+	"KmE/3zdMhZ/eKy1rBGMbKNX6JflgJjNpc3AtzQc7B5XhsCqFXsjI/Rqr4HmaLzEBiprw7vMO6uyZQnVD",
+	"vvGzbIX6bqsvZ1QmuR7lavu0tt6UwZ+976Kzo8fV0eBs/dNvs4/xfae/fMNnvzaWn9a//IyuZ41pdH+K",
+	"uie3/1mZf/kP1tn5cCQ5TtXadmV705gYRFGg1vK9aC7ppsYNVrAaq5+gVTYDdocGx38X1e49Q7UnjSb/",
+	"jiahFStp0vhLYIeCaXj4Z9oI+7PxRiCBqrDFgi6LkX4SaONR+4NMqqlEGVjHeEruLkiCEWEZ33smNwcr",
+	"x22V+rhQc8oqj6+x5UpSrfnXS7WCiWJK0CqtkpNho9mut9rNk1r9uHV8+kVGyVcJxdLrv41MTM+E9ZIy",
+	"eQZh+I3c6V7r6QeLPZu+pfzQXPOy0sPdHk3b1pO/Bjpk/Ywm/kl+GXeNJ0m5qokK4yo4/UqB9KTBf7nr",
+	"QZUMeYNEKkC+A4/SP9jqv0qO/H28FX83CfMGiZcWL7txZvoJEeUD2whsDvO1tLNN/caSuKDJANgmz1yJ",
+	"sRNnuKtqz2coU85pPqwxyZQyTHR5UKYuwdSrmYxOOcImh3ha61YWYBur4iLE9KAbPuNiu6ZWfLil4akq",
+	"QtOW0hQRbm5S6VbRM792Q8nc90Q2TcyUfuR6ZKb1oMetikqLUvkdCXP10SpGq4JcUgpu/LCNrZJ5nggq",
+	"dbh6wVBD2jauvkU3NNv1o3a9VTs+rjc95UROm7Zl4oik4RNxxpv14ybxm/OPTRHN8i23yv041BBBuByf",
+	"OPlGbM6R1wQDxJbYR+A2kyFU1VbtyGtWtD2rWMNR7bR+3Dg+ziNe04pK7m9KkNMtBKm3vUb7qF5rnniN",
+	"+tFGgiw+Hf3h+acPvLG6n03roglP0AaCZPRfQpLjIkkCDEMg/Ag0vGbNq9XrzVrda7dazTbwKSHIF8l/",
+	"MCXWoZhdqumvlV/pE1vfajfrtbNjr6G3Pt/lr/rmk+PjZmsjWSrjzc89J/XKA9DwWplVph3FJK/k6rzM",
+	"GJ93Zb5N4YyOFsl0mitD/wcN/IUxD5j5bleQ1VgWG+R7N3xv6ODwTwsB1AVmK32LX17b6eXuNqihv29W",
+	"/Y2yzFx28uHdbQoQ/awTeHK1Q6qhiguCGAFCV24+3pMvBnFVAbFOQVKuSq1JQc/UXqmGgsQvdaDUyVA1",
+	"8C9d6VIqzc7NR42kv0ZGt1dRg1IR9YjsXkVdGa6w2/61uT2pHG/+O6jwRrPmnXqNo5MNKnxHub4xgdhc",
+	"d/NpSd+jgP5ePEG6f5dk9ZeRxVvlqf6KwdeIzI0SbCBoxDd3qK6BPlqBTEUZFzgMzRfvTGab9bzor4Bh",
+	"UQPXMObKyQQKbcv8OSSzYiOpQrZj5gsDzt/RKfSPa3oHl1L+fPzjiH5ebqPqyfdfFsU6jCQK+kukj8FP",
+	"MCmWrsl3TWwuTaEDGAwpyWAmXe2a5Q7V9cCfI9+0vsk3W1QyiyuRJWXdVEq7jB0zIupAbu//0raNJIut",
+	"dnQdrVafI/KM7jAFqYfJbKPQ+4r853op/3ketM747PFo+bCE4qhFPs7Ii+c/KyIq8v0NEMV3xdlaa5YZ",
+	"+69CFvYLSX8Jd98gHi/QFnRxnmAHCzFMC4RcWvSI3KpZ6rCVrQTZBClAx3w9CKDpFOl7zSoBnWrbSDUl",
+	"yX6OsqL5BPDNl6dybTbkzSOS6z9Qxc63uQ8lfacBssZ/twCZAjMtr3bqNU5Pm98AzeSP5j+esb9KTBr2",
+	"emEIlK+VzXeV+nAnGVAXuleFiOTupw2FbEqnRiGm84SCMmlZuD2ch4q1zew3JSC7csgI+cI1DZkliFHZ",
+	"G2hDckDpw/x8g9+suj4301jThyQt1gOCZobOVh6WR7clOJmeV4oexW9GFQfkT3j4bDARpmok8SvqhjkS",
+	"f9RKbj+MNo1cLNrXkTVdZp+t+LUl9eVRkgYaemNyldW68wpl/hypvrKU8XNAKMjnnmbeY+qvP999/v8B",
+	"AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
