@@ -345,7 +345,7 @@ export interface components {
              *     time across all instances (see `Webhook.ordered`). Set at registration.
              * @default false
              */
-            ordered: boolean;
+            ordered?: boolean;
         };
         /** @enum {string} */
         WebhookStatus: "ACTIVE" | "PAUSED";
