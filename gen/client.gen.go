@@ -172,6 +172,9 @@ type ClientInterface interface {
 	// deployment allows private targets. A user cannot register the same
 	// normalised URL twice, nor more than the deployment's per-user limit.
 	//
+	// With `ordered: true` the webhook gets its deliveries strictly in publish
+	// order, one at a time across all instances; see `Webhook.ordered`.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/webhooks (the `RegisterWebhook` operationId).
@@ -186,6 +189,9 @@ type ClientInterface interface {
 	// or unspecified IP literals, and `localhost`, are refused unless the
 	// deployment allows private targets. A user cannot register the same
 	// normalised URL twice, nor more than the deployment's per-user limit.
+	//
+	// With `ordered: true` the webhook gets its deliveries strictly in publish
+	// order, one at a time across all instances; see `Webhook.ordered`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -219,7 +225,9 @@ type ClientInterface interface {
 	// Redeliver Deliver again
 	//
 	// Queues the delivery again, due now, with a fresh retry schedule, whatever
-	// its status. It goes out once the webhook is active.
+	// its status. It goes out once the webhook is active. For an ordered webhook
+	// the delivery goes back to its original place in publish order: before the
+	// later pending deliveries, after the one in flight.
 	//
 	// Corresponds with POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver (the `Redeliver` operationId).
 	Redeliver(ctx context.Context, webhookId WebhookID, deliveryId string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -236,6 +244,8 @@ type ClientInterface interface {
 	//
 	// Queues a `webhook.ping` event to this webhook alone, whatever its
 	// subscription, to check that the receiver accepts and verifies deliveries.
+	// The ping is an event like any other: for an ordered webhook it is queued
+	// after what is already pending.
 	//
 	// Corresponds with POST /v1/webhooks/{webhook_id}/ping (the `PingWebhook` operationId).
 	PingWebhook(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -411,6 +421,9 @@ func (c *Client) ListWebhooks(ctx context.Context, params *ListWebhooksParams, r
 // deployment allows private targets. A user cannot register the same
 // normalised URL twice, nor more than the deployment's per-user limit.
 //
+// With `ordered: true` the webhook gets its deliveries strictly in publish
+// order, one at a time across all instances; see `Webhook.ordered`.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/webhooks (the `RegisterWebhook` operationId).
@@ -435,6 +448,9 @@ func (c *Client) RegisterWebhookWithBody(ctx context.Context, contentType string
 // or unspecified IP literals, and `localhost`, are refused unless the
 // deployment allows private targets. A user cannot register the same
 // normalised URL twice, nor more than the deployment's per-user limit.
+//
+// With `ordered: true` the webhook gets its deliveries strictly in publish
+// order, one at a time across all instances; see `Webhook.ordered`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -508,7 +524,9 @@ func (c *Client) ListDeliveries(ctx context.Context, webhookId WebhookID, params
 // Redeliver Deliver again
 //
 // Queues the delivery again, due now, with a fresh retry schedule, whatever
-// its status. It goes out once the webhook is active.
+// its status. It goes out once the webhook is active. For an ordered webhook
+// the delivery goes back to its original place in publish order: before the
+// later pending deliveries, after the one in flight.
 //
 // Corresponds with POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver (the `Redeliver` operationId).
 func (c *Client) Redeliver(ctx context.Context, webhookId WebhookID, deliveryId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -545,6 +563,8 @@ func (c *Client) PauseWebhook(ctx context.Context, webhookId WebhookID, reqEdito
 //
 // Queues a `webhook.ping` event to this webhook alone, whatever its
 // subscription, to check that the receiver accepts and verifies deliveries.
+// The ping is an event like any other: for an ordered webhook it is queued
+// after what is already pending.
 //
 // Corresponds with POST /v1/webhooks/{webhook_id}/ping (the `PingWebhook` operationId).
 func (c *Client) PingWebhook(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1334,6 +1354,9 @@ type ClientWithResponsesInterface interface {
 	// deployment allows private targets. A user cannot register the same
 	// normalised URL twice, nor more than the deployment's per-user limit.
 	//
+	// With `ordered: true` the webhook gets its deliveries strictly in publish
+	// order, one at a time across all instances; see `Webhook.ordered`.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/webhooks (the `RegisterWebhook` operationId).
@@ -1348,6 +1371,9 @@ type ClientWithResponsesInterface interface {
 	// or unspecified IP literals, and `localhost`, are refused unless the
 	// deployment allows private targets. A user cannot register the same
 	// normalised URL twice, nor more than the deployment's per-user limit.
+	//
+	// With `ordered: true` the webhook gets its deliveries strictly in publish
+	// order, one at a time across all instances; see `Webhook.ordered`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1387,7 +1413,9 @@ type ClientWithResponsesInterface interface {
 	// RedeliverWithResponse Deliver again
 	//
 	// Queues the delivery again, due now, with a fresh retry schedule, whatever
-	// its status. It goes out once the webhook is active.
+	// its status. It goes out once the webhook is active. For an ordered webhook
+	// the delivery goes back to its original place in publish order: before the
+	// later pending deliveries, after the one in flight.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -1408,6 +1436,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Queues a `webhook.ping` event to this webhook alone, whatever its
 	// subscription, to check that the receiver accepts and verifies deliveries.
+	// The ping is an event like any other: for an ordered webhook it is queued
+	// after what is already pending.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -1626,6 +1656,11 @@ func (r GetReadinessResponse) ContentType() string {
 	return ""
 }
 
+// ListEventTypesResponse429Headers the declared response headers of an HTTP 429 response for ListEventTypes
+type ListEventTypesResponse429Headers struct {
+	RetryAfter int
+}
+
 type ListEventTypesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -1635,8 +1670,12 @@ type ListEventTypesResponse struct {
 	JSON401 *Unauthenticated
 	// JSON403 the response for an HTTP 403 `application/json` response
 	JSON403 *PermissionDenied
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListEventTypesResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -1652,6 +1691,11 @@ func (r ListEventTypesResponse) GetJSON401() *Unauthenticated {
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
 func (r ListEventTypesResponse) GetJSON403() *PermissionDenied {
 	return r.JSON403
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListEventTypesResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -1688,6 +1732,11 @@ func (r ListEventTypesResponse) ContentType() string {
 	return ""
 }
 
+// PublishEventResponse429Headers the declared response headers of an HTTP 429 response for PublishEvent
+type PublishEventResponse429Headers struct {
+	RetryAfter int
+}
+
 type PublishEventResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -1701,8 +1750,12 @@ type PublishEventResponse struct {
 	JSON403 *PermissionDenied
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *PayloadTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PublishEventResponse429Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -1728,6 +1781,11 @@ func (r PublishEventResponse) GetJSON403() *PermissionDenied {
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
 func (r PublishEventResponse) GetJSON413() *PayloadTooLarge {
 	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r PublishEventResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -1764,6 +1822,11 @@ func (r PublishEventResponse) ContentType() string {
 	return ""
 }
 
+// ListWebhooksResponse429Headers the declared response headers of an HTTP 429 response for ListWebhooks
+type ListWebhooksResponse429Headers struct {
+	RetryAfter int
+}
+
 type ListWebhooksResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -1775,8 +1838,12 @@ type ListWebhooksResponse struct {
 	JSON401 *Unauthenticated
 	// JSON403 the response for an HTTP 403 `application/json` response
 	JSON403 *PermissionDenied
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListWebhooksResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -1797,6 +1864,11 @@ func (r ListWebhooksResponse) GetJSON401() *Unauthenticated {
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
 func (r ListWebhooksResponse) GetJSON403() *PermissionDenied {
 	return r.JSON403
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListWebhooksResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -1838,6 +1910,11 @@ type RegisterWebhookResponse201Headers struct {
 	Location string
 }
 
+// RegisterWebhookResponse429Headers the declared response headers of an HTTP 429 response for RegisterWebhook
+type RegisterWebhookResponse429Headers struct {
+	RetryAfter int
+}
+
 type RegisterWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -1853,10 +1930,14 @@ type RegisterWebhookResponse struct {
 	JSON409 *Conflict
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *PayloadTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *RegisterWebhookResponse201Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RegisterWebhookResponse429Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -1887,6 +1968,11 @@ func (r RegisterWebhookResponse) GetJSON409() *Conflict {
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
 func (r RegisterWebhookResponse) GetJSON413() *PayloadTooLarge {
 	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RegisterWebhookResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -1923,6 +2009,11 @@ func (r RegisterWebhookResponse) ContentType() string {
 	return ""
 }
 
+// DeleteWebhookResponse429Headers the declared response headers of an HTTP 429 response for DeleteWebhook
+type DeleteWebhookResponse429Headers struct {
+	RetryAfter int
+}
+
 type DeleteWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -1934,8 +2025,12 @@ type DeleteWebhookResponse struct {
 	JSON403 *PermissionDenied
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *WebhookNotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteWebhookResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -1956,6 +2051,11 @@ func (r DeleteWebhookResponse) GetJSON403() *PermissionDenied {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r DeleteWebhookResponse) GetJSON404() *WebhookNotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteWebhookResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -1992,6 +2092,11 @@ func (r DeleteWebhookResponse) ContentType() string {
 	return ""
 }
 
+// GetWebhookResponse429Headers the declared response headers of an HTTP 429 response for GetWebhook
+type GetWebhookResponse429Headers struct {
+	RetryAfter int
+}
+
 type GetWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2005,8 +2110,12 @@ type GetWebhookResponse struct {
 	JSON403 *PermissionDenied
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *WebhookNotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetWebhookResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2032,6 +2141,11 @@ func (r GetWebhookResponse) GetJSON403() *PermissionDenied {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r GetWebhookResponse) GetJSON404() *WebhookNotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetWebhookResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -2068,6 +2182,11 @@ func (r GetWebhookResponse) ContentType() string {
 	return ""
 }
 
+// ListDeliveriesResponse429Headers the declared response headers of an HTTP 429 response for ListDeliveries
+type ListDeliveriesResponse429Headers struct {
+	RetryAfter int
+}
+
 type ListDeliveriesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2081,8 +2200,12 @@ type ListDeliveriesResponse struct {
 	JSON403 *PermissionDenied
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *WebhookNotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListDeliveriesResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2108,6 +2231,11 @@ func (r ListDeliveriesResponse) GetJSON403() *PermissionDenied {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r ListDeliveriesResponse) GetJSON404() *WebhookNotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListDeliveriesResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -2144,6 +2272,11 @@ func (r ListDeliveriesResponse) ContentType() string {
 	return ""
 }
 
+// RedeliverResponse429Headers the declared response headers of an HTTP 429 response for Redeliver
+type RedeliverResponse429Headers struct {
+	RetryAfter int
+}
+
 type RedeliverResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2155,8 +2288,12 @@ type RedeliverResponse struct {
 	JSON403 *PermissionDenied
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RedeliverResponse429Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -2177,6 +2314,11 @@ func (r RedeliverResponse) GetJSON403() *PermissionDenied {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r RedeliverResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RedeliverResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -2213,6 +2355,11 @@ func (r RedeliverResponse) ContentType() string {
 	return ""
 }
 
+// PauseWebhookResponse429Headers the declared response headers of an HTTP 429 response for PauseWebhook
+type PauseWebhookResponse429Headers struct {
+	RetryAfter int
+}
+
 type PauseWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2224,8 +2371,12 @@ type PauseWebhookResponse struct {
 	JSON403 *PermissionDenied
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *WebhookNotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PauseWebhookResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2246,6 +2397,11 @@ func (r PauseWebhookResponse) GetJSON403() *PermissionDenied {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r PauseWebhookResponse) GetJSON404() *WebhookNotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r PauseWebhookResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -2282,6 +2438,11 @@ func (r PauseWebhookResponse) ContentType() string {
 	return ""
 }
 
+// PingWebhookResponse429Headers the declared response headers of an HTTP 429 response for PingWebhook
+type PingWebhookResponse429Headers struct {
+	RetryAfter int
+}
+
 type PingWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2293,8 +2454,12 @@ type PingWebhookResponse struct {
 	JSON403 *PermissionDenied
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *WebhookNotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PingWebhookResponse429Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -2315,6 +2480,11 @@ func (r PingWebhookResponse) GetJSON403() *PermissionDenied {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r PingWebhookResponse) GetJSON404() *WebhookNotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r PingWebhookResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -2581,6 +2751,9 @@ func (c *ClientWithResponses) ListWebhooksWithResponse(ctx context.Context, para
 // deployment allows private targets. A user cannot register the same
 // normalised URL twice, nor more than the deployment's per-user limit.
 //
+// With `ordered: true` the webhook gets its deliveries strictly in publish
+// order, one at a time across all instances; see `Webhook.ordered`.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/webhooks (the `RegisterWebhook` operationId).
@@ -2601,6 +2774,9 @@ func (c *ClientWithResponses) RegisterWebhookWithBodyWithResponse(ctx context.Co
 // or unspecified IP literals, and `localhost`, are refused unless the
 // deployment allows private targets. A user cannot register the same
 // normalised URL twice, nor more than the deployment's per-user limit.
+//
+// With `ordered: true` the webhook gets its deliveries strictly in publish
+// order, one at a time across all instances; see `Webhook.ordered`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -2664,7 +2840,9 @@ func (c *ClientWithResponses) ListDeliveriesWithResponse(ctx context.Context, we
 // RedeliverWithResponse Deliver again
 //
 // Queues the delivery again, due now, with a fresh retry schedule, whatever
-// its status. It goes out once the webhook is active.
+// its status. It goes out once the webhook is active. For an ordered webhook
+// the delivery goes back to its original place in publish order: before the
+// later pending deliveries, after the one in flight.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2697,6 +2875,8 @@ func (c *ClientWithResponses) PauseWebhookWithResponse(ctx context.Context, webh
 //
 // Queues a `webhook.ping` event to this webhook alone, whatever its
 // subscription, to check that the receiver accepts and verifies deliveries.
+// The ping is an event like any other: for an ordered webhook it is queued
+// after what is already pending.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2901,6 +3081,13 @@ func ParseListEventTypesResponse(rsp *http.Response) (*ListEventTypesResponse, e
 		}
 		response.JSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2908,6 +3095,19 @@ func ParseListEventTypesResponse(rsp *http.Response) (*ListEventTypesResponse, e
 		}
 		response.JSON500 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListEventTypesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -2962,6 +3162,13 @@ func ParsePublishEventResponse(rsp *http.Response) (*PublishEventResponse, error
 		}
 		response.JSON413 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2969,6 +3176,19 @@ func ParsePublishEventResponse(rsp *http.Response) (*PublishEventResponse, error
 		}
 		response.JSON500 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers PublishEventResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -3016,6 +3236,13 @@ func ParseListWebhooksResponse(rsp *http.Response) (*ListWebhooksResponse, error
 		}
 		response.JSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3023,6 +3250,19 @@ func ParseListWebhooksResponse(rsp *http.Response) (*ListWebhooksResponse, error
 		}
 		response.JSON500 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListWebhooksResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -3084,6 +3324,13 @@ func ParseRegisterWebhookResponse(rsp *http.Response) (*RegisterWebhookResponse,
 		}
 		response.JSON413 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3104,6 +3351,16 @@ func ParseRegisterWebhookResponse(rsp *http.Response) (*RegisterWebhookResponse,
 			headers.Location = value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 429:
+		var headers RegisterWebhookResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -3151,6 +3408,13 @@ func ParseDeleteWebhookResponse(rsp *http.Response) (*DeleteWebhookResponse, err
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3158,6 +3422,19 @@ func ParseDeleteWebhookResponse(rsp *http.Response) (*DeleteWebhookResponse, err
 		}
 		response.JSON500 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteWebhookResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -3212,6 +3489,13 @@ func ParseGetWebhookResponse(rsp *http.Response) (*GetWebhookResponse, error) {
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3219,6 +3503,19 @@ func ParseGetWebhookResponse(rsp *http.Response) (*GetWebhookResponse, error) {
 		}
 		response.JSON500 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetWebhookResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -3273,6 +3570,13 @@ func ParseListDeliveriesResponse(rsp *http.Response) (*ListDeliveriesResponse, e
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3280,6 +3584,19 @@ func ParseListDeliveriesResponse(rsp *http.Response) (*ListDeliveriesResponse, e
 		}
 		response.JSON500 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListDeliveriesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -3327,6 +3644,13 @@ func ParseRedeliverResponse(rsp *http.Response) (*RedeliverResponse, error) {
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3334,6 +3658,19 @@ func ParseRedeliverResponse(rsp *http.Response) (*RedeliverResponse, error) {
 		}
 		response.JSON500 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers RedeliverResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -3381,6 +3718,13 @@ func ParsePauseWebhookResponse(rsp *http.Response) (*PauseWebhookResponse, error
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3388,6 +3732,19 @@ func ParsePauseWebhookResponse(rsp *http.Response) (*PauseWebhookResponse, error
 		}
 		response.JSON500 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers PauseWebhookResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -3435,6 +3792,13 @@ func ParsePingWebhookResponse(rsp *http.Response) (*PingWebhookResponse, error) 
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3442,6 +3806,19 @@ func ParsePingWebhookResponse(rsp *http.Response) (*PingWebhookResponse, error) 
 		}
 		response.JSON500 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers PingWebhookResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil

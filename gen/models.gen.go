@@ -125,6 +125,7 @@ func (e HealthStatus) Valid() bool {
 // Defines values for PauseReason.
 const (
 	PauseReasonDELIVERYFAILURES PauseReason = "DELIVERY_FAILURES"
+	PauseReasonENDPOINTGONE     PauseReason = "ENDPOINT_GONE"
 	PauseReasonUSER             PauseReason = "USER"
 )
 
@@ -132,6 +133,8 @@ const (
 func (e PauseReason) Valid() bool {
 	switch e {
 	case PauseReasonDELIVERYFAILURES:
+		return true
+	case PauseReasonENDPOINTGONE:
 		return true
 	case PauseReasonUSER:
 		return true
@@ -272,7 +275,11 @@ type Health struct {
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
 
-// PauseReason Why a webhook is paused; USER for an explicit pause.
+// PauseReason Why a webhook is paused: USER for an explicit pause; DELIVERY_FAILURES when
+// its deliveries kept failing for longer than the deployment's window;
+// ENDPOINT_GONE when the receiver answered 410 Gone. Whatever the reason, a
+// paused webhook buffers its events until it is unpaused. Later versions may
+// add reasons: treat one you do not know as a pause like the others.
 type PauseReason string
 
 // PublishEventRequest defines model for PublishEventRequest.
@@ -306,6 +313,10 @@ type PublishedEvent struct {
 
 // RegisterWebhookRequest defines model for RegisterWebhookRequest.
 type RegisterWebhookRequest struct {
+	// Ordered Deliver to this webhook strictly in publish order, one delivery at a
+	// time across all instances (see `Webhook.ordered`). Set at registration.
+	Ordered *bool `json:"ordered,omitempty"`
+
 	// Subscription The event types a webhook receives.
 	Subscription Subscription `json:"subscription"`
 
@@ -334,7 +345,21 @@ type Webhook struct {
 	// Example: wh_01jdq6v9k7f3m2x8r4t5y6z7a8
 	Id string `json:"id"`
 
-	// PauseReason Why a webhook is paused; USER for an explicit pause.
+	// Ordered Whether the webhook gets its deliveries strictly in publish order, one
+	// at a time across all instances (false: they go out concurrently and can
+	// arrive in any order). A delivery of an ordered webhook that fails blocks
+	// the later ones until it is delivered or FAILED. A paused ordered webhook
+	// keeps its events in order and, once unpaused, drains them in that order.
+	// Redelivering puts a delivery back in its original place in publish
+	// order: before the later pending deliveries, after the one in flight. A
+	// ping is an event like any other, queued after what is already pending.
+	Ordered bool `json:"ordered"`
+
+	// PauseReason Why a webhook is paused: USER for an explicit pause; DELIVERY_FAILURES when
+	// its deliveries kept failing for longer than the deployment's window;
+	// ENDPOINT_GONE when the receiver answered 410 Gone. Whatever the reason, a
+	// paused webhook buffers its events until it is unpaused. Later versions may
+	// add reasons: treat one you do not know as a pause like the others.
 	PauseReason *PauseReason `json:"pause_reason,omitempty"`
 
 	// PausedAt When the webhook was paused; present while PAUSED.

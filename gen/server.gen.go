@@ -630,6 +630,21 @@ func (response ListEventTypes403JSONResponse) VisitListEventTypesResponse(w http
 	return err
 }
 
+type ListEventTypes429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListEventTypes429JSONResponse) VisitListEventTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListEventTypes500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response ListEventTypes500JSONResponse) VisitListEventTypesResponse(w http.ResponseWriter) error {
@@ -722,6 +737,21 @@ func (response PublishEvent413JSONResponse) VisitPublishEventResponse(w http.Res
 	return err
 }
 
+type PublishEvent429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response PublishEvent429JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PublishEvent500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response PublishEvent500JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
@@ -796,6 +826,21 @@ func (response ListWebhooks403JSONResponse) VisitListWebhooksResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhooks429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListWebhooks429JSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -914,6 +959,21 @@ func (response RegisterWebhook413JSONResponse) VisitRegisterWebhookResponse(w ht
 	return err
 }
 
+type RegisterWebhook429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response RegisterWebhook429JSONResponse) VisitRegisterWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RegisterWebhook500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response RegisterWebhook500JSONResponse) VisitRegisterWebhookResponse(w http.ResponseWriter) error {
@@ -988,6 +1048,21 @@ func (response DeleteWebhook404JSONResponse) VisitDeleteWebhookResponse(w http.R
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhook429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteWebhook429JSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1085,6 +1160,21 @@ func (response GetWebhook404JSONResponse) VisitGetWebhookResponse(w http.Respons
 	return err
 }
 
+type GetWebhook429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetWebhook429JSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetWebhook500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response GetWebhook500JSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
@@ -1178,6 +1268,21 @@ func (response ListDeliveries404JSONResponse) VisitListDeliveriesResponse(w http
 	return err
 }
 
+type ListDeliveries429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListDeliveries429JSONResponse) VisitListDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListDeliveries500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response ListDeliveries500JSONResponse) VisitListDeliveriesResponse(w http.ResponseWriter) error {
@@ -1253,6 +1358,21 @@ func (response Redeliver404JSONResponse) VisitRedeliverResponse(w http.ResponseW
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Redeliver429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response Redeliver429JSONResponse) VisitRedeliverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1335,6 +1455,21 @@ func (response PauseWebhook404JSONResponse) VisitPauseWebhookResponse(w http.Res
 	return err
 }
 
+type PauseWebhook429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response PauseWebhook429JSONResponse) VisitPauseWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PauseWebhook500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response PauseWebhook500JSONResponse) VisitPauseWebhookResponse(w http.ResponseWriter) error {
@@ -1409,6 +1544,21 @@ func (response PingWebhook404JSONResponse) VisitPingWebhookResponse(w http.Respo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PingWebhook429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response PingWebhook429JSONResponse) VisitPingWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2012,116 +2162,134 @@ func (sh *strictHandler) UnpauseWebhook(ctx echo.Context, webhookId WebhookID, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H37cts2t++rYHi+mTjn0DJ18U2Z7w+11pfo1LFdS27aRj4WRC5JiCmAAUDJaicz52n2g+0n2YMLbyIl",
-	"W7G70+5+f2TGNklgYQHrt+7I747P5hGjQKVw2r87EeZ4DhK4/q0/Y8tOLGdAJfGxJIyqvwYgfE4i86vT",
-	"o34YB4DkDJAgU0roFAnwOUi0N8KFj0evEaH6RQ4iYlRAzXEdokb5HANfOa5D8RyctiNmbHlX/NhxHeHP",
-	"YI4NCRMch9JpT3AowHXkKlKfjRkLAVPnyxfX+QDjGWP3vbMyyYMZoKV5/EogEtRQhyISIDnDEhGBKJOI",
-	"UUBsoon1cRgCfyWSbwTCVCyBC9TyWukKIixn2QLsq3ckcFyHw+eYcAictuQx5Ndh6RaSEzp1vii6E9bo",
-	"DfgOB9fwOQYh1W8+oxKo/hFHUWgZc/BJmH2BBzyPQvMhoQsckuD7mAvG1R9EPJ9jvnLaTkiEPIOQLIAT",
-	"EGhJ5Axh5Os3kZwRgQTwBXAUkECzYoZpgFgsHddZ4DAGQ0qgCO9d/NQ5753dXXd/vOn2B47rzEEIPFXP",
-	"zIhtFGEh0Bj795qZFB7knZ2MTRBGEYcFYbFAkfpMccDSnlt4RnwHjVmwMjsVMDB7NcfSn5mtYlRy7O9K",
-	"qhqzjSLOIuByhYYOPEiOh446DDEVcRQxLiHIU9ePx7kjlSeRw5QICdweQMtgimABVCK144qZgliZ8bHE",
-	"IZtuobh/813/++ve1aB3eVEgW+RoqOnh79Tw4qN320ZDh/EAeE3MSBRBYBajuLVGyqRARW6FNzx8ysLQ",
-	"zfV5QXKw70Mk8TiELWu6uT4vLCXmIZoxIVHIfBzqn5LhUBSPQ+IjHAQchNAkxvSesiXtqnUMtAzlCdUf",
-	"iJl++vXsv7n44eLyw8Vd96fuxeBu8MtVt0DxV/EX7b3tDtDBon6gX9nX24WURAr12vy1WR0PL5h8J2Uk",
-	"vmoHZvrLrcy/6/XvLi4Hdzf93sXbu3eDwVW/tB/zWEgUCzDjuXrooaN+GToGqzIg+weHidN2/tdBpk4O",
-	"zFNx0OWccfNBGYe5kfJtwowYR2MOWAEv4nEINTTQjwNACm4164Z0QiAMEJZIq4Y2yq3WRduX7g5plbC5",
-	"qHwG0F7+dL12FXFr0DKkE8YRpis5U8oQQgG1IXW+uM73IQEqDT+ejOdPxLDvcIASyHz+1nSQr2lFoN5A",
-	"jGZyCDSIGKFS74KA9HeBJL4HRBkiNIqliwQbUnVMJ8D5KtWZVGlWyRBGSwjD/QnjcwiSY/AGheQelPzw",
-	"VTL1xGxv56rnaq28ZHEYIB+rQdUx0WvQaiHhMqOTkPi7qswgNs+hBHyD1AhAOOSAgxVKJBECozINnq0L",
-	"3NnN1Xnv+86gW8I7nBgTRoaTMZQEl6fQoCAZe4/pyoq+2EihGkFqxkTA92MBHIVkTqpU4uDy8u595+KX",
-	"uw/d795dXv7Qv7vuvu31B93r7lmBWjWaHkTtRuMwM4Qi4EhPQQTigP0ZBG9QACFI0Hs1IVwdxxfCikf2",
-	"gDI+xyEREGhW7hW4/1oJqv1ySGdYgwaaK0WTmXVmLXO8QjO8ALS3jUGv7WnrUQmc4vA5Uj3oXl90igeE",
-	"2GGNFLyxVrPBShIofltT+ud9K/X7vQDNAAfAX0L+KYopPETgSwjQBJMw5mpLjZmv7cNXAmktupfQ/7qm",
-	"Jr5g8l8spsGu0mcs0lX+8+L5TgRG7R1lKPkgJ0Da2C7JYPe891P3+heN+f+6vLlYP9pEPG1oxST7YjWR",
-	"FywdqOA5IHPaNhFoz9YG+mhh0BWLuSiM9xKy9RTC0V6JTqP8ZHlrROzPMibulXfAnJQrvAoZDgaMnWM+",
-	"ha+SnavOL+eXnbM7Jannneu33RJuJUKj/QYiUKjmUmRjihpHjXqrhcYrCcJ5WXtGTwcPPkAgrG/8WwKi",
-	"eyWqLUOAz4kQhNEzoASCr+NI9/p9r9/vXV7cnXUvet2K4y7ZPVAUYv/ekJbs7PvORedt9333YqCA3ZLy",
-	"QnxZn1O5Wnopr0RuMrRXIt+wZmC0n4U68VWcSdHcmk/9zUCwxMrxi3CslMmczdU6EZ6yN4iD5CuFvXUP",
-	"vciZUabRFBPFGwk8p3MSKl/XHNcxwK7Xfa0o2O9MJPByaOPDjIUKoH1G1bljaImJRGOYMA5I8pUySPV0",
-	"ta1xiTmhZB7PnXY9ja0ohTQFvYYvrnNDc9EZ2BXs9W7T6UCdiRKGdmI5Y5z8pj9PNFqVe9a5GbzrXgy0",
-	"ii+ecgE00KfMnDqrKasGbqPvAHPgaHD5Q/ci71tWENex4yW+ln1ToSCHBbuHYEc6cyRWjvZC4D42S9Qz",
-	"aczWJvjGRaC9NZqNCH4o676dRfCZuu6babqak+2EPsGdOCBAfb02HAREjY/DKxNBIuqU28hkGQmVjSnQ",
-	"csYEZKYnBx/IwoQkdGjgDcJjoRywOWAqrEekzVNLuASKqVRiHOVm/d1R79yRwEQBJcyNwOGHc6BTOXPa",
-	"jcNDV8l38nsm4UkU0lWv98yndc/z9OvJ7+nbmHO8cpS4kM8x2McKR0wQM0GWjxlBt+m3bPwJfO2mPhZd",
-	"fseWiSVBQANa3t7A3MScISjzQW+W3h+gCsk+Ov1B5+Ksc32WWvM5irK1m9h1ddC4LzENMA9Q4oWVI97L",
-	"mQD/boT+DxpjAUctjd6pIDjm8fvJDz+e8pO3P/zymQ+Wn26uzk5651e/9ljjHJ/j/tIp0bXGU7u4lNoq",
-	"1toY70qH9QuswVLCPJKivMiOfYLmOAAkGJpgrhaQ6gOvrA9cx+eglMAd1mxTHr36yQmwhH1JNJ0lNttN",
-	"3fErE+QkQUXsPHkobThwKz4kccMLPAf1qRkx26YgXNy1GlUUhFjIO0h8vXXlayIS6h1kmax9JwhctJwp",
-	"mJcoIPqwVg8sJJaxuDNoWXUC3w0GV8i8lQBBfjY7jbF7NaJwG3iB/Ky5vdPxePu13Yr1RdkB1ZvpqohA",
-	"QQxvUMRBo9RyRkJAV92Ls97FWzfBLvPXvMQSgaxVtaf+nDoJRKAZhAGKqSRhYnpp2XnawTAseWzfE5Ho",
-	"m7fXpUq7Z+kRKxyodAY3k57Cwd8mgefEpDGKUpiCc/rDU0hX4xYQONlDP031FPfvKt0hoGiuzEA9H5qw",
-	"MGTLNyY9QyTCAo3MGKPao/hjSN625n66IWvkmCNiNzpFAW2VxDq+pCxsAkLjpkVu+5HjJt68tqP+1emd",
-	"d88qQTwNxhRZnsjVo7bD9+pFjVISk1Bs1vLGcC4u8T32Z4TCPgcc4HFoAtnwIF3jGNvQUzFcnWN5xsvU",
-	"MirBNJrFc0yzGeAhCjHVOvTxzdNcyEav2sWMCaW512xD1PLqLip5bajlNV1UMqRQy2u5Q1qOCOgHVeH2",
-	"lue5Q1p4D+0lMQbOYgmvXfS+O3h3eaZH65yfX37Q8x+664F5O1guF6D/8khyoPhOPj9gxyvEGVHLO3XR",
-	"tsCheaMUAkCtetMd0pL7h1qNUzW9ibGhQ8+rDWlONsr+RVUEoMrwroyMVWa98i+Uee24FYmJYqLv0czT",
-	"hlznegD9kYh1VTSoyutPI66V2JFPKhbxoyAJFRaISf7vZHusyaYeoVIik89eQplkS/yTa5MisyotIsUx",
-	"XUmwJe2aIe/IJG2t4h4VjfPCM8fNe031xsm61xQpQ4ArMv7fx87+r3j/N2//9Db78a7W3r/93/+oslbe",
-	"AQ7VKOu7mFkxiXSze+1i4QUmoU6p3z7qGpgxqrh5pYyqa8CiytNSxisu22lv0E2/e41MRlPrGeITaR7m",
-	"VbR6K48pSjnfXHerfayrXAo1V+ax1ZFec2Fy/ve2k5766UqZY4l30+SDxBt/pdiho9VuzmaxmhzoAkIW",
-	"wSuBRmqOEYIH7MtwpV5Q0lJW7q7zsD9l+/aPnwSjtWu8fG81cuqQlKmJOAtiXydfSADziEmg/grdw8pF",
-	"xhPXOTkTHGgjm6tWHqqOQeM5DCkJbMQxScnqeCwnU6LzTVqIMA3Q5xhik5RXAxits2Mg4SucsbXjbK1v",
-	"vXeVZ9qsEAI9TBVkJ8GD6uDCHNNVIcKQbLlZflBwQQiVR61H3eFNe5ecJBK4+lgk52dkhW6fBCMbllT4",
-	"RaTIEVZEKljIO+9oVl8dHc29Q8lP4dhrnPrLegsHDe9xwFXoluNMFWOvi7UmXyemYq1Kats5KFRUmSqY",
-	"aj7isWBhLG1dSlb9Yj1ew9RNnNPftA8O7F9qPpsf6FDOgUZ/sXbGvdZW3J+9u/0oB+ZfdHX7UfRv2wcH",
-	"j/JfLc0tMqdqC9ZrzHYMNGbqUOSQPeFSOWKWqyDb3ZJIIimF0OEzI4d5gqr4Y49mRYCrFFXcriMKb39x",
-	"nXE8mejYlKagAjny9ZOYSIWvk6R60jL6K4Dja+JoVWBzGWGlCEigVjUhwNdjkHde/VPw+Whxen88ac4b",
-	"Dye8JQ9XR78d45OqObSyv+Op4bCNmXkbI/k02B5YyifdEqNjLa7Uuel3z146GmSPTxIMcp+HVlGw895Z",
-	"hNsJnJ4A7BXokgtfrZ/twrErrGOLyL2EE5JI75/cBSmekpxp3vl+0Pupq71OdTqrLXMBfsyJXPV1wF5/",
-	"b7JxCnQqAjsUMSO8Ji24N5pN7v7z///H6DWyu2RqUkZZXZ150TzVC00SH3aibOnqdJmkGKETVp48G1NI",
-	"xvO2kNIfxqR8JZBYCc1va1tqU9FqW1PE6tqczJBqU7Q6bxKBTyYWct0kr2PiLT4OQ10vfnN9LtBekiN7",
-	"PaRazWfJr1fCJtOSSjANwjm1VxvSIe0WiwlNJi0tPygYwco+1pUbLhrpENjItYm6kc8CGCEihtR2BozS",
-	"GNmohrprg8ZUGXGjg0V9hKguAcGFLOyQ7o0K6eg0D73bfr8xtZG5AgpMc2SYqYnQTnKACNVG5ehhPx1u",
-	"P/t0ZCz8kPhAhbbabS9DJ8L+DPYbNc+CSwZUy+WyhvXjGuPTA/utODjvfd+96Hf1N0q+iTT4lkzruI46",
-	"Lubc1WueeY1FQHFEnLbTrHm1pqNtrZkWmoOZdpl/Uz9Pq9JzHbuNDc/LpR0iznwQtqNBJMU52vZJudQL",
-	"nLbzFqR1ytc6MBqet1umO9E9joG2pyWs7dwbameSVRCB4kjn4ls//7xpyJT6g3y1cR6LnPbHWzdX1nBO",
-	"FkDV+BFnY62o8FQohDM8d27Vxwd2c2rJkrfuQvLyCs9D5DO6AK7OsmTo//YvL1wtp7bAeApUbQTj1bty",
-	"GQHtXPXUZ8/emgT2nn0ci2UZayqjeg/tOlDA/HiuYwIvvY0DZXx2rnqvRFo57yqRt6xLNjVtkSluq9qp",
-	"3bbVeq+2WUgZb+OYhLbhgsiv2ORfOu/Pd9vkhOq//SZb1m3YZF31vCt2BljiMRaQaEgXHXpNxOQM+JKY",
-	"4F9pI68BB0RhyZ8RRtcX9JW74zqHXvMrF5OP5L70qtIOGrO82tZzlG7UdtAvNiptPEDXIGNOk8BLFLLV",
-	"3IS6krYnY3clZplr6gl06w5GeUdlSOd4pU82JtTYI8UzphyPNObw/FNmHZWP5QSrHwvJ5hbYrC1Wy/o7",
-	"k8dptuCLW2HLE7pgxAfr2ZL8APZRTf25+mPt8pnpMfUhDAsE2FxF8uSxIaIQ+1Xfb6YeRVjvoqUgkjEv",
-	"DGAf10Ts+wCBGuT26QV6hWzWxnaPJHmjuy/ReKXPjBFbr/642K4Xqervmo9/V6rD1jLvPf5hsRdEy1/O",
-	"yhIyF12W9vwmYpcXs1vXqTbRcxWUWa22U5BU08XNRIWU9te8unyQXzk1aTGO9aL4yjTjETpNYzR7JoVg",
-	"/C83kd2xse20Z7aKwEVsSYEndbdJruYNwr4kC0CM2zjPa3dICTXlqBxToZ4rd9DWKxsgU9M3vEZbuTbY",
-	"v6dsGUIwhcAuQnk3itghDZmQNfSByBmLdRtmMvHG6knbRkNkDV1DBFgH8vCQJlkWNCLBaLc0CaKwrAKu",
-	"fMrLll6DkN+xYLUbYiVJLC2/uhLOqXumVI1JHDrt09PaoY0Lmpf21fP9LKuZWDJrAPBEya1K3X0pRlN0",
-	"KLeEzI0d15nL2zTsctKsx6fJ4r4uZs1JE5+CL2cPJ8H4ZOc1JDmjDfCTHi8dDQn0XhdzMmmKSAPLE/Ah",
-	"187/LTCsVX/Kh2tdOS+BfVdpqMhwdR33tkOeLkXp313dfHfe679L4W6Z64SstErOdVu1kf0Ev5KSbyWp",
-	"Gg+yJkIXsTAAIU3ToukxtuW9Q2rrezVe6PsuAsRoaDvERhXXVfxTScFokwmTdnG6hRs3PlYzOXvloOJG",
-	"ji+3L2cFlRIfXjEroeT4aL9e328cDxqNduO47R3VWo2TY+/4V8dK6XJmhPR4Pj2ePQQ04PWHOveb4lTO",
-	"vCwS3c4CqOtx90Ii6mPJ1HHXsOt2Lfz+CJHFCNbGULsyiUrsqLe28qNZb7e8Wr1+0vBaJX7gz02/8dvJ",
-	"/FDeT73FcnzMW3DirGdXKiooClmUbMaTgdds1xtt77R2eFj3Gs1f88y1QelHmVuwQ93UqjNVy1tYWzl7",
-	"kbVjouWslmdxIrQHmVu+g9mYzz5s7RHOX9ZCbLSUMGsQ/2Xw+uVszhJXcgic/mlXs9PdYGcmlQNC4X05",
-	"pG9qiZAAueYWGshNkFpIzKUYUoMSyVUXEw5i9mgfhou49kh1zHtI168hMhMpUvQVF+OspMDV912M9Ake",
-	"uaa2DOuLSVxz48CQUqYVxz6hE6ZtAsrQhOPpXDftqFeFKUfAHFDIWKTW7aKIkwVWE4SE3u/rW06GlHEU",
-	"U5sKgQD1rlBIJHAcClcPPUpvQxm5ejwOE108H9NQ+e46+J853AiHIVuKZC4klQKXooY6Rtf5mFIms2xJ",
-	"VhK01jovl8QHFyn6dIJNN8uWnPvi/QJVqm6thuQ5du/TdERq5K7rjNsvOwD/E9FoQ4XMk6zh+m6rLxc0",
-	"pFm+cldT1sNk241OP3Th9PBhedg/Xf3wy/RTPO5cLN6K6c+NxefVTz/C1bQxicYn0D2++Wdl+cPf2QrY",
-	"TTVtUksW1dwkOr6OWGs9vudsU0NcglzWj6WwzBec7HDT2F/FZ/FOnxCfTW58+ZZOTgIHWa3VSyjZNWfn",
-	"4PfsZrkv1k8GCVVKeM6SWri0XZIGxh0ykQrjvWp1TEwWoRSIwTQYUp6L7qZD6RKLJRZVsH+macqD/nO8",
-	"kxIaNV8ejdZscFvMXGl2Hw8azXa91W4e1+pHraOTr7K6nwVmpem/DZZlZyCJ13F15nBY+0ZA0Xr8w/Ue",
-	"9peQe3PaX1bq3e15lm2XU9ZQh66ecJvlkCZfuDamoYOfVCf4tL34Sluh6U2X5W6uKtl/CzIT/D9BbOPf",
-	"tswfJf9/nbDnt0KGtyBfGhZ2k6jsDlwdZNloSBwUuySmm+4/SDNENqe7DYdcZZum4VQXYX3BK1KO8ZBK",
-	"Mgd7M+woV+w5MvfE5io3bVm17T5XI2wKqWYl2WXg2Vi8HQE3g264hzi5Oa/i5uGGp4vd7TU5ttZ986U5",
-	"bhU/i2u3nCxciLuJMFscW7izJ2tbOGpV1KKWqsRpWOh80dk6ne5QaLbxZuakjvhpUFLquH/BYHV2jUV9",
-	"C6Y32/XDdr1VOzqqNz0dpcwukchllGjDp/JUNOtHTeo3Z5+aMpoWrwAo9wfqIYJwcXfsFC+GcA69JuoD",
-	"XxAf0E2u5qPqmodDr1lxDUPFGg5rJ/WjxtFR0eK0rfFqfzOGnGxhSL3tNdqH9Vrz2GvUDzcyZP758DfP",
-	"P7kXjeV4OqnLJj6GDQzJ6bGUJUfrLAkIDpH0I9TwmjWvVq83a3Wv3Wo128hnlIIv0x8Io0mkK79U2+9f",
-	"XOkjW99qN+u10yOvYba+eOtI9cvHR0fN1ka2VGYen3pO6pUHoOG1cqvMbjhQslKohLdjfNlV+DbFyzsG",
-	"ktmk0C31b63+hKA6zl0gH+Q1T6Lji911fzYtf/B7osr1Aw721/X/AmCnyd1tJoO5aL/6svwcLTvFsG43",
-	"ZSB+NCUZhRtmdMuri4IYEGVLt5hQMLf6qZmCOAQXLWdYmqISHaozGhH1JJoyEOaiEuqXbrYx5S3VgfCE",
-	"wc+ti8iQr/l3UHqNZs078RqHxxuU3o5IuLGI0j53iyUdf0ZIe+nYhbkjSgnHy6DXVgTSEbVngcxGme9L",
-	"FonNd8XV0AUs024mDkhIEob2Pyuw1T1JrMBc4E5kDV3hWOiwSHJrVSLt/gzT6Xpz/FrFl/riDwuCev8O",
-	"gn7TIGjxPPzNQp76aP/35TkOIqXv/xDUsJYCTi9hqKm5RklZAiu0dCMcMpqzDhCRYkjzp1x3Mvoz0P/Z",
-	"je1VzC7i01gjNNQojJoolMpZ3lUYQuh0I4Q8o6KyXqqonAWtUzF9OFzcL7A8bNFPU/riFZWR/u8w1Bt/",
-	"AT37h8iN0SVlsfmj9K29SPGPkZ1rEPEctujcN6lGTRTvlBnjOV9oOaQ3mkqTfkhqxDcpWtSxt1sjmEzA",
-	"vGtXidhkSNM23vz/r0Eqqld8xsKALbMG4FbjVL88pKPcFduVJZyGYPhzJzoaf/VEh1bxLa924jVOTprf",
-	"QMcXj+L/+MhIq/GEUov1i/hfAhatOL2wQVHsfiveu/DxVgmcaV2tShGo3c9a7gkVEht/H8ukl1wbBlmj",
-	"Z3I4D7QoW+o3VUa6asgIfOkiu3IamOw5bEjqlv5nQbEh3lLdcZe7/8fHNGvbQZLlhs73IJVHT4r4c7dC",
-	"aH6s32G+PqB4JDKUJJNwpjbSeNRKc0bZDbVSuIjAppHX23BNZsU0zuZ7+JIm2fIoaUu82ZhCr6TQOSnG",
-	"/RkIaZqa3yDKULFGLzeP7aj8cvvlvwIAAP//",
+	"7H1rc9u21+dXwXCfmdhdWqYuvsnzvFBj/RNtHdm15KZt5JVgEpIQUwADgJLVTmb20+wH20+ygxvvkq3E",
+	"fZI+/77ITCySIHCAc87vXPmn49NFRAkigjvtP50IMrhAAjH112BOV51YzBER2IcCUyJ/DRD3GY70n06P",
+	"+GEcICDmCHA8I5jMAEc+QwLsTWDu4ck+wETdyBCPKOGo5rgOlqN8ihFbO65D4AI5bYfP6Wqcf9hxHe7P",
+	"0QLqKUxhHAqnPYUhR64j1pF87J7SEEHifP7sOu/R/ZzSh95FecrDOQIrffkVBziogQ4BOABiDgXAHBAq",
+	"ACUI0KmarA/DELFX3D7DASR8hRgHLa+VrCCCYp4uwNw6xoHjOgx9ijFDgdMWLEbZdZh5c8EwmTmf5bwt",
+	"adQG/AiDG/QpRlzIv3xKBCLqvzCKQkOYw49c7wt6hIso1A9isoQhDl7HjFMmf+DxYgHZ2mk7IebiAoV4",
+	"iRhGHKywmAMIfHUnEHPMAUdsiRgIcKBIMYckADQWjussYRgjPZVATrzX/6Vz2bsY33R/vu0Oho7rLBDn",
+	"cCav6RHbIIKcg3voPyhiEvQoxuZldAogiBhaYhpzEMnHJAXM3DMLTyffAfc0WOudCijSe7WAwp/rraJE",
+	"MOjvOlU5ZhtEjEaIiTUYOehRMDhy5GGICY+jiDKBguzsBvF95khlp8jQDHOBmDmAhsAEoCUiAsgdl8Tk",
+	"2PCMDwUM6WzLjAe3Pw5e3/Suh72rfm7aPDOHmhp+LIfnH7y7Nhg5lAWI1fgcRxEK9GIktQpTmeZmkVnh",
+	"LQufszBwe3OZ4xzo+ygS8D5EW9Z0e3OZW0rMQjCnXICQ+jBU/7PDgSi+D7EPYBAwxLmaYkweCF2RrlzH",
+	"UPFQdqLqAT5XV7+c/Lf9n/pX7/vj7i/d/nA8/O26m5vxF9EX7L3pDsHhsn6objlQ2wUkR3J522Jfr46F",
+	"fSreChHxL9qBuXpyK/HHvcG4fzUc3w56/Tfjt8Ph9aC0H4uYCxBzpMdz1dAjR/4xcrSsSgXZfzA0ddrO",
+	"/zhM1cmhvsoPu4xRph8oy2GmuXwbMwPKwD1DUApewOIQ1cBQXQ4QkOJWkW5EphiFAYACKNXQBpnVumD7",
+	"0t0RqWI2F5TPANjLnq59V06uIFpGZEoZgGQt5lIZopCj2og4n13ndYgREZoez5bnz5RhP8IAWJH59VvT",
+	"Ab6aK0DyDkBJyoeIBBHFRKhd4Cj5mwMBHxAgFGASxcIFnI6IPKZTxNg60ZlEalZBAQQrFIYHU8oWKLDH",
+	"4ByE+AFJ/mFr++qp3t7Odc9VWnlF4zAAPpSDymOi1qDUgqUyJdMQ+7uqzCDW11FJ8A0TEABgyBAM1sBy",
+	"Igq0ytTyrMhwF7fXl73XnWG3JO+gBROah+0YkoPLr1BCQVD6DpK1YX2+cYZyBKEIEyF2EHPEQIgXuEol",
+	"Dq+uxu86/d/G77s/vr26+mkwvum+6Q2G3ZvuRW62cjQ1iNyNxlEKhCLEgHoF5oAh6M9RcA4CFCKB1F5N",
+	"MZPH8YVkxRN7QChbwBBzFChS7uWovy8Z1Tw5InOohAZYSEWTwjq9lgVcgzlcIrC3jUD75rT1iECMwPBr",
+	"uHrYvel38gcEm2E1F5wb1KxlJQ4kvQ2U/vXAcP1BLwBzBAPEXoL/CYgJeoyQL1AAphCHMZNbqmG+woev",
+	"OFBadM/Of78mX9yn4l80JsGu3KcR6Tr7eP58W4aRe0cosA9kGEiB7RIPdi97v3RvflMy/19Xt/3i0cb8",
+	"eUNLIpkbqyfZp8lAOcsB6NO2aYLmbG2YH8kNuqYx47nxXoK3njNxsFeap1Z+orw1PPbnKRH3yjugT8o1",
+	"XIcUBkNKLyGboS/inevOb5dXnYux5NTLzs2bbkluWaZRdgPmIJTvktOGBDSOG/VWC9yvBeLOy+IZ9Tr0",
+	"6CMUcGMb/2GF6F5p1oYgiC0w55iSC0QwCr6MIt2bd73BoHfVH190+71uxXEX9AEREEL/QU/N7uy7Tr/z",
+	"pvuu2x9KwW6m8kJ0Kb5TmlpqKa945mVgrzR9TZqh1n5G1PEdhQuDAl1K0qMKuSIQgURhZ7pE+jwHKArp",
+	"eoGIeMWBfPhpFWog2aCC2vnxseCpLj3y7IHRupQjn5LgHDAk2FpK+DqwBk8EY45eUxoGdFWwOM1FaxVw",
+	"KuHaVJjFJAa2ue3LVpHAFZgMFIAFlTTiAM5ods6emvQLnBsJG2cQy3MjV7NXmud+O++hKe/liGzYTLAH",
+	"yRpMDpf1SXoY83p2pcSZGBEJNjFSThAl9FwgEX6e7G5OElaRaUTgjErU4DpaT6uzeSPJdtCR21X2VL2f",
+	"0xCZUyH5FqwgFuAeTSlDQLC1tC8UhWpb3UwLTPAiXjjteuIqk/hihhTZP7vOLck429CuulsxL5kNJYuX",
+	"VGInFnPK8B/qcQtQqqztzu3wbbc/VIgtL7Q4IoGirhYiBvhUDdwGPyLIEAPDq5+6/ayroGJyHTOeNZ3N",
+	"nVKpMbSkDyjYcZ6ZKVaO9kK6+l4vUb1JqWBlUW1cBNgrzFlL1PdlKLOzrvlK6PLNgEvNSXdCneBOHGBE",
+	"fLU2GARYjg/Da+0QxPKUG0dzWbFJk4GD1ZxylFoSDPkIL7WHSXl6zgG859KeXiBIuDFwlbVhJq4ll2Tj",
+	"KPPWPx15zxgH2qkr0EIzHHy8RGQm5k67cXTkSv62f6ccbp3Krry9px+te56nbrd/J3dDxuDakeyCP8XI",
+	"XJZyRPukrWT5kE7oLnmW3n9EvvI6PBUseEtXFhhipARaVmhCpkMIKCjTQW2W2h9EpCT74AyGnf5F5+Yi",
+	"Mc4yM0rXrkMR1TGAgYAkgCwA1qguBzBWc4788QT8T3APOTpu7cuZJYzg6Mvvpj/9fMZO3/z02yc2XH28",
+	"vb447V1e/96jjUt4CQcrpzSvAk3N4pLZVpHWuOzXKkqTIw0UAi0iwcuL7JgrYAEDBDgFU8jkAhJ94JX1",
+	"gev4DEklMIaKbFNpVQun7QRQoAOB1TxLZDabuuNT2meNg4pQiL0ojHd3q3ywbuA+XCD5qB4x3aYgXI5b",
+	"jaoZhJCLMbKme1H5ageTvAcYIitTGAUuWM2lmBcgwOqwVg/MBRQxH2tpWXUC3w6H10DfZQVB9m3mNRqT",
+	"KInCjB8NZd+a2TsVXjFPm60oLsoMKO9MVoU5CGJ0LrGiklKrOQ4RuO72L3r9N66VXfrXLMdiDgzG2dO4",
+	"2dh8mIM5CgMQE4FDC4QU7zzvYGiSPLXvliUG+u4iVylrOzliuQOVvMFNuSd38Ldx4CXWUak8FybCOfnP",
+	"c6Yux81JYLuHfhK5y+/fdbJDiICFhIHqfWBKw5CuznW0DQsAOZjoMSa1J+WPnvK2NQ+SDSlMRx8Rs9GJ",
+	"FFCoJFYmjjQLMOJKbhrJbR5yXOucUTjqX53eZfeiUognvrU8yS1fPYkdXssblZQSEId8s5bXwDm/xHfQ",
+	"n2OCDhiCAbwPdVwCPQpX+zmMJzEffciQPKVlgoxKYhrM4wUk6RvQYxRConTo05unqJCOXrWLKRFK7y5g",
+	"Q9Dy6i4oGeGg5TVdUAJSoOW13BEpO3jUharoScvz3BHJ3Qf2rMuI0VigfRe86w7fXl2o0TqXl1fv1fuP",
+	"3GKcxQyWCe2oX56I9eTvyYZ7zHg5tzFoeWcu2OYH1neUPDqgVW+6I1KyWEGrcSZfr12m4MjztEVoeaNs",
+	"X1Q5dKqAd6WjszKImb2hTGvHrYgz5eO2TwYSN4Sui/GQJwIQVc69KldF4kCvlB3ZGHFefuQ4oQKB6FyO",
+	"nbBHgTfVCJUcaR97CWWSLvE71yZ5YlUiIkkxlRiyJYqeSt6JjsEbxT3Jg/PcNcfNWk31xmnRaookEGBy",
+	"Gv/7Q+fgd3jwh3dwdpf+d1xrH9z98B9VaOUtgqEcpbiLKYqx3E0flIkFlxCHKkPi7knTQI9RRc1rCapu",
+	"EORVlpYEr7CM09rgdtC9ATpArfQM9rHQF89BIkKkLr696Q7UwRgRLHjWbHtABghLU0kOFVKS+NRL/tMV",
+	"JgFdnY9It39xfdXrD8dvrvrdLcgWtOoeeEMJqoH3cyiQ9coytVQXwJF1rNnl3cfTqbTC5TzVqeEGkGDj",
+	"E9H318Cl8iMuEeOYEmkWrUcEBoEZmreBkKdFOVTWNAYBVSkJD4Su5GmDmk46Rq2c2GKOGC8I8EH3JiuN",
+	"LSkd18kRoFJYXWdyCzL5T1tdEgVjMOPJ2CYzEo+HhEVQwN0w0dD6NV7Jg6XCOG4G/RlMhMgShTRCrziY",
+	"yHdMAHqEvgjX8gYpd8owyXUeD2b0wPz4kVNSu4GrdwbbJKZdeTYRo0HsKycwDtAiogIRfw0e0NoF2qeh",
+	"HOzazdIGJolDHmAVnIELNCI4MO5mm6ug9pjhGVaBWCWOIAnApxjFOltFDqC3f0eXzBeYtQXBYOwYtXeV",
+	"0kGvEAVqmCrlZ/m52k2zgGSd89XYLdfLD3LGHCbiuPWkY2HT3tmThANXHQt7fiaGvw9wMDEOXqkJ8tIo",
+	"L/PRUoy943l9fXy88I4EO0MnXuPMX9VbMGh4T6suqScylKki7E0+CevL2FTpJhRU5bLm6WMMMO0qy8Rh",
+	"5AIUK2FiDzNQg+okmcQSh0LKS2lnA+gzyjmAYQgw4QISH3GwxxECE7OWmpnWZL8GBkjIh3WShY6O6JNe",
+	"zLV1c3mITx3qXN6kznWrPhTwntMwFib7LM1xM+qCg4zDoXQM1DPtw0PzS82ni0Pl4TtUK+QFhvVaW+HA",
+	"/O3dBzHU/6Lruw98cNc+PHzyMMmlFYhTdZ6KmaQ7+p9TlMQzCt9SqexIzeSJ7g4wrYMt51H+SodydkJV",
+	"9DFns8LvWXI2b1d4ubs/u45GDSgYa8hQPobZLGmIhUU7WT78Ain4Je7VKsl5FUGp1XAgVzXFiBVd02Ov",
+	"/jH4dLw8eziZNheNx1PWEkfr4z9O4GnVO3IiqeAylDgn5/ibIcELgvgJkTQiUhSBLZJIHXEV0F2DGVX+",
+	"I58SP2YMEQUaSAB8SEYEMoaXCChFvdav2K+BTir0tP1gFpTMWYkPCVs5uA+p/8BHRDtcJSakBOVBY86X",
+	"pX1T8h0GeRbGHpEHhKIcAMVmAnLakgA+SnCoCwIGMdEpvzqcKUGnMldG5AZZmpIZiGIh2TpZmcqjx0S9",
+	"KEEmUQh9lKH6iKix2kmgOFllhEggh013zc1kCkjFgQmYhng2FzXQGZFI3ox5ao0p6KuoLo+Ea7CAGWNl",
+	"YpA2Qc+8bZPaUMQYs8SA2ca9WVvHPhpsd3BnQ/H6/pJ/u3M76F68tFfayCvrlP5K9RgFOwsLo1J30obP",
+	"gEUV6iwVGhmHelGs5iRebkVbpP1LuEWs4vjOnSL585JxFnReD3u/dJUfTJ7Tal8BR37MsFgPVAhRPa/z",
+	"A6S+q3A1E0C13tCJCnuT+XT8//7P/53sA7NLOulxkiZu6xv1VbVQG4o1L0qXLs+ZDtNjMqXll6djckFZ",
+	"1qaQMk6bZq844Guu6G11iJT7RmBpkemaKPGIREZyVURyI+TjqdH2ro00aw+wD8NQCdLbm0sO9mzUfl/q",
+	"A5M7nUxGh/dtqrHS/xnEVRuREenms9V1bD9JKcoZk9LOVKmBLpgop/zENakDE58GaAIwHxFTejZJvPaT",
+	"GugWBo2JVC06e4moHEOYywsZkb1JLkEmyYzZbb/PdQ5VJkNPKtZkGvrVmCu3XWAV0+TxIBnuIH10olRK",
+	"6htSidY6FyuTdaUCoQj688RWT9Ly1L2uIbBa+4iU6dxqnIGy212vMpNsNXH1waI5S35EfvjBxrxqP/wA",
+	"unIiesNnVGcsqLkZMXifgRfKQTS5vhoMJ8ZKHRHrAbEnVvkgSodV4orG46NZgZoqLjvStBUnUVHCDFic",
+	"5+tMlPY1Meo0iKxDcIFJ3y5kxEluDuIQuYkSx6b+JhvNtQDoIvMbFCBEkAt5Yn3UThx5EjslxRQ2Z7zC",
+	"ltdlPBkAKWHbiCQQczMEBBUI0AUxCRHnhfj0iEysUaugpQraK/SqwNcTZnQVZB2RBLO6htgZSLXW2NI6",
+	"lp4BLkdEE3ejKS5P5U1CWy6QTeyEPpJHJ3eqrZ9kzyQNqgQxSHSmgdS8+4BKCK3YhDJw5DXtuVvAByOT",
+	"c7kByvcORbpAInmAhdh6fLEYEcgfuAt8GEXq4Om1UzJTpV0ohGvrwtdZovbQgb26B+bgfg2MF2RfyQjr",
+	"ANa4Lb+lyj3rI8PQWQw5ATkH67lhQaNfGAIWmbiSV02Nln6FW+0vVsA1xD4iXHnrTHFvJ4L+HB00ap6B",
+	"RSnEWq1WNagu1yibHZpn+eFl73W3P+iqZyQewUIjMysmHdcxXmmn7dRrnr6NRojACDttp1nzak1HuSXm",
+	"SskfzlXQ4Q/5/1lVglPHiMOG52USNyJGfckkqoSDJzJXqvVEkvYCp+28QcKENQolyQ3P2y1X0KJmR0Ox",
+	"56X8mXdvSCa3q5B7Falsxtavv24aMpn9Ybb8LoudnPaHOzeTGHqJl4jI8SNG7xXEhjMuEZmmuXMnHz40",
+	"m1OzS966C/bmNVyEUqQtEZO6V1DwvwZXfZ1PbCruZojIjaCseleuIkQ61z352FdvjYVpX30c84mtBYhb",
+	"vYdmHSCgfrxQsYCX3sbhHHPQue694kkpqSvlvCGd3dSkZjy/rXKndttW47U21fPS7LyPcWgqkCVw2XmT",
+	"f+u8u9xtk+2s/+032ZBuwyYr/8SusjOAAt5DjizSdJXyVI6QFda9LEobeYNggKUs+R7FaHFBX7g7rnPk",
+	"Nb9wMdlY+EuvKikp18urbT1HyUZtF/r5yv2NB+gGiZgRXg6G2z4A2k60ZqSuHdG17BBkXSwjIo0kSViI",
+	"Tfwlf8YuMReJe/7rT5lxrHwop6j5MRd0YQSbsR1racMTeznJt/jsVvgeMFlSLMGb8snh7ADmUk3+XP2w",
+	"dqeq10v0HYa5CZhsD3vlqSGUz7Ti+c2zBxHUZqueQSRilhvAXK7x2PcRCuQgd88vccjlA22sf7bpL6od",
+	"iYTN8t2abb3602xbLPNRzzWffq5UmCgfbJw9/WCxbE/JCu/p5/JF1YpvM+iMi0w0Wphzb9k1y553rlPt",
+	"isjUrqRFj06Ow3U7JMoruHtQ8F5lkwJywVfjLWJr3dVCGoXWjNnTKQfax+Fm/QnGVSVX4AK6IojZiieb",
+	"23EOoC+k/UuZ8Wzvu9Iq1YVADBIur1Pi2gCAFoDy9Q2v0ZbmIPQfCF2FKJihwCwCcyCNJTYiIeWiBt5j",
+	"MZcGuLzbvHhj3YqpR8eiBm5QhKCKlcERsVkZYCLN/p3SKgBBqyqBl02RMUVviIsfabDeTdLZpBfF96oG",
+	"wal7ukiAChg67bOz2pEJvembDuT1gzSfzCKgguB4JsdXpfp8znuNVbS0JNEbO64zk+fRMMtJsiQ+TpcP",
+	"dT5vTpvwDPli/nga3J/uvAabY7JBbCXHS3l9A7XXhdChTSlRAukZ8iHTF+ubyL76cx4slLd/S5l5nbjS",
+	"9W4U5eV2UamShwfj69sfL3uDt4mYXGVakVSioEvV10jLjDQIq4v0JIcrOZJ28XABDQPEhe4aor2DpiBr",
+	"RExFlpIzquFcACgJTYuGSUW/uP+U3DPZBJmSNipuruXdh2oip7ccVrTE+3z3cqirlJPg5RMGJP8fH9Tr",
+	"B42TYaPRbpy0veNaq3F64p387hjuXs01c58sZifzx4AErP5YZ36Tn4m5l4nZ2ZySBIwnAadixDKXM/Kh",
+	"BLXcggy8KwQun5h03oO2MUgpIVmJPPXWVvo06+2WV6vXTxteq0Qf+KnpN/44XRyJh5m3XN2fsBY6zdJH",
+	"Zz7mw9SViZ2ZcHQ6gdOh12zXG23vrHZ0VPcazd+dDK1NTO9JWudgsZuATO3i30LpyrfnKX2PFRvWshS3",
+	"PH2Yegl2QLHZ4O3WHj7ZZorYBJswNfj876MGvjkELlEzI9iTn3ZFwe4G2GsTH7mNJ+QjqdqjDjgSBetW",
+	"S/I0cREywUdECxvbwm7KEJ8/WZCrQlkxIyrUOCLF9qL6RXIqqnXdfZpE6Ko+dhN18ieuLjKAquGgqzuJ",
+	"jQihSh8dYDKlCqIQCqYMzhaqelveynUcBDIEQkojuW4XRAwvoXxBiMnDgepeOCKqOYSJQKMA9K5BiAVi",
+	"MOQ66DhJuhxOXDUeQ1OVVpSGsHKBUhiGdMXtu4CQeEKosKFSoT4khIo0SJ1mNBdaYokV9pEL5PwWOjGo",
+	"KmE/3zdMhZ/eKy1rBGMbKNX6JflgJjNpc3AtzQc7B5XhsCqFXsjI/Rqr4HmaLzEBiprw7vMO6uyZQnVD",
+	"vvGzbIX6bqsvZ1QmuR7lavu0tt6UwZ+976Kzo8fV0eBs/dNvs4/xfae/fMNnvzaWn9a//IyuZ41pdH+K",
+	"uie3/1mZf/kP1tn5cCQ5TtXadmV705gYRFGg1vK9aC7ppsYNVrAaq5+gVTYDdocGx38X1e49Q7UnjSb/",
+	"jiahFStp0vhLYIeCaXj4Z9oI+7PxRiCBqrDFgi6LkX4SaONR+4NMqqlEGVjHeEruLkiCEWEZ33smNwcr",
+	"x22V+rhQc8oqj6+x5UpSrfnXS7WCiWJK0CqtkpNho9mut9rNk1r9uHV8+kVGyVcJxdLrv41MTM+E9ZIy",
+	"eQZh+I3c6V7r6QeLPZu+pfzQXPOy0sPdHk3b1pO/Bjpk/Ywm/kl+GXeNJ0m5qokK4yo4/UqB9KTBf7nr",
+	"QZUMeYNEKkC+A4/SP9jqv0qO/H28FX83CfMGiZcWL7txZvoJEeUD2whsDvO1tLNN/caSuKDJANgmz1yJ",
+	"sRNnuKtqz2coU85pPqwxyZQyTHR5UKYuwdSrmYxOOcImh3ha61YWYBur4iLE9KAbPuNiu6ZWfLil4akq",
+	"QtOW0hQRbm5S6VbRM792Q8nc90Q2TcyUfuR6ZKb1oMetikqLUvkdCXP10SpGq4JcUgpu/LCNrZJ5nggq",
+	"dbh6wVBD2jauvkU3NNv1o3a9VTs+rjc95UROm7Zl4oik4RNxxpv14ybxm/OPTRHN8i23yv041BBBuByf",
+	"OPlGbM6R1wQDxJbYR+A2kyFU1VbtyGtWtD2rWMNR7bR+3Dg+ziNe04pK7m9KkNMtBKm3vUb7qF5rnniN",
+	"+tFGgiw+Hf3h+acPvLG6n03roglP0AaCZPRfQpLjIkkCDEMg/Ag0vGbNq9XrzVrda7dazTbwKSHIF8l/",
+	"MCXWoZhdqumvlV/pE1vfajfrtbNjr6G3Pt/lr/rmk+PjZmsjWSrjzc89J/XKA9DwWplVph3FJK/k6rzM",
+	"GJ93Zb5N4YyOFsl0mitD/wcN/IUxD5j5bleQ1VgWG+R7N3xv6ODwTwsB1AVmK32LX17b6eXuNqihv29W",
+	"/Y2yzFx28uHdbQoQ/awTeHK1Q6qhiguCGAFCV24+3pMvBnFVAbFOQVKuSq1JQc/UXqmGgsQvdaDUyVA1",
+	"8C9d6VIqzc7NR42kv0ZGt1dRg1IR9YjsXkVdGa6w2/61uT2pHG/+O6jwRrPmnXqNo5MNKnxHub4xgdhc",
+	"d/NpSd+jgP5ePEG6f5dk9ZeRxVvlqf6KwdeIzI0SbCBoxDd3qK6BPlqBTEUZFzgMzRfvTGab9bzor4Bh",
+	"UQPXMObKyQQKbcv8OSSzYiOpQrZj5gsDzt/RKfSPa3oHl1L+fPzjiH5ebqPqyfdfFsU6jCQK+kukj8FP",
+	"MCmWrsl3TWwuTaEDGAwpyWAmXe2a5Q7V9cCfI9+0vsk3W1QyiyuRJWXdVEq7jB0zIupAbu//0raNJIut",
+	"dnQdrVafI/KM7jAFqYfJbKPQ+4r853op/3ketM747PFo+bCE4qhFPs7Ii+c/KyIq8v0NEMV3xdlaa5YZ",
+	"+69CFvYLSX8Jd98gHi/QFnRxnmAHCzFMC4RcWvSI3KpZ6rCVrQTZBClAx3w9CKDpFOl7zSoBnWrbSDUl",
+	"yX6OsqL5BPDNl6dybTbkzSOS6z9Qxc63uQ8lfacBssZ/twCZAjMtr3bqNU5Pm98AzeSP5j+esb9KTBr2",
+	"emEIlK+VzXeV+nAnGVAXuleFiOTupw2FbEqnRiGm84SCMmlZuD2ch4q1zew3JSC7csgI+cI1DZkliFHZ",
+	"G2hDckDpw/x8g9+suj4301jThyQt1gOCZobOVh6WR7clOJmeV4oexW9GFQfkT3j4bDARpmok8SvqhjkS",
+	"f9RKbj+MNo1cLNrXkTVdZp+t+LUl9eVRkgYaemNyldW68wpl/hypvrKU8XNAKMjnnmbeY+qvP999/v8B",
+	"AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

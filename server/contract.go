@@ -20,8 +20,9 @@ import (
 const permissionExtension = "x-hookferry-permission"
 
 // contract guards every /v1 request, in the order a caller expects to hear about
-// problems: 401 (who are you), 403 (you may not), 400 (what you sent is wrong).
-// Routes the spec does not know fall through to Echo's 404 and 405.
+// problems: 401 (who are you), 429 (your tenant is over its rate limit), 403
+// (you may not), 400 (what you sent is wrong). Routes the spec does not know
+// fall through to Echo's 404 and 405.
 func (s *Server) contract(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
@@ -35,6 +36,12 @@ func (s *Server) contract(next echo.HandlerFunc) echo.HandlerFunc {
 		principal, err := s.authenticate(req)
 		if err != nil {
 			return err
+		}
+		// Only an authenticated request counts, against its token's tenant.
+		if wait := s.limits.take(principal.TenantID, s.cfg.Now()); wait > 0 {
+			secs := retryAfterSeconds(wait)
+			return &problem{status: http.StatusTooManyRequests, retryAfter: secs, body: apiErrorf(gen.ErrorCodeTOOMANYREQUESTS,
+				"this tenant is over its limit of %d requests per second; retry in %d s", s.cfg.RateLimit, secs)}
 		}
 		perm, _ := route.Operation.Extensions[permissionExtension].(string)
 		if perm == "" || !principal.Can(auth.Permission(perm)) {

@@ -11,6 +11,7 @@ func toAPIWebhook(w webhook.Webhook, showSecret bool) gen.Webhook {
 		Id:             w.ID,
 		Url:            w.URL,
 		Subscription:   gen.Subscription{EventTypes: w.EventTypes},
+		Ordered:        w.Ordered,
 		Status:         gen.WebhookStatus(w.Status),
 		BufferedEvents: w.BufferedEvents,
 		CreatedAt:      w.CreatedAt,

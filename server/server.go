@@ -23,6 +23,7 @@ type Config struct {
 	MaxWebhooksPerUser  int           // per (tenant, user); 0 means 25
 	UnpauseCooldown     time.Duration // between two effective unpauses of a webhook
 	AllowPrivateTargets bool          // accept loopback, private and link-local hosts
+	RateLimit           int           // /v1 requests per second per tenant, in bursts of twice that; 0 is none
 	Catalog             *webhook.Catalog
 	MaxBodyBytes        int64            // request bodies; 0 means 256 KiB
 	Now                 func() time.Time // nil means time.Now
@@ -46,6 +47,7 @@ type Server struct {
 	echo     *echo.Echo
 	router   routers.Router
 	specJSON map[string]any
+	limits   *tenantLimits // nil: no rate limit
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -70,7 +72,7 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{store: st, cfg: cfg, log: cfg.Logger}
+	s := &Server{store: st, cfg: cfg, log: cfg.Logger, limits: newTenantLimits(cfg.RateLimit)}
 	var err error
 	if s.specJSON, err = specJSON(); err != nil {
 		return nil, err

@@ -10,8 +10,8 @@ import (
 
 // TestSpecIsValid loads openapi.yaml and holds it to the house rules: a valid
 // OpenAPI document; every operation described, tagged and named; every /v1
-// operation guarded by a permission and answering 401, 403 and 500; every error
-// response in the one Error shape.
+// operation guarded by a permission and answering 401, 403, 429 (the rate
+// limit) and 500; every error response in the one Error shape.
 func TestSpecIsValid(t *testing.T) {
 	t.Parallel()
 	loader := openapi3.NewLoader()
@@ -41,7 +41,7 @@ func TestSpecIsValid(t *testing.T) {
 			}
 			perm, _ := op.Extensions["x-hookferry-permission"].(string)
 			require.True(t, known[perm], "%s: x-hookferry-permission %q", where, perm)
-			for _, status := range []string{"401", "403", "500"} {
+			for _, status := range []string{"401", "403", "429", "500"} {
 				require.NotNil(t, op.Responses.Value(status), "%s lacks %s", where, status)
 			}
 		}

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"math"
 
 	"github.com/hookferry/hookferry/auth"
 	"github.com/hookferry/hookferry/gen"
@@ -44,6 +43,7 @@ func (s *Server) RegisterWebhook(ctx context.Context, req gen.RegisterWebhookReq
 	if err != nil {
 		return nil, err
 	}
+	w.Ordered = req.Body.Ordered != nil && *req.Body.Ordered // default false
 	switch err := s.store.RegisterWebhook(ctx, w, s.cfg.MaxWebhooksPerUser); {
 	case errors.Is(err, store.ErrDuplicateURL):
 		return gen.RegisterWebhook409JSONResponse{ConflictJSONResponse: gen.ConflictJSONResponse(
@@ -104,7 +104,7 @@ func (s *Server) UnpauseWebhook(ctx context.Context, req gen.UnpauseWebhookReque
 	case errors.Is(err, store.ErrNotFound):
 		return gen.UnpauseWebhook404JSONResponse{WebhookNotFoundJSONResponse: webhookNotFound(req.WebhookId)}, nil
 	case errors.As(err, &cooldown):
-		secs := max(1, int(math.Ceil(cooldown.RetryAfter.Seconds())))
+		secs := retryAfterSeconds(cooldown.RetryAfter)
 		return gen.UnpauseWebhook429JSONResponse{TooManyRequestsJSONResponse: gen.TooManyRequestsJSONResponse{
 			Body:    apiErrorf(gen.ErrorCodeTOOMANYREQUESTS, "this webhook was unpaused moments ago; retry in %d s", secs),
 			Headers: gen.TooManyRequestsResponseHeaders{RetryAfter: secs},

@@ -14,6 +14,7 @@ import (
 	"github.com/hookferry/hookferry/gen"
 	"github.com/hookferry/hookferry/server"
 	"github.com/hookferry/hookferry/store/storetest"
+	"github.com/hookferry/hookferry/webhook"
 	"github.com/stretchr/testify/require"
 )
 
@@ -101,6 +102,9 @@ func TestRegisterWebhookRejectsBadInput(t *testing.T) {
 		{"malformed JSON", `{"url":`, gen.ErrorCodeINVALIDREQUEST, "body"},
 		{"not an object", `["https://example.com"]`, gen.ErrorCodeINVALIDREQUEST, "body"},
 		{"empty body", ``, gen.ErrorCodeINVALIDREQUEST, "body"},
+		{"ordered not a boolean", `{"url":"https://example.com/h","subscription":{"event_types":["order.created"]},"ordered":"yes"}`, gen.ErrorCodeINVALIDREQUEST, "ordered"},
+		{"ordered a number", `{"url":"https://example.com/h","subscription":{"event_types":["order.created"]},"ordered":1}`, gen.ErrorCodeINVALIDREQUEST, "ordered"},
+		{"ordered null", `{"url":"https://example.com/h","subscription":{"event_types":["order.created"]},"ordered":null}`, gen.ErrorCodeINVALIDREQUEST, "ordered"},
 		{"url beats the rest", `{"url":"http://example.com","subscription":{"event_types":[]},"x":1}`, gen.ErrorCodeINVALIDURLISNOTUSINGHTTPS, "https"},
 	}
 	eachBackend(t, func(t *testing.T, be storetest.Backend) {
@@ -231,6 +235,85 @@ func TestConcurrentRegistrations(t *testing.T) {
 		list, err := e.alice.ListWebhooksWithResponse(ctx, nil)
 		require.NoError(t, err)
 		require.Len(t, list.JSON200.Items, 10)
+	})
+}
+
+// TestOrderedWebhook: ordered is false unless registration asks for it, and
+// every answer shows it.
+func TestOrderedWebhook(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, be storetest.Backend) {
+		e := setup(t, be)
+		want := map[string]bool{}
+		var orderedID string
+		for i, tc := range []struct {
+			name    string
+			ordered *bool
+			want    bool
+		}{{"absent", nil, false}, {"false", ptr(false), false}, {"true", ptr(true), true}} {
+			body := registerBody(fmt.Sprintf("https://example.com/%d", i))
+			body.Ordered = tc.ordered
+			res, err := e.alice.RegisterWebhookWithResponse(ctx, body)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusCreated, res.StatusCode(), "%s: %s", tc.name, res.Body)
+			require.Equal(t, tc.want, res.JSON201.Ordered, tc.name)
+			require.Contains(t, string(res.Body), fmt.Sprintf(`"ordered":%t`, tc.want), "%s: present in the answer, false included", tc.name)
+			get, err := e.alice.GetWebhookWithResponse(ctx, res.JSON201.Id, nil)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, get.JSON200.Ordered, "%s: stored", tc.name)
+			require.Contains(t, string(get.Body), fmt.Sprintf(`"ordered":%t`, tc.want))
+			want[res.JSON201.Id] = tc.want
+			if tc.want {
+				orderedID = res.JSON201.Id
+			}
+		}
+		list, err := e.alice.ListWebhooksWithResponse(ctx, nil)
+		require.NoError(t, err)
+		require.Len(t, list.JSON200.Items, len(want))
+		for _, w := range list.JSON200.Items {
+			require.Equal(t, want[w.Id], w.Ordered, w.Id)
+		}
+
+		// Pausing, unpausing and deleting keep it.
+		pause, err := e.alice.PauseWebhookWithResponse(ctx, orderedID)
+		require.NoError(t, err)
+		require.True(t, pause.JSON200.Ordered)
+		unpause, err := e.alice.UnpauseWebhookWithResponse(ctx, orderedID, nil)
+		require.NoError(t, err)
+		require.True(t, unpause.JSON200.Ordered)
+		del, err := e.alice.DeleteWebhookWithResponse(ctx, orderedID)
+		require.NoError(t, err)
+		require.True(t, del.JSON200.Ordered)
+	})
+}
+
+// TestEndpointGone: a webhook the delivery engine paused after a 410 reads
+// ENDPOINT_GONE until a user unpauses it; a user's pause does not overwrite it.
+func TestEndpointGone(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, be storetest.Backend) {
+		e := setup(t, be)
+		w := e.register(e.alice, "https://example.com/gone")
+		_, err := e.store.PauseWebhook(ctx, webhook.Owner{TenantID: "acme", UserID: "alice"}, w.Id, webhook.PauseReasonEndpointGone)
+		require.NoError(t, err)
+
+		get, err := e.alice.GetWebhookWithResponse(ctx, w.Id, nil)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, get.StatusCode(), "%s", get.Body)
+		require.Equal(t, gen.WebhookStatusPAUSED, get.JSON200.Status)
+		require.Equal(t, gen.PauseReasonENDPOINTGONE, *get.JSON200.PauseReason)
+		list, err := e.alice.ListWebhooksWithResponse(ctx, nil)
+		require.NoError(t, err)
+		require.Equal(t, gen.PauseReasonENDPOINTGONE, *list.JSON200.Items[0].PauseReason)
+		pause, err := e.alice.PauseWebhookWithResponse(ctx, w.Id)
+		require.NoError(t, err)
+		require.Equal(t, gen.PauseReasonENDPOINTGONE, *pause.JSON200.PauseReason, "pausing a paused webhook changes nothing")
+
+		un, err := e.alice.UnpauseWebhookWithResponse(ctx, w.Id, nil)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, un.StatusCode(), "%s", un.Body)
+		require.Equal(t, gen.WebhookStatusACTIVE, un.JSON200.Status)
+		require.Nil(t, un.JSON200.PauseReason)
 	})
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -73,7 +74,7 @@ func TestHelpOfEveryCommand(t *testing.T) {
 		names   []string // arguments and flags the help must name
 	}{
 		{"", []string{"--version", "serve", "token create", "token list", "token revoke", "migrate up", "migrate status", "prune", "erase", "keys generate", "keys rotate", "version", "help"}},
-		{"serve", []string{"--addr", "HOOKFERRY_ADDR", "--max-webhooks-per-user", "--unpause-cooldown", "--event-types", "--allow-private-targets",
+		{"serve", []string{"--addr", "HOOKFERRY_ADDR", "--max-webhooks-per-user", "--unpause-cooldown", "--event-types", "--allow-private-targets", "--rate-limit", "HOOKFERRY_RATE_LIMIT",
 			"--log-format", "--log-level", "--shutdown-timeout", "--retention", "HOOKFERRY_RETENTION", "--prune-interval", "HOOKFERRY_PRUNE_INTERVAL",
 			"--[no-]delivery", "--delivery-ca-file", "--retry-schedule", "--delivery-timeout", "--delivery-lease", "--auto-pause-after",
 			"--delivery-workers", "--delivery-per-webhook", "--delivery-per-tenant", "--delivery-per-user",
@@ -148,6 +149,8 @@ func TestUsageErrorsExit2WithOneLine(t *testing.T) {
 func TestServeConfigurationSaysNo(t *testing.T) {
 	t.Parallel()
 	for _, env := range [][]string{
+		{"HOOKFERRY_RATE_LIMIT=-1"},
+		{"HOOKFERRY_RATE_LIMIT=fast"},
 		{"HOOKFERRY_RETENTION=-1h"},
 		{"HOOKFERRY_RETENTION=a month"},
 		{"HOOKFERRY_PRUNE_INTERVAL=0"},
@@ -168,6 +171,42 @@ func TestServeConfigurationSaysNo(t *testing.T) {
 		require.Equal(t, 2, code, "%v: %s", env, stderr)
 		require.Regexp(t, `^hookferry serve: .+\n$`, stderr, env)
 		require.Empty(t, files(t, dir), "%v creates nothing", env)
+	}
+}
+
+// TestServeRateLimit: HOOKFERRY_RATE_LIMIT reaches the API. At 1 request a
+// second in bursts of 2, a tenant's first two requests pass and back-to-back
+// ones soon meet 429 TOO_MANY_REQUESTS with Retry-After, while another tenant's
+// requests still pass.
+func TestServeRateLimit(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			db := be.URL(t)
+			acme, _ := tokens(t, db)
+			code, other, stderr := run(t, "token", "create", "--database-url", db, "--tenant", "globex", "--user", "carol", "--permission", "WEBHOOK_MANAGEMENT")
+			require.Equal(t, 0, code, stderr)
+			s := startServer(t, "HOOKFERRY_DATABASE_URL="+db, "HOOKFERRY_DELIVERY=false", "HOOKFERRY_RATE_LIMIT=1")
+			defer s.terminate()
+			c := client(t, s.url(), acme)
+			limited := false
+			for i := 1; i <= 50 && !limited; i++ {
+				res, err := c.ListEventTypesWithResponse(context.Background())
+				require.NoError(t, err)
+				if i <= 2 || res.StatusCode() != http.StatusTooManyRequests {
+					require.Equal(t, http.StatusOK, res.StatusCode(), "request %d: %s", i, res.Body)
+					continue
+				}
+				limited = true
+				require.Contains(t, string(res.Body), `"code":"TOO_MANY_REQUESTS"`)
+				require.Equal(t, "1", res.HTTPResponse.Header.Get("Retry-After"))
+			}
+			require.True(t, limited, "50 requests at once never met a limit of 1 a second")
+			res, err := client(t, s.url(), strings.TrimSpace(other)).ListEventTypesWithResponse(context.Background())
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, res.StatusCode(), "another tenant: %s", res.Body)
+		})
 	}
 }
 

@@ -16,6 +16,7 @@ type Config struct {
 	UnpauseCooldown     time.Duration `name:"unpause-cooldown" env:"HOOKFERRY_UNPAUSE_COOLDOWN" default:"10s" placeholder:"D" help:"Least time between two effective unpauses of a webhook (default: ${default})."`
 	EventTypes          string        `name:"event-types" env:"HOOKFERRY_EVENT_TYPES" placeholder:"FILE|LIST" help:"Event type catalog: a file (one name a line) or a comma list; unset means the built-in catalog."`
 	AllowPrivateTargets bool          `name:"allow-private-targets" env:"HOOKFERRY_ALLOW_PRIVATE_TARGETS" help:"Accept webhook URLs on loopback, private and link-local hosts, and deliver to them."`
+	RateLimit           int           `name:"rate-limit" env:"HOOKFERRY_RATE_LIMIT" default:"0" placeholder:"N" help:"API requests per second per tenant in this instance, in bursts of twice that; 0 is no limit (default: ${default})."`
 	LogFormat           string        `name:"log-format" env:"HOOKFERRY_LOG_FORMAT" default:"text" enum:"text,json" help:"Log format: text or json (default: ${default})."`
 	LogLevel            string        `name:"log-level" env:"HOOKFERRY_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level: debug, info, warn or error (default: ${default})."`
 	ShutdownTimeout     time.Duration `name:"shutdown-timeout" env:"HOOKFERRY_SHUTDOWN_TIMEOUT" default:"30s" placeholder:"D" help:"How long in-flight requests and delivery attempts may finish after SIGTERM (default: ${default})."`
@@ -54,6 +55,8 @@ func (c *Config) Validate() error {
 		return usagef("max-webhooks-per-user must be at least 1")
 	case c.UnpauseCooldown < 0:
 		return usagef("unpause-cooldown must not be negative")
+	case c.RateLimit < 0:
+		return usagef("rate-limit must not be negative (0 is no limit)")
 	case c.ShutdownTimeout < 0:
 		return usagef("shutdown-timeout must not be negative")
 	case c.Retention < 0:

@@ -92,6 +92,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		MaxWebhooksPerUser:  m.Config.MaxWebhooksPerUser,
 		UnpauseCooldown:     m.Config.UnpauseCooldown,
 		AllowPrivateTargets: m.Config.AllowPrivateTargets,
+		RateLimit:           m.Config.RateLimit,
 		Catalog:             catalog,
 		Logger:              m.Log,
 		Metrics:             mets,

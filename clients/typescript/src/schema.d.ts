@@ -27,6 +27,9 @@ export interface paths {
          *     or unspecified IP literals, and `localhost`, are refused unless the
          *     deployment allows private targets. A user cannot register the same
          *     normalised URL twice, nor more than the deployment's per-user limit.
+         *
+         *     With `ordered: true` the webhook gets its deliveries strictly in publish
+         *     order, one at a time across all instances; see `Webhook.ordered`.
          */
         post: operations["registerWebhook"];
         delete?: never;
@@ -200,7 +203,9 @@ export interface paths {
         /**
          * Deliver again
          * @description Queues the delivery again, due now, with a fresh retry schedule, whatever
-         *     its status. It goes out once the webhook is active.
+         *     its status. It goes out once the webhook is active. For an ordered webhook
+         *     the delivery goes back to its original place in publish order: before the
+         *     later pending deliveries, after the one in flight.
          */
         post: operations["redeliver"];
         delete?: never;
@@ -225,6 +230,8 @@ export interface paths {
          * Ping a webhook
          * @description Queues a `webhook.ping` event to this webhook alone, whatever its
          *     subscription, to check that the receiver accepts and verifies deliveries.
+         *     The ping is an event like any other: for an ordered webhook it is queued
+         *     after what is already pending.
          */
         post: operations["pingWebhook"];
         delete?: never;
@@ -333,14 +340,24 @@ export interface components {
              */
             url: string;
             subscription: components["schemas"]["Subscription"];
+            /**
+             * @description Deliver to this webhook strictly in publish order, one delivery at a
+             *     time across all instances (see `Webhook.ordered`). Set at registration.
+             * @default false
+             */
+            ordered?: boolean;
         };
         /** @enum {string} */
         WebhookStatus: "ACTIVE" | "PAUSED";
         /**
-         * @description Why a webhook is paused; USER for an explicit pause.
+         * @description Why a webhook is paused: USER for an explicit pause; DELIVERY_FAILURES when
+         *     its deliveries kept failing for longer than the deployment's window;
+         *     ENDPOINT_GONE when the receiver answered 410 Gone. Whatever the reason, a
+         *     paused webhook buffers its events until it is unpaused. Later versions may
+         *     add reasons: treat one you do not know as a pause like the others.
          * @enum {string}
          */
-        PauseReason: "USER" | "DELIVERY_FAILURES";
+        PauseReason: "USER" | "DELIVERY_FAILURES" | "ENDPOINT_GONE";
         /** @description How deliveries to the webhook are signed. */
         Authentication: {
             /** @enum {string} */
@@ -360,6 +377,17 @@ export interface components {
             /** @example https://example.com/hooks/orders */
             url: string;
             subscription: components["schemas"]["Subscription"];
+            /**
+             * @description Whether the webhook gets its deliveries strictly in publish order, one
+             *     at a time across all instances (false: they go out concurrently and can
+             *     arrive in any order). A delivery of an ordered webhook that fails blocks
+             *     the later ones until it is delivered or FAILED. A paused ordered webhook
+             *     keeps its events in order and, once unpaused, drains them in that order.
+             *     Redelivering puts a delivery back in its original place in publish
+             *     order: before the later pending deliveries, after the one in flight. A
+             *     ping is an event like any other, queued after what is already pending.
+             */
+            ordered: boolean;
             status: components["schemas"]["WebhookStatus"];
             pause_reason?: components["schemas"]["PauseReason"];
             /**
@@ -567,7 +595,12 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description Try again later (TOO_MANY_REQUESTS). */
+        /**
+         * @description Try again later (TOO_MANY_REQUESTS): the caller's tenant is over the
+         *     deployment's rate limit (any `/v1` operation; the request was not
+         *     carried out), or, for unpauseWebhook, the webhook was unpaused moments
+         *     ago.
+         */
         TooManyRequests: {
             headers: {
                 /** @description Whole seconds to wait before trying again. */
@@ -575,12 +608,6 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                /**
-                 * @example {
-                 *       "code": "TOO_MANY_REQUESTS",
-                 *       "message": "this webhook was unpaused moments ago; retry in 10 s"
-                 *     }
-                 */
                 "application/json": components["schemas"]["Error"];
             };
         };
@@ -662,6 +689,7 @@ export interface operations {
                      *             ]
                      *           },
                      *           "status": "ACTIVE",
+                     *           "ordered": false,
                      *           "buffered_events": 0,
                      *           "created_at": "2026-11-27T22:27:06.428707Z",
                      *           "updated_at": "2026-11-27T22:27:06.428707Z"
@@ -677,6 +705,7 @@ export interface operations {
                      *           },
                      *           "status": "PAUSED",
                      *           "pause_reason": "DELIVERY_FAILURES",
+                     *           "ordered": true,
                      *           "buffered_events": 14,
                      *           "created_at": "2026-11-27T22:31:40.118204Z",
                      *           "updated_at": "2026-11-28T03:12:09.551023Z",
@@ -691,6 +720,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -737,6 +767,7 @@ export interface operations {
                      *         ]
                      *       },
                      *       "status": "ACTIVE",
+                     *       "ordered": false,
                      *       "buffered_events": 0,
                      *       "created_at": "2026-11-27T22:27:06.428707Z",
                      *       "updated_at": "2026-11-27T22:27:06.428707Z",
@@ -754,6 +785,7 @@ export interface operations {
             403: components["responses"]["PermissionDenied"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -789,6 +821,7 @@ export interface operations {
                      *         ]
                      *       },
                      *       "status": "ACTIVE",
+                     *       "ordered": false,
                      *       "buffered_events": 0,
                      *       "created_at": "2026-11-27T22:27:06.428707Z",
                      *       "updated_at": "2026-11-27T22:27:06.428707Z"
@@ -801,6 +834,7 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
             404: components["responses"]["WebhookNotFound"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -834,6 +868,7 @@ export interface operations {
                      *       },
                      *       "status": "PAUSED",
                      *       "pause_reason": "USER",
+                     *       "ordered": false,
                      *       "buffered_events": 3,
                      *       "created_at": "2026-11-27T22:27:06.428707Z",
                      *       "updated_at": "2026-11-27T23:14:37.16468Z",
@@ -846,6 +881,7 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
             404: components["responses"]["WebhookNotFound"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -879,6 +915,7 @@ export interface operations {
                      *       },
                      *       "status": "PAUSED",
                      *       "pause_reason": "USER",
+                     *       "ordered": false,
                      *       "buffered_events": 0,
                      *       "created_at": "2026-11-27T22:27:06.428707Z",
                      *       "updated_at": "2026-11-27T23:14:37.16468Z",
@@ -891,6 +928,7 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
             404: components["responses"]["WebhookNotFound"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -926,6 +964,7 @@ export interface operations {
                      *         ]
                      *       },
                      *       "status": "ACTIVE",
+                     *       "ordered": false,
                      *       "buffered_events": 2,
                      *       "created_at": "2026-11-27T22:27:06.428707Z",
                      *       "updated_at": "2026-11-27T23:14:40.802883Z"
@@ -988,6 +1027,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1033,6 +1073,7 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1105,6 +1146,7 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
             404: components["responses"]["WebhookNotFound"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1147,6 +1189,7 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1180,6 +1223,7 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
             404: components["responses"]["WebhookNotFound"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };
     };

@@ -13,8 +13,12 @@ export async function typedUsage(): Promise<void> {
     const wh: Webhook = registered.data;
     const status: "ACTIVE" | "PAUSED" = wh.status;
     const secret: string | undefined = wh.authentication?.secret;
+    const ordered: boolean = wh.ordered;
+    const reason: "USER" | "DELIVERY_FAILURES" | "ENDPOINT_GONE" | undefined = wh.pause_reason;
     void status;
     void secret;
+    void ordered;
+    void reason;
   }
   if (registered.error) {
     const code: ErrorCode = registered.error.code;
@@ -30,6 +34,13 @@ export async function typedUsage(): Promise<void> {
   await hf.GET("/v1/nope");
   // @ts-expect-error: the body needs a subscription
   await hf.POST("/v1/webhooks", { body: { url: "https://example.com/hooks" } });
+  await hf.POST("/v1/webhooks", {
+    body: { url: "https://example.com/hooks", subscription: { event_types: ["order.created"] }, ordered: true },
+  });
+  await hf.POST("/v1/webhooks", {
+    // @ts-expect-error: ordered is a boolean
+    body: { url: "https://example.com/hooks", subscription: { event_types: ["order.created"] }, ordered: "yes" },
+  });
   // @ts-expect-error: publishEvent needs data
   await hf.POST("/v1/events", { body: { type: "order.created" } });
   // @ts-expect-error: the path parameter is required
