@@ -157,3 +157,80 @@ func TestStopIsBoundedWhenTheDatabaseHangs(t *testing.T) {
 	require.NoError(t, conn.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM deliveries WHERE status = 'PENDING'").Scan(&pending))
 	require.EqualValues(t, 3, pending, "logs:\n%s", s.log())
 }
+
+// TestOrderedAcrossTwoInstances: two instances on one PostgreSQL database
+// deliver an ordered webhook's events one at a time in publish order, a
+// failing one holding the later ones back until it is delivered.
+func TestOrderedAcrossTwoInstances(t *testing.T) {
+	t.Parallel()
+	db := storetest.PostgresDatabase(t)
+	manage, publish := tokens(t, db)
+	var (
+		mu       sync.Mutex
+		inFlight int
+		most     int
+		arrivals []string // event ids, in arrival order, answered 2xx
+		tries    = map[string]int{}
+		done     = make(chan struct{})
+		total    = 30
+	)
+	recv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		id := r.Header.Get("webhook-id")
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		tries[id]++
+		fail := len(arrivals) == 3 && tries[id] < 3 // the fourth event fails twice
+		mu.Unlock()
+		status := http.StatusNoContent
+		if fail {
+			status = http.StatusServiceUnavailable
+		}
+		mu.Lock()
+		inFlight--
+		if !fail {
+			arrivals = append(arrivals, id)
+			if len(arrivals) == total {
+				close(done)
+			}
+		}
+		mu.Unlock()
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(recv.Close)
+	r := &receivers{t: t, srv: recv, caFile: writeCA(t, recv), secrets: map[string]string{}, got: map[string]map[string]int{}}
+	a := startServer(t, deliveryEnv(db, r)...)
+	b := startServer(t, deliveryEnv(db, r)...)
+	res, err := client(t, a.url(), manage).RegisterWebhookWithResponse(context.Background(), gen.RegisterWebhookJSONRequestBody{
+		Url: recv.URL + "/ordered", Subscription: gen.Subscription{EventTypes: []string{"order.created"}}, Ordered: ptr(true),
+	})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusCreated, res.StatusCode(), "%s", res.Body)
+	require.True(t, res.JSON201.Ordered)
+
+	var published []string
+	for i := range total {
+		via := a
+		if i%2 == 1 {
+			via = b
+		}
+		res, err := client(t, via.url(), publish).PublishEventWithResponse(context.Background(), gen.PublishEventJSONRequestBody{
+			Type: "order.created", Data: json.RawMessage(`{}`)})
+		require.NoError(t, err)
+		require.Equal(t, http.StatusAccepted, res.StatusCode(), "%s", res.Body)
+		published = append(published, res.JSON202.Id)
+	}
+	select {
+	case <-done:
+	case <-time.After(90 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("%d of %d delivered; logs:\n%s\n%s", len(arrivals), total, a.log(), b.log())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, published, arrivals, "publish order")
+	require.Equal(t, 1, most, "never two in flight")
+	require.Equal(t, 3, tries[published[3]], "the fourth failed twice, then was delivered")
+}
