@@ -228,7 +228,7 @@ type loop struct {
 	running    int       // attempt goroutines, gate included
 	claiming   bool      // a claim is under way
 	wantClaim  bool      // claim as soon as there is room
-	lastClaim  time.Time // when the last claim was asked for
+	nextTick   time.Time // the next poll and upkeep
 	claimAfter time.Time // after a failed claim, not before this
 	backoff    time.Duration
 	nextRetry  time.Time // the earliest retry this dispatcher scheduled
@@ -366,20 +366,17 @@ func (l *loop) room() int { return 4*l.d.cfg.Workers - l.held }
 func (l *loop) maybeClaim(ctx context.Context) {
 	d := l.d
 	now := d.cfg.Now()
-	if l.stopping || l.claiming || l.room() <= 0 || now.Before(l.claimAfter) {
-		return
+	if !l.nextRetry.IsZero() && !l.nextRetry.After(now) {
+		l.nextRetry, l.wantClaim = time.Time{}, true
 	}
-	if !l.wantClaim && now.Sub(l.lastClaim) < d.cfg.PollInterval {
-		if l.nextRetry.IsZero() || l.nextRetry.After(now) {
-			return
-		}
-		l.nextRetry = time.Time{}
+	if !l.wantClaim || l.stopping || l.claiming || l.room() <= 0 || now.Before(l.claimAfter) {
+		return
 	}
 	hooks, tenants, room := l.sched.excluded(2 * d.cfg.Workers)
 	l.excludedHooks, l.excludedTenants = set(hooks), set(tenants)
 	req := store.ClaimRequest{Limit: min(l.room(), d.cfg.BatchSize), Lease: d.cfg.Lease,
 		PerWebhook: l.sched.room(""), WebhookRoom: room, ExcludeWebhooks: hooks, ExcludeTenants: tenants}
-	l.claiming, l.wantClaim, l.lastClaim = true, false, now
+	l.claiming, l.wantClaim = true, false
 	epoch := d.fence.now()
 	go func() {
 		claims, err := d.store.Claim(ctx, req)
@@ -387,11 +384,11 @@ func (l *loop) maybeClaim(ctx context.Context) {
 	}()
 }
 
-// sleep is how long the loop may wait for a message: until the next poll,
-// retry or claim back-off.
+// sleep is how long the loop may wait for a message: until the next tick,
+// retry or end of a claim back-off.
 func (l *loop) sleep() time.Duration {
 	now := l.d.cfg.Now()
-	next := l.lastClaim.Add(l.d.cfg.PollInterval)
+	next := l.nextTick
 	if !l.nextRetry.IsZero() && l.nextRetry.Before(next) {
 		next = l.nextRetry
 	}
@@ -401,11 +398,17 @@ func (l *loop) sleep() time.Duration {
 	return max(next.Sub(now), time.Millisecond)
 }
 
-// tick gives back the claims that waited too long, forgets idle webhooks and
-// old fence entries, and updates the held-back gauge.
+// tick, every PollInterval, looks for due work (other instances' retries,
+// expired leases), gives back the claims that waited too long, forgets idle
+// webhooks and old fence entries, and updates the held-back gauge.
 func (l *loop) tick() {
 	d := l.d
 	now := d.cfg.Now()
+	if now.Before(l.nextTick) {
+		return // woken for a retry or the end of a back-off
+	}
+	l.nextTick = now.Add(d.cfg.PollInterval)
+	l.wantClaim = true
 	l.release(l.sched.expired(now)...)
 	l.sched.evict(now.Add(-10 * time.Minute))
 	d.fence.prune(now.Add(-2 * d.cfg.Lease))
