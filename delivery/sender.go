@@ -30,8 +30,6 @@ const (
 	maxResponseDrain = 64 << 10
 	// maxResponseHeaderBytes bounds what a receiver can make us buffer.
 	maxResponseHeaderBytes = 64 << 10
-	// tlsHandshakeTimeout applies when shorter than the attempt timeout.
-	tlsHandshakeTimeout = 10 * time.Second
 )
 
 // SenderConfig configures a Sender; zero fields take their defaults.
@@ -135,21 +133,22 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	// A handshake bound no shorter than the attempt would only race the
-	// attempt's deadline and blur its message; 0 leaves it to the deadline.
-	var handshakeTimeout time.Duration
-	if tlsHandshakeTimeout < cfg.Timeout {
-		handshakeTimeout = tlsHandshakeTimeout
-	}
-	transport := &http.Transport{
-		Proxy:       nil, // a proxy would connect on our behalf, past the address check
-		DialContext: NewDialer(cfg.AllowPrivate).DialContext,
-		TLSClientConfig: &tls.Config{
+	dialer := &attemptDialer{
+		dialer: NewDialer(cfg.AllowPrivate),
+		tls: &tls.Config{
 			MinVersion: tls.VersionTLS12,
 			RootCAs:    cfg.RootCAs,
+			NextProtos: []string{"h2", "http/1.1"},
 		},
-		ForceAttemptHTTP2:      true, // custom dialer and TLS config would otherwise disable it
-		TLSHandshakeTimeout:    handshakeTimeout,
+		timeout: cfg.Timeout,
+	}
+	transport := &http.Transport{
+		Proxy: nil, // a proxy would connect on our behalf, past the address check
+		// Both dials end with their attempt (see attemptDialer); the
+		// transport's TLSClientConfig and TLSHandshakeTimeout go unused.
+		DialContext:            dialer.DialContext,
+		DialTLSContext:         dialer.DialTLSContext,
+		ForceAttemptHTTP2:      true,        // custom dialers would otherwise disable it
 		ResponseHeaderTimeout:  cfg.Timeout, // starts after the request is written: a backstop to the deadline
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		MaxConnsPerHost:        cfg.MaxConnsPerHost,
@@ -194,8 +193,12 @@ func (s *Sender) send(ctx context.Context, m Message) Outcome {
 	if err != nil {
 		return Outcome{Kind: Internal, Error: err.Error()}
 	}
-	attemptCtx, cancel := context.WithTimeoutCause(ctx, s.timeout, errAttemptTimeout)
+	deadline := time.Now().Add(s.timeout)
+	attemptCtx, cancel := context.WithDeadlineCause(ctx, deadline, errAttemptTimeout)
 	defer cancel()
+	// The caller's deadline, if sooner, bounds the dial too.
+	dialDeadline, _ := attemptCtx.Deadline()
+	attemptCtx = withAttemptDeadline(attemptCtx, dialDeadline)
 	req, err := http.NewRequestWithContext(attemptCtx, http.MethodPost, m.URL, bytes.NewReader(m.Body))
 	if err != nil {
 		return Outcome{Kind: Internal, Error: "bad request: " + unwrapURLError(err).Error()}
@@ -213,7 +216,7 @@ func (s *Sender) send(ctx context.Context, m Message) Outcome {
 
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return s.failure(ctx, attemptCtx, err)
+		return s.failure(ctx, attemptCtx, deadline, err)
 	}
 	// Read a little so a short answer leaves the connection reusable; a longer
 	// one is cut off and its connection closed. Errors here change nothing:
@@ -231,15 +234,24 @@ func (s *Sender) send(ctx context.Context, m Message) Outcome {
 	return Outcome{Kind: Rejected, StatusCode: resp.StatusCode, Error: msg}
 }
 
-// failure classifies an error from the round trip.
-func (s *Sender) failure(parent, attempt context.Context, err error) Outcome {
-	if parent.Err() != nil {
+// failure classifies an error from the round trip. deadline is the attempt's
+// own: a dial bound by it can fail a moment before the attempt's context
+// notices, and that is the attempt's timeout too.
+func (s *Sender) failure(parent, attempt context.Context, deadline time.Time, err error) Outcome {
+	now := time.Now()
+	if parent.Err() != nil || past(parent, now) {
 		return Outcome{Kind: Cancelled, Error: cancelledError(parent)}
 	}
-	if errors.Is(context.Cause(attempt), errAttemptTimeout) {
+	if errors.Is(context.Cause(attempt), errAttemptTimeout) || !now.Before(deadline) {
 		return Outcome{Kind: Unreachable, Error: "timeout after " + s.timeout.String()}
 	}
 	return Outcome{Kind: Unreachable, Error: describe(err)}
+}
+
+// past reports whether ctx's deadline, if any, is not after now.
+func past(ctx context.Context, now time.Time) bool {
+	d, ok := ctx.Deadline()
+	return ok && !now.Before(d)
 }
 
 func cancelledError(ctx context.Context) string {

@@ -236,28 +236,24 @@ func TestSendTimeout(t *testing.T) {
 	rcv.requireVerified(t, 1, m)
 }
 
-// A receiver that accepts connections and never speaks TLS.
+// A receiver that accepts connections and never speaks TLS: the handshake
+// ends with the attempt, connection closed.
 func TestSendTimeoutInHandshake(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { _ = conn.Close() })
-		}
-	}()
-	s, err := NewSender(SenderConfig{AllowPrivate: true, Timeout: 100 * time.Millisecond})
+	const timeout = 100 * time.Millisecond
+	sl := newSilentListener(t)
+	s, err := NewSender(SenderConfig{AllowPrivate: true, Timeout: timeout})
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 
-	out := s.Send(context.Background(), Message{URL: "https://" + ln.Addr().String() + "/", Secret: newSecret(t), EventID: "evt_1"})
+	out := s.Send(context.Background(), Message{URL: "https://" + sl.addr + "/", Secret: newSecret(t), EventID: "evt_1"})
 	require.Equal(t, Unreachable, out.Kind)
 	require.Equal(t, "timeout after 100ms", out.Error)
+	select {
+	case <-sl.closed:
+	case <-time.After(timeout): // one more timeout: the handshake should already be over
+		t.Fatal("the handshake outlived its attempt")
+	}
 }
 
 func TestSendCancelled(t *testing.T) {
@@ -307,6 +303,39 @@ func TestSendCancelled(t *testing.T) {
 		out := s.Send(ctx, rcv.message("evt_cancelled"))
 		require.Equal(t, Cancelled, out.Kind)
 	})
+}
+
+// deadlineOnly is a context whose deadline has passed but whose Done has not
+// yet fired, as a context is for a moment after its deadline.
+type deadlineOnly struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c deadlineOnly) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// The error of a dial bound by the attempt's deadline can arrive before the
+// attempt's context has fired: it is still the attempt's timeout, or the
+// caller's end when the caller's deadline was the sooner.
+func TestSendFailureAtDeadline(t *testing.T) {
+	t.Parallel()
+	s, err := NewSender(SenderConfig{Timeout: time.Second})
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	live := context.Background()
+	passed := time.Now().Add(-time.Millisecond)
+	dialErr := &net.OpError{Op: "dial", Net: "tcp", Err: context.DeadlineExceeded}
+
+	out := s.failure(live, live, passed, dialErr)
+	require.Equal(t, Outcome{Kind: Unreachable, Error: "timeout after 1s"}, out)
+
+	out = s.failure(deadlineOnly{live, passed}, live, time.Now().Add(time.Hour), dialErr)
+	require.Equal(t, Cancelled, out.Kind)
+
+	out = s.failure(live, live, time.Now().Add(time.Hour), dialErr)
+	require.Equal(t, Unreachable, out.Kind)
+	require.Equal(t, "timeout: dial tcp: context deadline exceeded", out.Error)
+
 }
 
 func TestSendRefusesPrivateAddress(t *testing.T) {
