@@ -224,14 +224,24 @@ func (s *Sender) send(ctx context.Context, m Message) Outcome {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseDrain))
 	_ = resp.Body.Close()
 
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return Outcome{Kind: Delivered, StatusCode: resp.StatusCode}
+	code := resp.StatusCode
+	if code >= 200 && code < 300 {
+		return Outcome{Kind: Delivered, StatusCode: code}
 	}
-	msg := resp.Status
-	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		msg += " (redirects are not followed)"
+	out := Outcome{Kind: Rejected, StatusCode: code, Error: statusMessage(code)}
+	if code >= 300 && code < 400 {
+		out.Error += " (redirects are not followed)"
 	}
-	return Outcome{Kind: Rejected, StatusCode: resp.StatusCode, Error: msg}
+	return out
+}
+
+// statusMessage reads "410 Gone": the code with Go's text for it, never the
+// receiver's reason phrase, so the message for a status is always the same.
+func statusMessage(code int) string {
+	if text := http.StatusText(code); text != "" {
+		return strconv.Itoa(code) + " " + text
+	}
+	return strconv.Itoa(code)
 }
 
 // failure classifies an error from the round trip. deadline is the attempt's
