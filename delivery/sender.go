@@ -34,12 +34,12 @@ const (
 
 // SenderConfig configures a Sender; zero fields take their defaults.
 type SenderConfig struct {
-	Timeout         time.Duration  // one attempt; default DefaultTimeout
-	AllowPrivate    bool           // allow loopback, private, link-local … targets
-	RootCAs         *x509.CertPool // nil: system roots; see LoadCAFile
-	UserAgent       string         // "hookferry/<version>"; default "hookferry"
-	MaxConnsPerHost int            // default DefaultMaxConnsPerHost
-	Now             func() time.Time
+	Timeout         time.Duration    // one attempt; default DefaultTimeout
+	AllowPrivate    bool             // allow loopback, private, link-local … targets
+	RootCAs         *x509.CertPool   // nil: system roots; see LoadCAFile
+	UserAgent       string           // "hookferry/<version>"; default "hookferry"
+	MaxConnsPerHost int              // default DefaultMaxConnsPerHost
+	Now             func() time.Time // signature timestamps; the reference for a Retry-After date
 }
 
 // Message is one request to make: the body is sent as is and signed with
@@ -94,6 +94,9 @@ type Outcome struct {
 	StatusCode int // the receiver's status, when it answered
 	Error      string
 	Duration   time.Duration
+	// RetryAfter is the wait the receiver asked for with Retry-After on a
+	// 429 or 503: 0 when absent, unreadable or past, at most maxRetryAfter.
+	RetryAfter time.Duration
 }
 
 // Sender makes delivery attempts over one shared keep-alive transport.
@@ -231,6 +234,9 @@ func (s *Sender) send(ctx context.Context, m Message) Outcome {
 	out := Outcome{Kind: Rejected, StatusCode: code, Error: statusMessage(code)}
 	if code >= 300 && code < 400 {
 		out.Error += " (redirects are not followed)"
+	}
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		out.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.now())
 	}
 	return out
 }

@@ -9,9 +9,52 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
+
+func TestSendRetryAfter(t *testing.T) {
+	t.Parallel()
+	// The signature's timestamp comes from the same clock: it must be near
+	// the verifier's wall clock.
+	base := time.Now().Truncate(time.Second)
+	in90s := base.Add(90 * time.Second).Format(http.TimeFormat)
+	for name, c := range map[string]struct {
+		code       int
+		retryAfter string // "" sends no header
+		want       time.Duration
+	}{
+		"429 seconds":      {http.StatusTooManyRequests, "120", 2 * time.Minute},
+		"503 seconds":      {http.StatusServiceUnavailable, "5", 5 * time.Second},
+		"503 date":         {http.StatusServiceUnavailable, in90s, 90 * time.Second},
+		"429 past date":    {http.StatusTooManyRequests, base.Add(-time.Hour).Format(http.TimeFormat), 0},
+		"429 huge":         {http.StatusTooManyRequests, "999999999999999999999", maxRetryAfter},
+		"429 negative":     {http.StatusTooManyRequests, "-30", 0},
+		"503 garbage":      {http.StatusServiceUnavailable, "in a while", 0},
+		"429 without":      {http.StatusTooManyRequests, "", 0},
+		"500 is no signal": {http.StatusInternalServerError, "120", 0},
+		"301 is no signal": {http.StatusMovedPermanently, "120", 0},
+		"200 is no signal": {http.StatusOK, "120", 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rcv := newReceiver(t, func(w http.ResponseWriter, _ *http.Request) {
+				if c.retryAfter != "" {
+					w.Header().Set("Retry-After", c.retryAfter)
+				}
+				w.WriteHeader(c.code)
+			})
+			s := newSender(t, rcv, SenderConfig{AllowPrivate: true, Now: func() time.Time { return base }})
+			m := rcv.message("evt_retry_after")
+
+			out := s.Send(context.Background(), m)
+			require.Equal(t, c.code, out.StatusCode)
+			require.Equal(t, c.want, out.RetryAfter)
+			rcv.requireVerified(t, 1, m)
+		})
+	}
+}
 
 // 410 Gone is a rejection like any other status; its message is the same
 // whatever reason phrase the receiver sent.
