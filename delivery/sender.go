@@ -97,6 +97,10 @@ type Outcome struct {
 	// RetryAfter is the wait the receiver asked for with Retry-After on a
 	// 429 or 503: 0 when absent, unreadable or past, at most maxRetryAfter.
 	RetryAfter time.Duration
+	// Refused: the dialer refused the target as not a public address
+	// (ErrPrivateAddress), which is our policy, not the receiver's doing.
+	// A connection refused by the receiver is not Refused.
+	Refused bool
 }
 
 // Sender makes delivery attempts over one shared keep-alive transport.
@@ -257,6 +261,9 @@ func (s *Sender) failure(parent, attempt context.Context, deadline time.Time, er
 	now := time.Now()
 	if parent.Err() != nil || past(parent, now) {
 		return Outcome{Kind: Cancelled, Error: cancelledError(parent)}
+	}
+	if errors.Is(err, ErrPrivateAddress) {
+		return Outcome{Kind: Unreachable, Error: describe(err), Refused: true}
 	}
 	if errors.Is(context.Cause(attempt), errAttemptTimeout) || !now.Before(deadline) {
 		return Outcome{Kind: Unreachable, Error: "timeout after " + s.timeout.String()}

@@ -221,6 +221,7 @@ func TestSendConnectionRefused(t *testing.T) {
 	require.Equal(t, Unreachable, out.Kind)
 	require.Zero(t, out.StatusCode)
 	require.Equal(t, "connection refused", out.Error)
+	require.False(t, out.Refused, "refused by the receiver, not by our address policy")
 }
 
 func TestSendTimeout(t *testing.T) {
@@ -249,6 +250,7 @@ func TestSendTimeoutInHandshake(t *testing.T) {
 	out := s.Send(context.Background(), Message{URL: "https://" + sl.addr + "/", Secret: newSecret(t), EventID: "evt_1"})
 	require.Equal(t, Unreachable, out.Kind)
 	require.Equal(t, "timeout after 100ms", out.Error)
+	require.False(t, out.Refused)
 	select {
 	case <-sl.closed:
 	case <-time.After(timeout): // one more timeout: the handshake should already be over
@@ -336,6 +338,10 @@ func TestSendFailureAtDeadline(t *testing.T) {
 	require.Equal(t, Unreachable, out.Kind)
 	require.Equal(t, "timeout: dial tcp: context deadline exceeded", out.Error)
 
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: &privateAddressError{addr: "10.0.0.1"}}
+	out = s.failure(live, live, time.Now().Add(time.Hour), refused)
+	require.Equal(t, Outcome{Kind: Unreachable, Error: "refused: 10.0.0.1 is not a public address", Refused: true}, out)
+	require.False(t, s.failure(live, live, time.Now().Add(time.Hour), errors.New("other")).Refused)
 }
 
 func TestSendRefusesPrivateAddress(t *testing.T) {
@@ -351,6 +357,7 @@ func TestSendRefusesPrivateAddress(t *testing.T) {
 			out := s.Send(context.Background(), m)
 			require.Equal(t, Unreachable, out.Kind)
 			require.Equal(t, "refused: 127.0.0.1 is not a public address", out.Error)
+			require.True(t, out.Refused)
 			require.Empty(t, rcv.received())
 			require.Zero(t, rcv.newConns.Load(), "no TCP connection reached the receiver")
 		})
