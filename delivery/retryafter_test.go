@@ -26,6 +26,7 @@ var retryAfterCases = []struct {
 	{"2592001", maxRetryAfter},
 	{"99999999999999999999999999999999", maxRetryAfter}, // past int64: clamped, not wrapped
 	{"9223372036854775807", maxRetryAfter},
+	{"92233720368547770000", maxRetryAfter}, // wraps to 3h18m40s if checked only after the loop (found by fuzzing)
 	{"-1", 0},
 	{"-99999999999999999999", 0},
 	{"+5", 0},
