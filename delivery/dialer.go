@@ -1,6 +1,8 @@
 package delivery
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -52,4 +54,68 @@ func refusePrivate(network, address string, _ syscall.RawConn) error {
 		return &privateAddressError{addr: ap.Addr().WithZone("").Unmap().String()}
 	}
 	return nil
+}
+
+// attemptDeadlineKey carries an attempt's deadline to the dials made for it.
+// http.Transport dials detached from the request's cancellation (so a late
+// connection can serve a later request) but keeps its values: a value is the
+// one way the deadline reaches the dial.
+type attemptDeadlineKey struct{}
+
+// withAttemptDeadline marks ctx so that dials for it end by deadline.
+func withAttemptDeadline(ctx context.Context, deadline time.Time) context.Context {
+	return context.WithValue(ctx, attemptDeadlineKey{}, deadline)
+}
+
+// attemptDialer makes the Sender's connections, TLS handshake included, so
+// that each ends no later than the attempt that asked for it: by the deadline
+// withAttemptDeadline put in its context, and at most timeout after the dial
+// began. Without it a host that accepts and never answers holds every
+// connection slot to it (MaxConnsPerHost) for as long as the transport's own
+// bounds allow, each dial outliving its attempt.
+type attemptDialer struct {
+	dialer  *net.Dialer
+	tls     *tls.Config // ServerName is set per dial
+	timeout time.Duration
+}
+
+// bound returns ctx limited to the attempt's deadline.
+func (d *attemptDialer) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(d.timeout)
+	if attempt, ok := ctx.Value(attemptDeadlineKey{}).(time.Time); ok && attempt.Before(deadline) {
+		deadline = attempt
+	}
+	return context.WithDeadline(ctx, deadline)
+}
+
+// DialContext is http.Transport's DialContext: plain TCP, for http targets.
+func (d *attemptDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	return d.dialer.DialContext(ctx, network, addr)
+}
+
+// DialTLSContext is http.Transport's DialTLSContext: TCP and the TLS
+// handshake under one bound (the transport's TLSHandshakeTimeout would start
+// its own clock after the dial).
+func (d *attemptDialer) DialTLSContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := d.dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := d.tls.Clone()
+	cfg.ServerName = host
+	tlsConn := tls.Client(conn, cfg)
+	// HandshakeContext closes the connection when ctx ends mid-handshake.
+	if err := tlsConn.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return tlsConn, nil
 }

@@ -30,18 +30,16 @@ const (
 	maxResponseDrain = 64 << 10
 	// maxResponseHeaderBytes bounds what a receiver can make us buffer.
 	maxResponseHeaderBytes = 64 << 10
-	// tlsHandshakeTimeout applies when shorter than the attempt timeout.
-	tlsHandshakeTimeout = 10 * time.Second
 )
 
 // SenderConfig configures a Sender; zero fields take their defaults.
 type SenderConfig struct {
-	Timeout         time.Duration  // one attempt; default DefaultTimeout
-	AllowPrivate    bool           // allow loopback, private, link-local … targets
-	RootCAs         *x509.CertPool // nil: system roots; see LoadCAFile
-	UserAgent       string         // "hookferry/<version>"; default "hookferry"
-	MaxConnsPerHost int            // default DefaultMaxConnsPerHost
-	Now             func() time.Time
+	Timeout         time.Duration    // one attempt; default DefaultTimeout
+	AllowPrivate    bool             // allow loopback, private, link-local … targets
+	RootCAs         *x509.CertPool   // nil: system roots; see LoadCAFile
+	UserAgent       string           // "hookferry/<version>"; default "hookferry"
+	MaxConnsPerHost int              // default DefaultMaxConnsPerHost
+	Now             func() time.Time // signature timestamps; the reference for a Retry-After date
 }
 
 // Message is one request to make: the body is sent as is and signed with
@@ -96,8 +94,13 @@ type Outcome struct {
 	StatusCode int // the receiver's status, when it answered
 	Error      string
 	Duration   time.Duration
-	RetryAfter time.Duration // asked for by a 429 or 503 answer's Retry-After
-	Refused    bool          // the target was refused as a private address
+	// RetryAfter is the wait the receiver asked for with Retry-After on a
+	// 429 or 503: 0 when absent, unreadable or past, at most maxRetryAfter.
+	RetryAfter time.Duration
+	// Refused: the dialer refused the target as not a public address
+	// (ErrPrivateAddress), which is our policy, not the receiver's doing.
+	// A connection refused by the receiver is not Refused.
+	Refused bool
 }
 
 // Sender makes delivery attempts over one shared keep-alive transport.
@@ -137,21 +140,22 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	// A handshake bound no shorter than the attempt would only race the
-	// attempt's deadline and blur its message; 0 leaves it to the deadline.
-	var handshakeTimeout time.Duration
-	if tlsHandshakeTimeout < cfg.Timeout {
-		handshakeTimeout = tlsHandshakeTimeout
-	}
-	transport := &http.Transport{
-		Proxy:       nil, // a proxy would connect on our behalf, past the address check
-		DialContext: NewDialer(cfg.AllowPrivate).DialContext,
-		TLSClientConfig: &tls.Config{
+	dialer := &attemptDialer{
+		dialer: NewDialer(cfg.AllowPrivate),
+		tls: &tls.Config{
 			MinVersion: tls.VersionTLS12,
 			RootCAs:    cfg.RootCAs,
+			NextProtos: []string{"h2", "http/1.1"},
 		},
-		ForceAttemptHTTP2:      true, // custom dialer and TLS config would otherwise disable it
-		TLSHandshakeTimeout:    handshakeTimeout,
+		timeout: cfg.Timeout,
+	}
+	transport := &http.Transport{
+		Proxy: nil, // a proxy would connect on our behalf, past the address check
+		// Both dials end with their attempt (see attemptDialer); the
+		// transport's TLSClientConfig and TLSHandshakeTimeout go unused.
+		DialContext:            dialer.DialContext,
+		DialTLSContext:         dialer.DialTLSContext,
+		ForceAttemptHTTP2:      true,        // custom dialers would otherwise disable it
 		ResponseHeaderTimeout:  cfg.Timeout, // starts after the request is written: a backstop to the deadline
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		MaxConnsPerHost:        cfg.MaxConnsPerHost,
@@ -196,8 +200,12 @@ func (s *Sender) send(ctx context.Context, m Message) Outcome {
 	if err != nil {
 		return Outcome{Kind: Internal, Error: err.Error()}
 	}
-	attemptCtx, cancel := context.WithTimeoutCause(ctx, s.timeout, errAttemptTimeout)
+	deadline := time.Now().Add(s.timeout)
+	attemptCtx, cancel := context.WithDeadlineCause(ctx, deadline, errAttemptTimeout)
 	defer cancel()
+	// The caller's deadline, if sooner, bounds the dial too.
+	dialDeadline, _ := attemptCtx.Deadline()
+	attemptCtx = withAttemptDeadline(attemptCtx, dialDeadline)
 	req, err := http.NewRequestWithContext(attemptCtx, http.MethodPost, m.URL, bytes.NewReader(m.Body))
 	if err != nil {
 		return Outcome{Kind: Internal, Error: "bad request: " + unwrapURLError(err).Error()}
@@ -215,7 +223,7 @@ func (s *Sender) send(ctx context.Context, m Message) Outcome {
 
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return s.failure(ctx, attemptCtx, err)
+		return s.failure(ctx, attemptCtx, deadline, err)
 	}
 	// Read a little so a short answer leaves the connection reusable; a longer
 	// one is cut off and its connection closed. Errors here change nothing:
@@ -223,25 +231,50 @@ func (s *Sender) send(ctx context.Context, m Message) Outcome {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseDrain))
 	_ = resp.Body.Close()
 
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return Outcome{Kind: Delivered, StatusCode: resp.StatusCode}
+	code := resp.StatusCode
+	if code >= 200 && code < 300 {
+		return Outcome{Kind: Delivered, StatusCode: code}
 	}
-	msg := resp.Status
-	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		msg += " (redirects are not followed)"
+	out := Outcome{Kind: Rejected, StatusCode: code, Error: statusMessage(code)}
+	if code >= 300 && code < 400 {
+		out.Error += " (redirects are not followed)"
 	}
-	return Outcome{Kind: Rejected, StatusCode: resp.StatusCode, Error: msg}
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		out.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.now())
+	}
+	return out
 }
 
-// failure classifies an error from the round trip.
-func (s *Sender) failure(parent, attempt context.Context, err error) Outcome {
-	if parent.Err() != nil {
+// statusMessage reads "410 Gone": the code with Go's text for it, never the
+// receiver's reason phrase, so the message for a status is always the same.
+func statusMessage(code int) string {
+	if text := http.StatusText(code); text != "" {
+		return strconv.Itoa(code) + " " + text
+	}
+	return strconv.Itoa(code)
+}
+
+// failure classifies an error from the round trip. deadline is the attempt's
+// own: a dial bound by it can fail a moment before the attempt's context
+// notices, and that is the attempt's timeout too.
+func (s *Sender) failure(parent, attempt context.Context, deadline time.Time, err error) Outcome {
+	now := time.Now()
+	if parent.Err() != nil || past(parent, now) {
 		return Outcome{Kind: Cancelled, Error: cancelledError(parent)}
 	}
-	if errors.Is(context.Cause(attempt), errAttemptTimeout) {
+	if errors.Is(err, ErrPrivateAddress) {
+		return Outcome{Kind: Unreachable, Error: describe(err), Refused: true}
+	}
+	if errors.Is(context.Cause(attempt), errAttemptTimeout) || !now.Before(deadline) {
 		return Outcome{Kind: Unreachable, Error: "timeout after " + s.timeout.String()}
 	}
 	return Outcome{Kind: Unreachable, Error: describe(err)}
+}
+
+// past reports whether ctx's deadline, if any, is not after now.
+func past(ctx context.Context, now time.Time) bool {
+	d, ok := ctx.Deadline()
+	return ok && !now.Before(d)
 }
 
 func cancelledError(ctx context.Context) string {

@@ -221,43 +221,38 @@ func TestSendConnectionRefused(t *testing.T) {
 	require.Equal(t, Unreachable, out.Kind)
 	require.Zero(t, out.StatusCode)
 	require.Equal(t, "connection refused", out.Error)
+	require.False(t, out.Refused, "refused by the receiver, not by our address policy")
 }
 
 func TestSendTimeout(t *testing.T) {
 	t.Parallel()
 	rcv := newReceiver(t, hang(t))
-	s := newSender(t, rcv, SenderConfig{AllowPrivate: true, Timeout: 100 * time.Millisecond})
+	s := newSender(t, rcv, SenderConfig{AllowPrivate: true, Timeout: time.Second})
 	m := rcv.message("evt_timeout")
 
 	out := s.Send(context.Background(), m)
 	require.Equal(t, Unreachable, out.Kind)
 	require.Zero(t, out.StatusCode)
-	require.Equal(t, "timeout after 100ms", out.Error)
+	require.Equal(t, "timeout after 1s", out.Error)
 	rcv.requireVerified(t, 1, m)
 }
 
-// A receiver that accepts connections and never speaks TLS.
+// A receiver that accepts connections and never speaks TLS: the handshake
+// ends with the attempt, connection closed.
 func TestSendTimeoutInHandshake(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { _ = conn.Close() })
-		}
-	}()
-	s, err := NewSender(SenderConfig{AllowPrivate: true, Timeout: 100 * time.Millisecond})
+	const timeout = 300 * time.Millisecond
+	sl := newSilentListener(t)
+	s, err := NewSender(SenderConfig{AllowPrivate: true, Timeout: timeout})
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 
-	out := s.Send(context.Background(), Message{URL: "https://" + ln.Addr().String() + "/", Secret: newSecret(t), EventID: "evt_1"})
+	out := s.Send(context.Background(), Message{URL: "https://" + sl.addr + "/", Secret: newSecret(t), EventID: "evt_1"})
 	require.Equal(t, Unreachable, out.Kind)
-	require.Equal(t, "timeout after 100ms", out.Error)
+	require.Equal(t, "timeout after 300ms", out.Error)
+	require.False(t, out.Refused)
+	_, open := sl.settle(timeout) // one more timeout: the handshake is long over
+	require.Zero(t, open, "the handshake outlived its attempt")
 }
 
 func TestSendCancelled(t *testing.T) {
@@ -309,6 +304,43 @@ func TestSendCancelled(t *testing.T) {
 	})
 }
 
+// deadlineOnly is a context whose deadline has passed but whose Done has not
+// yet fired, as a context is for a moment after its deadline.
+type deadlineOnly struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c deadlineOnly) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// The error of a dial bound by the attempt's deadline can arrive before the
+// attempt's context has fired: it is still the attempt's timeout, or the
+// caller's end when the caller's deadline was the sooner.
+func TestSendFailureAtDeadline(t *testing.T) {
+	t.Parallel()
+	s, err := NewSender(SenderConfig{Timeout: time.Second})
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	live := context.Background()
+	passed := time.Now().Add(-time.Millisecond)
+	dialErr := &net.OpError{Op: "dial", Net: "tcp", Err: context.DeadlineExceeded}
+
+	out := s.failure(live, live, passed, dialErr)
+	require.Equal(t, Outcome{Kind: Unreachable, Error: "timeout after 1s"}, out)
+
+	out = s.failure(deadlineOnly{live, passed}, live, time.Now().Add(time.Hour), dialErr)
+	require.Equal(t, Cancelled, out.Kind)
+
+	out = s.failure(live, live, time.Now().Add(time.Hour), dialErr)
+	require.Equal(t, Unreachable, out.Kind)
+	require.Equal(t, "timeout: dial tcp: context deadline exceeded", out.Error)
+
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: &privateAddressError{addr: "10.0.0.1"}}
+	out = s.failure(live, live, time.Now().Add(time.Hour), refused)
+	require.Equal(t, Outcome{Kind: Unreachable, Error: "refused: 10.0.0.1 is not a public address", Refused: true}, out)
+	require.False(t, s.failure(live, live, time.Now().Add(time.Hour), errors.New("other")).Refused)
+}
+
 func TestSendRefusesPrivateAddress(t *testing.T) {
 	t.Parallel()
 	for _, host := range []string{"127.0.0.1", "localhost"} {
@@ -322,6 +354,7 @@ func TestSendRefusesPrivateAddress(t *testing.T) {
 			out := s.Send(context.Background(), m)
 			require.Equal(t, Unreachable, out.Kind)
 			require.Equal(t, "refused: 127.0.0.1 is not a public address", out.Error)
+			require.True(t, out.Refused)
 			require.Empty(t, rcv.received())
 			require.Zero(t, rcv.newConns.Load(), "no TCP connection reached the receiver")
 		})
