@@ -19,8 +19,8 @@ import (
 //   - Within a lane, the next attempt goes to the tenant with the fewest
 //     attempts in flight in that lane, then its user with the fewest, then its
 //     webhook with the fewest, then the one that waited longest. A tenant
-//     holds at most PerTenant main workers and PerTenant/2 held-back ones, a
-//     user at most PerUser main workers.
+//     holds at most PerTenant main workers, a user at most PerUser, and of the
+//     held-back workers as much in proportion.
 //   - Each webhook has a concurrency limit between 1 and PerWebhook: it starts
 //     at 4, grows by one with every success, halves when the receiver answers
 //     with an error, and drops to 1 when an attempt times out or cannot
@@ -156,7 +156,7 @@ func (s *scheduler) pick(l lane) *attempt {
 			continue
 		}
 		t, u := s.tenant(h), s.user(h)
-		if t.busy[l] >= s.perTenant(l) || (l == mainLane && u.busy[l] >= s.cfg.PerUser) {
+		if t.busy[l] >= s.share(l, s.cfg.PerTenant) || u.busy[l] >= s.share(l, s.cfg.PerUser) {
 			continue
 		}
 		if best == nil || before(t, u, h, bestT, bestU, best, l) {
@@ -204,11 +204,13 @@ func (s *scheduler) lanes(l lane) int {
 	return s.cfg.HeldBackWorkers
 }
 
-func (s *scheduler) perTenant(l lane) int {
+// share is what a tenant or user with main-lane share n may hold in lane l:
+// n of the main lane; of the held-back lane as much in proportion.
+func (s *scheduler) share(l lane, n int) int {
 	if l == mainLane {
-		return s.cfg.PerTenant
+		return n
 	}
-	return max(s.cfg.PerTenant/2, 1)
+	return max(n*s.cfg.HeldBackWorkers/s.cfg.Workers, 1)
 }
 
 // overtime moves a main-lane attempt that has run past SlowAfter to the
