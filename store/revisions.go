@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	"gorm.io/gorm"
 )
 
@@ -47,7 +46,7 @@ func (s *Store) openRevisions(ctx context.Context) error {
 		}
 		s.revisions.reader = reader
 	} else {
-		db, err := gorm.Open(sqlite.Open(sqliteDSN(s.loc.Path)), &gorm.Config{})
+		db, err := gorm.Open(openSQLite(s.loc.Path), &gorm.Config{})
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	"github.com/hookferry/hookferry/keyring"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -183,7 +182,7 @@ func openDB(ctx context.Context, databaseURL string, opts Options, create bool) 
 				s.endStartUp()
 			}
 		}()
-		dialector = sqlite.Open(sqliteDSN(loc.Path))
+		dialector = openSQLite(loc.Path)
 	}
 	db, err := gorm.Open(dialector, cfg)
 	if err != nil {
@@ -270,7 +269,7 @@ func sqliteDSN(path string) string {
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "secure_delete(1)")
-	q.Set("_txlock", "immediate")
+	q.Set("_txlock", "immediate") // ignored by the driver beside _time_format: see immediateDriver
 	q.Set("_time_format", "sqlite")
 	return "file:" + path + "?" + q.Encode()
 }
