@@ -98,6 +98,11 @@ func (s *Store) enqueue(ctx context.Context, req *publishRequest) error {
 	if s.closed {
 		return ErrClosed
 	}
+	// A caller already gone queues nothing (select alone would pick the send
+	// half the time, and the event would be stored for a publish that failed).
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case s.publishes <- req:
 		return nil
