@@ -47,6 +47,13 @@ type Paused struct {
 // webhooks' failure streaks. It pauses the webhooks whose receiver answered
 // 410 Gone (ENDPOINT_GONE) and those whose failures have lasted longer than
 // autoPauseAfter (DELIVERY_FAILURES), and returns them.
+//
+// A result whose ClaimSeq is no longer the delivery's (its lease was taken
+// over, or it was redelivered) writes nothing to the delivery: its status,
+// attempts count, schedule and lease are the current claim's. The attempt it
+// reports did reach the receiver, so it is still logged, and it still counts
+// for the webhook (a success ends a failure streak, a failure starts one, a
+// 410 pauses it): those are facts about the receiver, not about the claim.
 func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter time.Duration) (paused []Paused, err error) {
 	defer wrap(&err, "store.Record(%d)", len(results))
 	if len(results) == 0 {
