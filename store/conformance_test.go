@@ -172,6 +172,13 @@ func (e *env) claim(req store.ClaimRequest) []store.Claim {
 
 func (e *env) claimAll() []store.Claim { e.t.Helper(); return e.claim(store.ClaimRequest{Limit: 100}) }
 
+// first is the first of cs, which must not be empty.
+func (e *env) first(cs []store.Claim) store.Claim {
+	e.t.Helper()
+	require.NotEmpty(e.t, cs)
+	return cs[0]
+}
+
 func (e *env) record(rs ...store.Result) []store.Paused {
 	e.t.Helper()
 	p, err := e.st.Record(ctx, rs, 0)
@@ -509,7 +516,7 @@ func testStaleAfterExpiry(t *testing.T, e *env) {
 	w := e.webhook(alice, "https://a.example/h", false)
 	e.publish(e.st, "acme", 1)
 	d := e.deliveryIDs(w.ID)[0]
-	stale := e.claimAll()[0]
+	stale := e.first(e.claimAll())
 	require.EqualValues(t, 1, stale.ClaimSeq)
 	e.expire(d)
 	current := e.claimAll()
@@ -540,7 +547,7 @@ func testStaleAfterRedeliver(t *testing.T, e *env) {
 	w := e.webhook(alice, "https://a.example/h", false)
 	e.publish(e.st, "acme", 1)
 	d := e.deliveryIDs(w.ID)[0]
-	stale := e.claimAll()[0]
+	stale := e.first(e.claimAll())
 	e.clk.Add(time.Second)
 	e.redeliver(alice, w.ID, d)
 	want := e.row(d)
@@ -643,7 +650,7 @@ func testOrderedRedeliverWaitsForClaims(t *testing.T, e *env) {
 	o := e.webhook(olga, "https://o.example/h", true)
 	e.publish(e.st, "ordered", 3)
 	d := e.deliveryIDs(o.ID)
-	e.record(delivered(e.claimAll()[0], e.t0))
+	e.record(delivered(e.first(e.claimAll()), e.t0))
 
 	raw := rawDB(t, e.url)
 	tx, err := raw.BeginTx(ctx, nil)
@@ -688,7 +695,7 @@ func testOrderedRedeliverWaitsForClaims(t *testing.T, e *env) {
 func testOrderedPauseUnpause(t *testing.T, e *env) {
 	o := e.webhook(olga, "https://o.example/h", true)
 	e.publish(e.st, "ordered", 3)
-	e.record(delivered(e.claimAll()[0], e.t0))
+	e.record(delivered(e.first(e.claimAll()), e.t0))
 	_, err := e.st.PauseWebhook(ctx, olga, o.ID, webhook.PauseReasonUser)
 	require.NoError(t, err)
 	e.publish(e.st, "ordered", 3)
@@ -806,7 +813,9 @@ func testPauseAndUnpause(t *testing.T, e *env) {
 	_, err = e.st.UnpauseWebhook(ctx, alice, w.ID, 0)
 	require.NoError(t, err)
 	for _, id := range d {
-		require.Equal(t, e.clk.Now(), e.row(id).NextAttemptAt.UTC(), "due again at the unpause")
+		next := e.row(id).NextAttemptAt
+		require.NotNil(t, next, "due again at the unpause")
+		require.Equal(t, e.clk.Now(), next.UTC())
 	}
 	var got []int64
 	for range d {
@@ -887,7 +896,7 @@ func testRecordGone(t *testing.T, e *env) {
 	other := e.webhook(bob, "https://b.example/h", false)
 	e.publish(e.st, "acme", 3)
 	cs := e.claimAll()
-	gone := of(w.ID, cs)[0]
+	gone := e.first(of(w.ID, cs))
 	r := retry(gone, e.t0, e.t0.Add(time.Minute))
 	r.StatusCode, r.Error, r.Gone = 410, "HTTP 410", true
 	results := []store.Result{r}
@@ -907,6 +916,7 @@ func testRecordGone(t *testing.T, e *env) {
 	}
 	row := e.row(gone.DeliveryID)
 	require.Equal(t, 1, row.Attempts)
+	require.NotNil(t, row.LastStatusCode)
 	require.Equal(t, 410, *row.LastStatusCode)
 	e.expire(ids(cs)...)
 	e.clk.Add(time.Hour)
@@ -1141,7 +1151,7 @@ func testPublishCancelled(t *testing.T, e *env) {
 func testTwoInstancesWrite(t *testing.T, e *env) {
 	o := e.webhook(olga, "https://o.example/h", true)
 	e.publish(e.st, "ordered", 3)
-	first := e.claimAll()[0]
+	first := e.first(e.claimAll())
 	e.record(delivered(first, e.t0))
 	other := e.open(e.clk.Now)
 	stop, failed := make(chan struct{}), make(chan error, 1)
