@@ -1083,6 +1083,15 @@ func testPublishAtomic(t *testing.T, e *env) {
 // finishes, and the store closes.
 func testPublishCancelled(t *testing.T, e *env) {
 	e.webhook(alice, "https://a.example/h", false)
+	woken := make(chan struct{}, 100)
+	e.st.OnSignal(func(s store.Signal) {
+		if s.Channel == store.DeliveriesChannel {
+			select {
+			case woken <- struct{}{}:
+			default:
+			}
+		}
+	})
 	gone, cancel := context.WithCancel(ctx)
 	cancel()
 	for range 20 {
@@ -1093,6 +1102,9 @@ func testPublishCancelled(t *testing.T, e *env) {
 	var n int64
 	require.NoError(t, e.db.Raw("SELECT COUNT(*) FROM events WHERE tenant_id = 'nobody'").Scan(&n).Error)
 	require.Zero(t, n, "a publish cancelled before it began stored its event")
+	for len(woken) > 0 {
+		<-woken
+	}
 
 	// Hold the writers up: another connection holds the lock they need.
 	raw := rawDB(t, e.url)
@@ -1135,6 +1147,15 @@ func testPublishCancelled(t *testing.T, e *env) {
 	}
 	_, err = conn.ExecContext(ctx, "ROLLBACK")
 	require.NoError(t, err)
+	// The abandoned publish commits now, and its delivery is due: the
+	// workers are woken for it although its caller is gone.
+	select {
+	case <-woken:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the abandoned publish committed without waking the delivery workers")
+	}
+	require.NoError(t, e.db.Raw("SELECT COUNT(*) FROM events WHERE tenant_id = 'acme'").Scan(&n).Error)
+	require.EqualValues(t, 9, n)
 	closed := make(chan error, 1)
 	go func() { closed <- e.st.Close() }()
 	select {

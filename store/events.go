@@ -83,10 +83,6 @@ func (s *Store) Publish(ctx context.Context, ev Event) (_ Published, err error) 
 		// A concurrent publish of the same producer id won the race.
 		return s.findPublished(ctx, ev.TenantID, ev.ProducerID)
 	}
-	if req.deliveries > 0 {
-		s.signal(deliveriesChannel, "")
-		s.wakeOtherInstances()
-	}
 	return Published{EventID: id, Deliveries: req.deliveries}, nil
 }
 
@@ -179,6 +175,17 @@ func (s *Store) commitEach(ctx context.Context, batch []*publishRequest) {
 			s.commitEach(ctx, []*publishRequest{r})
 		}
 		return
+	}
+	if err == nil {
+		// The writer wakes the workers, not Publish: a publish whose caller
+		// has gone may still commit, and its deliveries are due now.
+		for _, r := range batch {
+			if r.deliveries > 0 {
+				s.signal(deliveriesChannel, "")
+				s.wakeOtherInstances()
+				break
+			}
+		}
 	}
 	for _, r := range batch {
 		r.done <- err
