@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"strconv"
 	"time"
 
@@ -45,8 +46,47 @@ func (d postgresDialect) claim(tx *gorm.DB, due string, args []any, leaseSQL str
 		RETURNING d.id, d.claim_seq, d.leased_until, d.event_id, d.webhook_id, w.tenant_id, w.user_id, w.ordered,
 			d.attempts, d.schedule_pos, w.url, w.secret, e.payload`
 	var rows []claimRow
-	err := tx.Raw(q, append(leaseArgs, args...)...).Scan(&rows).Error
-	return rows, err
+	if err := tx.Raw(q, append(leaseArgs, args...)...).Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	return keepOrderedHeads(tx, rows)
+}
+
+// keepOrderedHeads gives back the deliveries of ordered webhooks claimed that
+// a statement begun now does not see as their webhook's oldest pending one
+// and its only lease. The claim judged that on its statement's snapshot,
+// which can predate a redelivery of an older delivery that committed before
+// the claim reached the row it locked (lockPending holds off only the claims
+// that locked first): another claim, seeing the redelivered one, would lease
+// it beside this one. Of two such claims the later to check gives way.
+func keepOrderedHeads(tx *gorm.DB, rows []claimRow) ([]claimRow, error) {
+	var ordered []int64
+	for _, r := range rows {
+		if r.Ordered {
+			ordered = append(ordered, r.ID)
+		}
+	}
+	if len(ordered) == 0 {
+		return rows, nil
+	}
+	var lost []int64
+	if err := tx.Raw(`SELECT d.id FROM deliveries d WHERE d.id IN ? AND (
+		EXISTS (SELECT 1 FROM deliveries d3 WHERE d3.webhook_id = d.webhook_id AND d3.status = 'PENDING' AND d3.id < d.id)
+		OR EXISTS (SELECT 1 FROM deliveries d4 WHERE d4.webhook_id = d.webhook_id AND d4.status = 'PENDING' AND d4.id <> d.id
+			AND d4.leased_until > now()))`, ordered).Scan(&lost).Error; err != nil || len(lost) == 0 {
+		return rows, err
+	}
+	// As before the claim: the lease it took over had ended, or there was none.
+	if err := tx.Exec("UPDATE deliveries SET leased_until = NULL, claim_seq = claim_seq - 1 WHERE id IN ?", lost).Error; err != nil {
+		return nil, err
+	}
+	kept := rows[:0]
+	for _, r := range rows {
+		if !slices.Contains(lost, r.ID) {
+			kept = append(kept, r)
+		}
+	}
+	return kept, nil
 }
 
 func (postgresDialect) lockPending(tx *gorm.DB, webhookID string) error {
