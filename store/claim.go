@@ -207,36 +207,3 @@ func (s *Store) Startable(ctx context.Context, refs []ClaimRef, within time.Dura
 	}
 	return ok, nil
 }
-
-// completeClaims adds what sending needs to rows claimed on SQLite, whose
-// RETURNING cannot reach other tables.
-func completeClaims(tx *gorm.DB, rows []claimRow) error {
-	eventIDs := make([]string, 0, len(rows))
-	webhookIDs := make([]string, 0, len(rows))
-	for _, r := range rows {
-		eventIDs = append(eventIDs, r.EventID)
-		webhookIDs = append(webhookIDs, r.WebhookID)
-	}
-	var events []eventRow
-	if err := tx.Select("id", "payload").Where("id IN ?", unique(eventIDs)).Find(&events).Error; err != nil {
-		return err
-	}
-	var hooks []webhookRow
-	if err := tx.Select("id", "tenant_id", "user_id", "ordered", "url", "secret").Where("id IN ?", unique(webhookIDs)).Find(&hooks).Error; err != nil {
-		return err
-	}
-	payloads := make(map[string][]byte, len(events))
-	for _, e := range events {
-		payloads[e.ID] = e.Payload
-	}
-	byID := make(map[string]webhookRow, len(hooks))
-	for _, h := range hooks {
-		byID[h.ID] = h
-	}
-	for i := range rows {
-		w := byID[rows[i].WebhookID]
-		rows[i].Payload = payloads[rows[i].EventID]
-		rows[i].URL, rows[i].Secret, rows[i].TenantID, rows[i].UserID, rows[i].Ordered = w.URL, w.Secret, w.TenantID, w.UserID, w.Ordered
-	}
-	return nil
-}

@@ -47,6 +47,13 @@ type Paused struct {
 // webhooks' failure streaks. It pauses the webhooks whose receiver answered
 // 410 Gone (ENDPOINT_GONE) and those whose failures have lasted longer than
 // autoPauseAfter (DELIVERY_FAILURES), and returns them.
+//
+// A result whose ClaimSeq is no longer the delivery's (its lease was taken
+// over, or it was redelivered) writes nothing to the delivery: its status,
+// attempts count, schedule and lease are the current claim's. The attempt it
+// reports did reach the receiver, so it is still logged, and it still counts
+// for the webhook (a success ends a failure streak, a failure starts one, a
+// 410 pauses it): those are facts about the receiver, not about the claim.
 func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter time.Duration) (paused []Paused, err error) {
 	defer wrap(&err, "store.Record(%d)", len(results))
 	if len(results) == 0 {
@@ -55,10 +62,8 @@ func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter tim
 	now := s.clock()
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		paused = nil // a retried transaction starts over
-		if s.postgres {
-			if err := relaxCommit(tx); err != nil {
-				return err
-			}
+		if err := s.dialect.relaxCommit(tx); err != nil {
+			return err
 		}
 		if err := s.updateDeliveries(tx, results); err != nil {
 			return err
@@ -153,23 +158,10 @@ func (s *Store) pauseFor(tx *gorm.DB, ids []string, reason webhook.PauseReason, 
 	return s.notifyWebhooks(tx, active)
 }
 
-// relaxCommit lets a PostgreSQL transaction commit without waiting for its WAL
-// to reach the disk. Only for claims and outcomes: losing the last of them in a
-// crash of the database means deliveries sent again (at least once), never an
-// event lost; publishes always commit synchronously.
-func relaxCommit(tx *gorm.DB) error {
-	return tx.Exec("SET LOCAL synchronous_commit = off").Error
-}
-
 // updateDeliveries writes every result in one UPDATE … FROM (VALUES …).
 func (s *Store) updateDeliveries(tx *gorm.DB, results []Result) error {
 	const cols = 9
-	cast := func(typ string) string {
-		if s.postgres {
-			return "CAST(? AS " + typ + ")"
-		}
-		return "?"
-	}
+	cast := s.dialect.typed
 	row := "(" + strings.Join([]string{cast("BIGINT"), cast("BIGINT"), cast("TEXT"), cast("INTEGER"), cast("INTEGER"),
 		cast("TIMESTAMPTZ"), cast("INTEGER"), cast("TEXT"), cast("TIMESTAMPTZ")}, ", ") + ")"
 	values := make([]string, len(results))
@@ -214,10 +206,8 @@ func (s *Store) updateDeliveries(tx *gorm.DB, results []Result) error {
 // insertAttempts logs attempts in one statement, skipping those whose delivery
 // was deleted meanwhile (they would break the foreign key).
 func (s *Store) insertAttempts(tx *gorm.DB, as []attemptRow) error {
-	row := "(?, ?, ?, ?, ?)"
-	if s.postgres {
-		row = "(CAST(? AS BIGINT), CAST(? AS TIMESTAMPTZ), CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION))"
-	}
+	cast := s.dialect.typed
+	row := "(" + strings.Join([]string{cast("BIGINT"), cast("TIMESTAMPTZ"), cast("INTEGER"), cast("TEXT"), cast("DOUBLE PRECISION")}, ", ") + ")"
 	rows := make([]string, len(as))
 	args := make([]any, 0, len(as)*5)
 	for i, a := range as {
@@ -335,10 +325,7 @@ func (s *Store) Redeliver(ctx context.Context, owner webhook.Owner, webhookID, i
 			return err
 		}
 		out = row.toDelivery()
-		if s.postgres {
-			return tx.Exec("SELECT pg_notify(?, '')", deliveriesChannel).Error
-		}
-		return nil
+		return s.dialect.notify(tx, deliveriesChannel, "")
 	})
 	if err == nil {
 		s.signal(deliveriesChannel, "")
@@ -356,12 +343,11 @@ func (s *Store) QueueDepth(ctx context.Context) (int64, error) {
 	return n, err
 }
 
+// notifyWebhooks tells the other instances, on commit, that the webhooks
+// were paused or deleted.
 func (s *Store) notifyWebhooks(tx *gorm.DB, ids []string) error {
-	if !s.postgres {
-		return nil
-	}
 	for _, id := range ids {
-		if err := tx.Exec("SELECT pg_notify(?, ?)", webhooksChannel, id).Error; err != nil {
+		if err := s.dialect.notify(tx, webhooksChannel, id); err != nil {
 			return err
 		}
 	}

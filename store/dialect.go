@@ -1,14 +1,21 @@
 package store
 
 import (
-	"strconv"
+	"context"
+	"database/sql"
 	"time"
 
+	"github.com/pressly/goose/v3"
 	"gorm.io/gorm"
 )
 
-// dialect is the SQL that differs between PostgreSQL and SQLite.
+// dialect is what differs between PostgreSQL (dialect_postgres.go) and
+// SQLite (dialect_sqlite.go): SQL, locks, notifications, start-up. The rest
+// of the store is written once for both.
 type dialect interface {
+	// name is the engine's name: "postgres" or "sqlite".
+	name() string
+
 	// now is the database's clock in SQL, with its arguments: PostgreSQL's
 	// now(), so that instances with skewed clocks agree on leases; SQLite's
 	// is this process's (one machine owns the file).
@@ -20,82 +27,54 @@ type dialect interface {
 	after(appNow time.Time, d time.Duration, n int) (string, []any)
 	// param is the n-th placeholder of a database/sql query.
 	param(n int) string
+	// typed is a placeholder of a VALUES list whose type the database must
+	// be told (PostgreSQL does not infer it there), sqlType in PostgreSQL's
+	// spelling.
+	typed(sqlType string) string
+
 	// claim leases the rows that the query due selects (with args) until
 	// leaseEnd and returns them with what sending needs.
 	claim(tx *gorm.DB, due string, args []any, leaseSQL string, leaseArgs []any) ([]claimRow, error)
 	// lockPending locks the webhook's pending deliveries until the end of
 	// tx, waiting for the claims that hold some of them.
 	lockPending(tx *gorm.DB, webhookID string) error
-}
+	// forUpdate locks the rows q reads until the end of its transaction.
+	forUpdate(q *gorm.DB) *gorm.DB
+	// forUpdateSkipLocked locks the rows q reads that nobody else holds.
+	forUpdateSkipLocked(q *gorm.DB) *gorm.DB
+	// lockReferenced is the clause that locks the rows of alias (the
+	// webhooks an insert refers to) against concurrent updates before their
+	// columns are read.
+	lockReferenced(alias string) string
+	// tryLock takes the named lock of this database (schema) for one
+	// instance, without waiting.
+	tryLock(ctx context.Context, db *gorm.DB, name string) (release func(), ok bool, err error)
+	// relaxCommit lets tx commit without waiting for the disk, where the
+	// database allows it (see postgresDialect.relaxCommit).
+	relaxCommit(tx *gorm.DB) error
 
-type postgresDialect struct{}
+	// notifies says whether other processes hear notify (and Listen relays
+	// what they send).
+	notifies() bool
+	// notify tells the other instances, on commit of tx, something happened
+	// on channel.
+	notify(tx *gorm.DB, channel, payload string) error
 
-func (postgresDialect) now(time.Time) (string, []any) { return "now()", nil }
-
-func (postgresDialect) leaseEnd(_ time.Time, lease time.Duration) (string, []any) {
-	return "now() + make_interval(secs => CAST(? AS double precision))", []any{lease.Seconds()}
-}
-
-func (postgresDialect) after(_ time.Time, d time.Duration, n int) (string, []any) {
-	return "now() + make_interval(secs => CAST($" + strconv.Itoa(n) + " AS double precision))", []any{d.Seconds()}
-}
-
-func (postgresDialect) param(n int) string { return "$" + strconv.Itoa(n) }
-
-// claim is one statement: lock the rows due selects that nobody holds, lease
-// them, and return them with their webhook and payload. The lock re-checks
-// the lease on the row's latest version: a row another instance leased since
-// due's snapshot is skipped, never leased twice.
-func (postgresDialect) claim(tx *gorm.DB, due string, args []any, leaseSQL string, leaseArgs []any) ([]claimRow, error) {
-	if err := relaxCommit(tx); err != nil {
-		return nil, err
-	}
-	q := `UPDATE deliveries AS d SET leased_until = ` + leaseSQL + `, claim_seq = d.claim_seq + 1
-		FROM events e, webhooks w
-		WHERE d.id IN (SELECT l.id FROM deliveries l WHERE l.id IN (` + due + `)
-			AND l.status = 'PENDING' AND (l.leased_until IS NULL OR l.leased_until <= now())
-			FOR UPDATE SKIP LOCKED)
-		AND e.id = d.event_id AND w.id = d.webhook_id
-		RETURNING d.id, d.claim_seq, d.leased_until, d.event_id, d.webhook_id, w.tenant_id, w.user_id, w.ordered,
-			d.attempts, d.schedule_pos, w.url, w.secret, e.payload`
-	var rows []claimRow
-	err := tx.Raw(q, append(leaseArgs, args...)...).Scan(&rows).Error
-	return rows, err
-}
-
-func (postgresDialect) lockPending(tx *gorm.DB, webhookID string) error {
-	return tx.Exec("SELECT id FROM deliveries WHERE webhook_id = ? AND status = 'PENDING' FOR UPDATE", webhookID).Error
-}
-
-type sqliteDialect struct{}
-
-// lockPending: the transaction holds the database's write lock already.
-func (sqliteDialect) lockPending(*gorm.DB, string) error { return nil }
-
-func (sqliteDialect) now(appNow time.Time) (string, []any) { return "?", []any{appNow} }
-
-func (sqliteDialect) leaseEnd(appNow time.Time, lease time.Duration) (string, []any) {
-	return "?", []any{appNow.Add(lease)}
-}
-
-func (sqliteDialect) after(appNow time.Time, d time.Duration, _ int) (string, []any) {
-	return "?", []any{appNow.Add(d)}
-}
-
-func (sqliteDialect) param(int) string { return "?" }
-
-// claim: SQLite has one writer, so the transaction is the lock; RETURNING
-// cannot reach other tables, so the rest comes in a second query.
-func (sqliteDialect) claim(tx *gorm.DB, due string, args []any, leaseSQL string, leaseArgs []any) ([]claimRow, error) {
-	q := `UPDATE deliveries SET leased_until = ` + leaseSQL + `, claim_seq = claim_seq + 1
-		WHERE id IN (` + due + `)
-		RETURNING id, claim_seq, leased_until, event_id, webhook_id, attempts, schedule_pos`
-	var rows []claimRow
-	if err := tx.Raw(q, append(leaseArgs, args...)...).Scan(&rows).Error; err != nil {
-		return nil, err
-	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	return rows, completeClaims(tx, rows)
+	// publishWriters is how many writers commit publishes at once.
+	publishWriters() int
+	// configurePool sizes the connection pool; maxOpen 0 is the default.
+	configurePool(db *sql.DB, maxOpen int)
+	// openReader is the connection pool of the reads that must never wait
+	// for the writer (Sync, Startable); own says it is not db's and is
+	// closed with the store.
+	openReader(db *gorm.DB) (reader *sql.DB, own bool, err error)
+	// migrations are goose's dialect, the folder of migrations/ and options.
+	migrations() (goose.Dialect, string, []goose.ProviderOption)
+	// explain rewords the errors a person meets at start-up.
+	explain(err error) error
+	// shrink hands the pages that deleting freed back to the file system.
+	shrink(ctx context.Context, db *gorm.DB) error
+	// truncateWAL writes the write-ahead log back and empties it, so that
+	// what was overwritten is nowhere on disk.
+	truncateWAL(ctx context.Context, db *gorm.DB) error
 }

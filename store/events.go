@@ -83,10 +83,6 @@ func (s *Store) Publish(ctx context.Context, ev Event) (_ Published, err error) 
 		// A concurrent publish of the same producer id won the race.
 		return s.findPublished(ctx, ev.TenantID, ev.ProducerID)
 	}
-	if req.deliveries > 0 {
-		s.signal(deliveriesChannel, "")
-		s.wakeOtherInstances()
-	}
 	return Published{EventID: id, Deliveries: req.deliveries}, nil
 }
 
@@ -97,6 +93,11 @@ func (s *Store) enqueue(ctx context.Context, req *publishRequest) error {
 	defer s.closeMu.RUnlock()
 	if s.closed {
 		return ErrClosed
+	}
+	// A caller already gone queues nothing (select alone would pick the send
+	// half the time, and the event would be stored for a publish that failed).
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	select {
 	case s.publishes <- req:
@@ -175,6 +176,17 @@ func (s *Store) commitEach(ctx context.Context, batch []*publishRequest) {
 		}
 		return
 	}
+	if err == nil {
+		// The writer wakes the workers, not Publish: a publish whose caller
+		// has gone may still commit, and its deliveries are due now.
+		for _, r := range batch {
+			if r.deliveries > 0 {
+				s.signal(deliveriesChannel, "")
+				s.wakeOtherInstances()
+				break
+			}
+		}
+	}
 	for _, r := range batch {
 		r.done <- err
 	}
@@ -238,10 +250,8 @@ func (s *Store) insertFanOut(tx *gorm.DB, batch []*publishRequest) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	row := "(?, ?, ?, ?)"
-	if s.postgres {
-		row = "(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TIMESTAMPTZ))"
-	}
+	cast := s.dialect.typed
+	row := "(" + strings.Join([]string{cast("TEXT"), cast("TEXT"), cast("TEXT"), cast("TIMESTAMPTZ")}, ", ") + ")"
 	rows := make([]string, len(batch))
 	args := make([]any, 0, 4*len(batch))
 	byID := make(map[string]*publishRequest, len(batch))
@@ -254,10 +264,7 @@ func (s *Store) insertFanOut(tx *gorm.DB, batch []*publishRequest) error {
 		SELECT v.column1, w.id, v.column3, 'PENDING', 0, 0, CASE WHEN w.status = 'ACTIVE' THEN v.column4 END, 0, '', v.column4
 		FROM (VALUES ` + strings.Join(rows, ", ") + `) AS v
 		JOIN webhooks w ON w.tenant_id = v.column2
-		JOIN webhook_event_types t ON t.webhook_id = w.id AND t.event_type = v.column3`
-	if s.postgres {
-		q += forKeyShare
-	}
+		JOIN webhook_event_types t ON t.webhook_id = w.id AND t.event_type = v.column3` + s.dialect.lockReferenced("w")
 	var eventIDs []string
 	if err := tx.Raw(q+" RETURNING event_id", args...).Scan(&eventIDs).Error; err != nil {
 		return err
@@ -268,19 +275,11 @@ func (s *Store) insertFanOut(tx *gorm.DB, batch []*publishRequest) error {
 	return nil
 }
 
-// forKeyShare is the lock a foreign key check takes anyway, taken before the
-// webhook's status is read: a concurrent pause or unpause (which locks the row
-// FOR UPDATE) is then wholly before this insert or wholly after it.
-const forKeyShare = " FOR KEY SHARE OF w"
-
 // insertTargetedDeliveries queues the deliveries of an event with an audience,
 // or of a ping to one webhook.
 func (s *Store) insertTargetedDeliveries(tx *gorm.DB, r *publishRequest) error {
 	ev := r.ev
-	due := "?"
-	if s.postgres {
-		due = "CAST(? AS TIMESTAMPTZ)"
-	}
+	due := s.dialect.typed("TIMESTAMPTZ")
 	q := `INSERT INTO deliveries (event_id, webhook_id, event_type, status, attempts, schedule_pos, next_attempt_at, claim_seq, last_error, created_at)
 		SELECT ?, w.id, ?, ?, 0, 0, CASE WHEN w.status = ? THEN ` + due + ` END, 0, '', ? FROM webhooks w`
 	args := []any{r.id, ev.Type, StatusPending, webhook.StatusActive, r.now, r.now}
@@ -298,10 +297,7 @@ func (s *Store) insertTargetedDeliveries(tx *gorm.DB, r *publishRequest) error {
 		where = append(where, "w.user_id IN ?")
 		args = append(args, ev.UserIDs)
 	}
-	q += " WHERE " + strings.Join(where, " AND ")
-	if s.postgres {
-		q += forKeyShare
-	}
+	q += " WHERE " + strings.Join(where, " AND ") + s.dialect.lockReferenced("w")
 	res := tx.Exec(q, args...)
 	if res.Error != nil {
 		return res.Error
@@ -314,7 +310,7 @@ func (s *Store) insertTargetedDeliveries(tx *gorm.DB, r *publishRequest) error {
 // instances, after the commit and coalesced: a NOTIFY inside every publish
 // transaction would serialise all commits on PostgreSQL's notification lock.
 func (s *Store) wakeOtherInstances() {
-	if !s.postgres {
+	if !s.dialect.notifies() {
 		return
 	}
 	select {
@@ -331,7 +327,7 @@ func (s *Store) sendNotifies() {
 			return
 		case <-s.notifies:
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := s.db.WithContext(ctx).Exec("SELECT pg_notify(?, '')", deliveriesChannel).Error; err != nil && s.log != nil {
+			if err := s.dialect.notify(s.db.WithContext(ctx), deliveriesChannel, ""); err != nil && s.log != nil {
 				// The other instances find the work at their next poll.
 				s.log.Warn("store: notify failed", "error", err)
 			}

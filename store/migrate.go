@@ -27,11 +27,7 @@ var ErrSchemaTooNew = errors.New("the database schema is newer than this hookfer
 var ErrSchemaBehind = errors.New("the database schema has pending migrations")
 
 func (s *Store) provider(sqlDB *sql.DB) (*goose.Provider, error) {
-	// SQLite start-ups are serialised as a whole (lockStartUp).
-	dialect, dir, opts := goose.DialectSQLite3, "migrations/sqlite", []goose.ProviderOption(nil)
-	if s.postgres {
-		dialect, dir, opts = goose.DialectPostgres, "migrations/postgres", []goose.ProviderOption{goose.WithSessionLocker(postgresLocker{})}
-	}
+	dialect, dir, opts := s.dialect.migrations()
 	fsys, err := fs.Sub(migrations, dir)
 	if err != nil {
 		return nil, err

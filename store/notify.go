@@ -47,7 +47,7 @@ func (s *Store) signal(channel, payload string) {
 // database, it only waits for ctx. After every (re)connection it signals new
 // deliveries, so that nothing notified while it was away is left waiting.
 func (s *Store) Listen(ctx context.Context) error {
-	if !s.postgres {
+	if !s.dialect.notifies() {
 		<-ctx.Done()
 		return nil
 	}

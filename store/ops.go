@@ -2,12 +2,10 @@ package store
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/hookferry/hookferry/webhook"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // opBatch bounds the rows one transaction of a prune or an erasure removes, so
@@ -54,7 +52,7 @@ type PruneCounts struct {
 func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (c PruneCounts, err error) {
 	defer wrap(&err, "store.Prune(%s)", olderThan)
 	cutoff := s.clock().Add(-olderThan)
-	release, ok, err := s.tryLock(ctx, "prune")
+	release, ok, err := s.dialect.tryLock(ctx, s.db, "prune")
 	if err != nil || !ok {
 		return PruneCounts{Busy: !ok && err == nil}, err
 	}
@@ -64,9 +62,7 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (c PruneCoun
 		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			q := tx.Model(&deliveryRow{}).Select("id").
 				Where("status <> ? AND finished_at < ?", StatusPending, cutoff).Order("finished_at").Limit(opBatch)
-			if s.postgres {
-				q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
-			}
+			q = s.dialect.forUpdateSkipLocked(q)
 			var ids []int64
 			if err := q.Scan(&ids).Error; err != nil || len(ids) == 0 {
 				return err
@@ -110,39 +106,13 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (c PruneCoun
 	}
 }
 
-// vacuumBatch bounds the pages one step of shrink frees.
-const vacuumBatch = 2000
-
 // shrink hands the pages a prune freed back to the file system (SQLite; on
 // PostgreSQL autovacuum makes them reusable).
 func (s *Store) shrink(ctx context.Context, c PruneCounts) error {
-	if s.postgres || c.Deliveries+c.Attempts+c.Events == 0 {
+	if c.Deliveries+c.Attempts+c.Events == 0 {
 		return nil
 	}
-	db := s.db.WithContext(ctx)
-	for {
-		var free int64
-		if err := db.Raw("PRAGMA freelist_count").Scan(&free).Error; err != nil || free == 0 {
-			if err != nil {
-				return err
-			}
-			break
-		}
-		// A bounded number of pages per transaction; the pragma frees one
-		// page per step, so step it to the end.
-		rows, err := db.Raw("PRAGMA incremental_vacuum(" + strconv.Itoa(vacuumBatch) + ")").Rows()
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-	}
-	// The file shrinks when the WAL is written back.
-	return s.db.WithContext(ctx).Exec("PRAGMA wal_checkpoint(TRUNCATE)").Error
+	return s.dialect.shrink(ctx, s.db)
 }
 
 // deleteDeliveries removes deliveries and their attempts.
@@ -154,32 +124,6 @@ func deleteDeliveries(tx *gorm.DB, ids []int64) (attempts, deliveries int64, err
 	attempts = res.RowsAffected
 	res = tx.Where("id IN ?", ids).Delete(&deliveryRow{})
 	return attempts, res.RowsAffected, res.Error
-}
-
-// tryLock takes the named lock of this schema for one instance (PostgreSQL
-// advisory lock on a connection of its own); SQLite needs none, its
-// transactions are serialised anyway.
-func (s *Store) tryLock(ctx context.Context, name string) (release func(), ok bool, err error) {
-	if !s.postgres {
-		return func() {}, true, nil
-	}
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return nil, false, err
-	}
-	conn, err := sqlDB.Conn(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	key := "hashtext('hookferry." + name + ".' || current_schema())"
-	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock("+key+")").Scan(&ok); err != nil || !ok {
-		conn.Close()
-		return nil, false, err
-	}
-	return func() {
-		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock("+key+")")
-		conn.Close()
-	}, true, nil
 }
 
 // EraseCounts is what an erasure removed.

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	"gorm.io/gorm"
 )
 
@@ -40,25 +39,11 @@ type syncRound struct {
 }
 
 func (s *Store) openRevisions(ctx context.Context) error {
-	if s.postgres {
-		reader, err := s.db.DB()
-		if err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-		s.revisions.reader = reader
-	} else {
-		db, err := gorm.Open(sqlite.Open(sqliteDSN(s.loc.Path)), &gorm.Config{})
-		if err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-		reader, err := db.DB()
-		if err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-		reader.SetMaxOpenConns(1)
-		s.ownReader = true
-		s.revisions.reader = reader
+	reader, own, err := s.dialect.openReader(s.db)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
 	}
+	s.revisions.reader, s.ownReader = reader, own
 	return s.revisions.reader.QueryRowContext(ctx, "SELECT seq FROM revisions WHERE id = 1").Scan(&s.revisions.seen)
 }
 

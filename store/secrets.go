@@ -40,18 +40,18 @@ func (s *Store) checkKeys(ctx context.Context) error {
 const resealBatch = 500
 
 // sealPlainSecrets seals the secrets that a release before secrets at rest
-// stored in plain text. On SQLite it then empties the WAL, so that no copy of
+// stored in plain text. It then empties the WAL (SQLite), so that no copy of
 // a plain secret stays on disk (secure_delete zeroes what the updates free).
 func (s *Store) sealPlainSecrets(ctx context.Context) (err error) {
 	defer wrap(&err, "store.sealPlainSecrets")
 	n, err := s.reseal(ctx, func(stored string) bool { return !keyring.IsSealed(stored) }, func(stored string) (string, error) { return stored, nil })
-	if err != nil || n == 0 || s.postgres {
+	if err != nil || n == 0 {
 		return err
 	}
 	if s.log != nil {
 		s.log.Info("store: encrypted the signing secrets stored in plain text", "webhooks", n)
 	}
-	return s.db.WithContext(ctx).Exec("PRAGMA wal_checkpoint(TRUNCATE)").Error
+	return s.dialect.truncateWAL(ctx, s.db)
 }
 
 // RotateKeys re-seals every signing secret under the first key of the ring and

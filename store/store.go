@@ -9,14 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	"github.com/hookferry/hookferry/keyring"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -58,7 +54,6 @@ type Store struct {
 	db        *gorm.DB
 	now       func() time.Time
 	random    io.Reader
-	postgres  bool
 	dialect   dialect
 	url       string
 	loc       Location
@@ -106,12 +101,11 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	}
 	s.publishes, s.notifies, s.closing = make(chan *publishRequest, 1024), make(chan struct{}, 1), make(chan struct{})
 	s.closingCtx, s.stopWriting = context.WithCancel(context.Background())
-	writers := 1 // SQLite has one writer anyway
-	if s.postgres {
-		writers = 4
+	if s.dialect.notifies() {
 		s.writers.Add(1)
 		go s.sendNotifies()
 	}
+	writers := s.dialect.publishWriters()
 	s.writers.Add(writers)
 	for range writers {
 		go s.writePublishes()
@@ -164,10 +158,10 @@ func openDB(ctx context.Context, databaseURL string, opts Options, create bool) 
 	}
 	var dialector gorm.Dialector
 	if loc.Postgres {
-		s.postgres, s.dialect = true, postgresDialect{}
+		s.dialect = postgresDialect{}
 		dialector = postgres.Open(loc.URL)
 	} else {
-		s.dialect = sqliteDialect{}
+		s.dialect = sqliteDialect{path: loc.Path}
 		if err := prepareSQLiteFile(loc.Path, create); err != nil {
 			return nil, err
 		}
@@ -183,7 +177,7 @@ func openDB(ctx context.Context, databaseURL string, opts Options, create bool) 
 				s.endStartUp()
 			}
 		}()
-		dialector = sqlite.Open(sqliteDSN(loc.Path))
+		dialector = openSQLite(loc.Path)
 	}
 	db, err := gorm.Open(dialector, cfg)
 	if err != nil {
@@ -194,19 +188,7 @@ func openDB(ctx context.Context, databaseURL string, opts Options, create bool) 
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	if s.postgres {
-		n := opts.MaxOpenConns
-		if n <= 0 {
-			n = 20
-		}
-		sqlDB.SetMaxOpenConns(n)
-		sqlDB.SetMaxIdleConns(n)
-		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	} else {
-		// One connection: SQLite has one writer anyway, and queueing in Go is
-		// fairer and faster than SQLite's busy-wait.
-		sqlDB.SetMaxOpenConns(1)
-	}
+	s.dialect.configurePool(sqlDB, opts.MaxOpenConns)
 	if err := sqlDB.PingContext(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("store: cannot reach %s: %w", loc, err)
@@ -214,66 +196,8 @@ func openDB(ctx context.Context, databaseURL string, opts Options, create bool) 
 	return s, nil
 }
 
-// prepareSQLiteFile makes sure the directory exists and creates the file
-// readable by its owner alone (SQLite gives its -wal and -shm files the same
-// mode), so that SQLite does not create it world-readable.
-func prepareSQLiteFile(path string, create bool) error {
-	dir := filepath.Dir(path)
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return fmt.Errorf("store: the directory %s of the SQLite database does not exist; create it or set HOOKFERRY_DATABASE_URL=sqlite:PATH elsewhere", dir)
-	}
-	if _, err := os.Stat(path); err == nil {
-		return nil // an older release may have made it 0644: Open warns
-	} else if !create {
-		return fmt.Errorf("store: there is no SQLite database at %s", path)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	switch {
-	case errors.Is(err, os.ErrExist):
-		return nil // another process created it meanwhile
-	case errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("store: cannot create the SQLite database %s: the directory %s is not writable by this user", path, dir)
-	case err != nil:
-		return fmt.Errorf("store: cannot create the SQLite database %s: %w", path, err)
-	}
-	return f.Close()
-}
-
-// explain rewords the SQLite errors a person meets at start-up.
-func (s *Store) explain(err error) error {
-	if s.postgres || err == nil {
-		return err
-	}
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "readonly database"), strings.Contains(msg, "(8)"):
-		return fmt.Errorf("the SQLite database %s is read-only: check the permissions of the file and of its directory (SQLite writes %s-wal and %s-shm beside it): %w", s.loc.Path, s.loc.Path, s.loc.Path, err)
-	case strings.Contains(msg, "unable to open"), strings.Contains(msg, "(14)"):
-		return fmt.Errorf("cannot open the SQLite database %s: check that its directory exists and is writable: %w", s.loc.Path, err)
-	}
-	return err
-}
-
-// sqliteDSN is the SQLite driver's DSN for path: WAL journal, full sync (an
-// acknowledged write survives a power cut), a busy timeout for other processes
-// (the CLI) writing at the same time, transactions that take the write lock up
-// front, deleted content overwritten (no plain secret left in free pages), and
-// free pages that can be handed back.
-func sqliteDSN(path string) string {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)") // first: the pragmas after it may wait for a lock
-	// Before the first page is written (journal_mode writes one): a new
-	// database gives the pages that pruning frees back to the file system
-	// (Prune runs incremental_vacuum); an older one keeps reusing them.
-	q.Add("_pragma", "auto_vacuum(INCREMENTAL)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "secure_delete(1)")
-	q.Set("_txlock", "immediate")
-	q.Set("_time_format", "sqlite")
-	return "file:" + path + "?" + q.Encode()
-}
+// explain rewords the errors a person meets at start-up.
+func (s *Store) explain(err error) error { return s.dialect.explain(err) }
 
 func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
@@ -284,12 +208,7 @@ func (s *Store) Location() Location { return s.loc }
 func (s *Store) Applied() []int64 { return s.applied }
 
 // Dialect names the database engine: "postgres" or "sqlite".
-func (s *Store) Dialect() string {
-	if s.postgres {
-		return "postgres"
-	}
-	return "sqlite"
-}
+func (s *Store) Dialect() string { return s.dialect.name() }
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {

@@ -162,8 +162,8 @@ func (s *Store) UnpauseWebhook(ctx context.Context, owner webhook.Owner, id stri
 			Update("next_attempt_at", now).Error; err != nil {
 			return err
 		}
-		if s.postgres && w.BufferedEvents > 0 {
-			return tx.Exec("SELECT pg_notify(?, '')", deliveriesChannel).Error
+		if w.BufferedEvents > 0 {
+			return s.dialect.notify(tx, deliveriesChannel, "")
 		}
 		return nil
 	})
@@ -182,11 +182,11 @@ func holdDeliveries(tx *gorm.DB, webhookIDs []string) error {
 }
 
 // getWebhook reads one webhook of owner; forUpdate locks its row until the end
-// of the transaction (PostgreSQL; SQLite transactions hold the write lock).
+// of the transaction.
 func (s *Store) getWebhook(tx *gorm.DB, owner webhook.Owner, id string, forUpdate bool) (webhook.Webhook, error) {
 	q := tx.Where("id = ? AND tenant_id = ? AND user_id = ?", id, owner.TenantID, owner.UserID)
-	if forUpdate && s.postgres {
-		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	if forUpdate {
+		q = s.dialect.forUpdate(q)
 	}
 	var row webhookRow
 	if err := q.Take(&row).Error; err != nil {
