@@ -56,6 +56,7 @@ type Dispatcher struct {
 	log    *slog.Logger
 	gate   *gate
 	fence  *fence
+	hooks  *testHooks // nil but in tests
 
 	inbox    chan any      // claimed, finished, overtime, recorded
 	wake     chan struct{} // cap 1: new deliveries, or webhooks forgotten
@@ -237,6 +238,7 @@ type loop struct {
 	fenceSeen                      uint64 // forgotten webhooks up to this epoch are dropped
 	stopping                       bool
 	heldBackNow                    int
+	flushes                        []flush // tests waiting for the loop
 }
 
 func (l *loop) run(ctx context.Context, cancelSends context.CancelFunc) {
@@ -245,9 +247,11 @@ func (l *loop) run(ctx context.Context, cancelSends context.CancelFunc) {
 	defer timer.Stop()
 	var grace <-chan time.Time
 	done := ctx.Done()
+	defer l.flushed(true)
 	for {
 		l.startReady()
 		l.maybeClaim(ctx)
+		l.flushed(false)
 		if l.stopping && l.running == 0 && !l.claiming {
 			return
 		}
@@ -263,7 +267,7 @@ func (l *loop) run(ctx context.Context, cancelSends context.CancelFunc) {
 		case <-done:
 			done = nil
 			l.stopping = true
-			l.release(l.sched.dropAll(d.cfg.Now())...)
+			l.release(backStopping, l.sched.dropAll(d.cfg.Now())...)
 			g := time.NewTimer(d.cfg.ShutdownGrace)
 			defer g.Stop()
 			grace = g.C
@@ -293,8 +297,12 @@ func (l *loop) handle(m any) {
 		l.held += len(m.claims)
 		for _, c := range m.claims {
 			a := &attempt{Claim: c, startBy: m.at.Add(d.cfg.Lease - leaseMargin(d.sender)), epoch: m.epoch}
-			if l.stopping || !d.fence.allows(c.WebhookID, m.epoch) {
-				l.release(a)
+			if l.stopping {
+				l.release(backStopping, a)
+				continue
+			}
+			if !d.fence.allows(c.WebhookID, m.epoch) {
+				l.release(backFenced, a)
 				continue
 			}
 			l.sched.add(a)
@@ -302,6 +310,7 @@ func (l *loop) handle(m any) {
 		if len(m.claims) == m.req.Limit {
 			l.wantClaim = true // there may be more
 		}
+		d.hookClaimed(m.claims)
 	case finished:
 		l.running--
 		if m.a.running {
@@ -310,8 +319,12 @@ func (l *loop) handle(m any) {
 				l.wantClaim = true // claimable again
 			}
 		}
+		d.hookEnded(m.a.Claim)
 	case overtime:
-		l.sched.overtime(m.a)
+		if m.a.running && m.a.lane == mainLane {
+			l.sched.overtime(m.a)
+			d.hookOvertime(m.a.Claim)
+		}
 	case recorded:
 		full := l.room() <= 0
 		l.held -= m.n
@@ -321,7 +334,24 @@ func (l *loop) handle(m any) {
 		if full && l.room() > 0 {
 			l.wantClaim = true
 		}
+	case flush:
+		l.flushes = append(l.flushes, m)
 	}
+}
+
+// flushed answers the tests whose flush is done; all of them when the loop
+// returns.
+func (l *loop) flushed(all bool) {
+	n := 0
+	for _, f := range l.flushes {
+		if all || !f.idle || (!l.claiming && !l.wantClaim && len(l.d.wake) == 0) {
+			close(f.done)
+			continue
+		}
+		l.flushes[n] = f
+		n++
+	}
+	l.flushes = l.flushes[:n]
 }
 
 // verdict classifies an outcome for the scheduler.
@@ -358,6 +388,7 @@ func (l *loop) startReady() {
 			return
 		}
 		l.running++
+		l.d.hookStarted(a.Claim)
 		go l.d.attempt(l.sendCtx, a)
 	}
 }
@@ -407,7 +438,7 @@ func (l *loop) sleep() time.Duration {
 func (l *loop) tick() {
 	d := l.d
 	now := d.cfg.Now()
-	l.release(l.sched.expired(now)...)
+	l.release(backExpired, l.sched.expired(now)...)
 	l.sched.evict(now.Add(-10 * time.Minute))
 	d.fence.prune(now.Add(-2 * d.cfg.Lease))
 	if n := l.sched.heldBackCount(); n != l.heldBackNow {
@@ -423,13 +454,14 @@ func (l *loop) dropForgotten() {
 	l.fenceSeen = epoch
 	now := l.d.cfg.Now()
 	for _, id := range ids {
-		l.release(l.sched.drop(id, now)...)
+		l.release(backForgotten, l.sched.drop(id, now)...)
 	}
 }
 
 // release gives claims back to the buffer, charging nothing and keeping
-// their due time.
-func (l *loop) release(as ...*attempt) {
+// their due time; why is for the tests.
+func (l *loop) release(why string, as ...*attempt) {
+	l.d.hookGivenBack(why, as)
 	for _, a := range as {
 		r := release(a.Claim, time.Time{})
 		select {
@@ -447,7 +479,15 @@ func (l *loop) release(as ...*attempt) {
 // attempt passes the gate, sends, and hands the outcome to the recorder.
 func (d *Dispatcher) attempt(ctx context.Context, a *attempt) {
 	c := a.Claim
-	if !d.gate.allow(ctx, store.ClaimRef{DeliveryID: c.DeliveryID, ClaimSeq: c.ClaimSeq}) || !d.fence.allows(c.WebhookID, a.epoch) {
+	passed := d.gate.allow(ctx, store.ClaimRef{DeliveryID: c.DeliveryID, ClaimSeq: c.ClaimSeq})
+	d.hookGated(c, passed)
+	why := backGate
+	if passed {
+		why = backFenced
+		passed = d.fence.allows(c.WebhookID, a.epoch)
+	}
+	if !passed {
+		d.hookGivenBack(why, []*attempt{a})
 		d.cfg.Metrics.Attempt("released", 0)
 		d.results <- release(c, time.Time{})
 		d.tell(finished{a: a})
