@@ -315,7 +315,7 @@ func (l *loop) handle(m any) {
 		l.running--
 		if m.a.running {
 			l.sched.finished(m.a, l.verdict(m.out, m.ran), now)
-			if l.excludedHooks[m.a.WebhookID] || l.excludedTenants[m.a.TenantID] {
+			if l.excludedHooks[m.a.WebhookID] || (l.excludedTenants[m.a.TenantID] && l.sched.claimableAgain(m.a.TenantID, l.maxTenantHeld())) {
 				l.wantClaim = true // claimable again
 			}
 		}
@@ -395,6 +395,10 @@ func (l *loop) startReady() {
 
 func (l *loop) room() int { return 4*l.d.cfg.Workers - l.held }
 
+// maxTenantHeld is the most claims one tenant may hold: half the room, so
+// that the others always find room.
+func (l *loop) maxTenantHeld() int { return 2 * l.d.cfg.Workers }
+
 // maybeClaim asks for a claim when one is wanted and there is room.
 func (l *loop) maybeClaim(ctx context.Context) {
 	d := l.d
@@ -408,9 +412,9 @@ func (l *loop) maybeClaim(ctx context.Context) {
 		}
 		l.nextRetry = time.Time{}
 	}
-	hooks, tenants := l.sched.excluded(2 * d.cfg.Workers)
+	hooks, tenants, tenantRoom := l.sched.excluded(l.maxTenantHeld())
 	l.excludedHooks, l.excludedTenants = set(hooks), set(tenants)
-	req := store.ClaimRequest{Limit: min(l.room(), d.cfg.BatchSize), Lease: d.cfg.Lease, ExcludeWebhooks: hooks, ExcludeTenants: tenants}
+	req := store.ClaimRequest{Limit: min(l.room(), d.cfg.BatchSize, tenantRoom), Lease: d.cfg.Lease, ExcludeWebhooks: hooks, ExcludeTenants: tenants}
 	l.claiming, l.wantClaim, l.lastClaim = true, false, now
 	epoch := d.fence.now()
 	go func() {

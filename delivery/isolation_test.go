@@ -117,6 +117,24 @@ func TestOvertimeFreesTheMainLane(t *testing.T) {
 	})
 }
 
+// TestHostileBacklogLeavesRoom: a tenant with more hanging deliveries than
+// the dispatcher holds in memory does not fill that room with claims that
+// cannot start: another tenant's delivery published after them is claimed
+// and delivered while they hang.
+func TestHostileBacklogLeavesRoom(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, e *env) {
+		hung := e.hostiles(10, hostile)
+		w := e.receiver(ownedBy(witness))
+		e.publish(hostile.TenantID, "order.created", 10) // 100 deliveries; room for 32
+		run := e.run(delivery.Config{Workers: 8, SlowAfter: time.Minute}, delivery.SenderConfig{Timeout: time.Minute})
+		recv(t, hung, "a hostile request")
+		e.publish(witness.TenantID, "order.created", 1)
+		w.take(1)
+		run.results("the witness's delivery recorded", 1, resultOf(w, store.StatusDelivered))
+	})
+}
+
 // TestWebhookConcurrencyIsBounded: a webhook never has more than PerWebhook
 // attempts in flight, however many successes grew its limit.
 func TestWebhookConcurrencyIsBounded(t *testing.T) {

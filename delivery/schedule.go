@@ -327,8 +327,13 @@ func (s *scheduler) evict(cutoff time.Time) {
 
 // excluded lists what a claim should skip: webhooks with a full queue (their
 // limit's worth waiting), ordered ones with anything here, and tenants that
-// hold maxTenantHeld claims.
-func (s *scheduler) excluded(maxTenantHeld int) (hooks, tenants []string) {
+// hold nearly maxTenantHeld claims (more than maxTenantHeld less a quarter).
+// room is the most the claim may take: no tenant it does not skip can then
+// hold more than maxTenantHeld, however the due deliveries fall. So one
+// tenant's backlog never fills the dispatcher's memory with claims it cannot
+// start, and a tenant is claimed for again once a quarter of its share has
+// gone, in claims of a quarter at least.
+func (s *scheduler) excluded(maxTenantHeld int) (hooks, tenants []string, room int) {
 	for h := range s.ready {
 		if len(h.queue) >= h.limit || h.ordered {
 			hooks = append(hooks, h.id)
@@ -339,12 +344,27 @@ func (s *scheduler) excluded(maxTenantHeld int) (hooks, tenants []string) {
 			hooks = append(hooks, h.id)
 		}
 	}
+	room = maxTenantHeld
 	for id, t := range s.tenants {
-		if t.held >= maxTenantHeld {
+		if s.tenantFull(t, maxTenantHeld) {
 			tenants = append(tenants, id)
+		} else {
+			room = min(room, maxTenantHeld-t.held)
 		}
 	}
-	return hooks, tenants
+	return hooks, tenants, room
+}
+
+// tenantFull says whether the tenant holds too much to be claimed for.
+func (s *scheduler) tenantFull(t *share, maxTenantHeld int) bool {
+	return t.held > maxTenantHeld-max(maxTenantHeld/4, 1)
+}
+
+// claimableAgain says whether tenantID, left out of a claim for holding too
+// much, may be claimed for again.
+func (s *scheduler) claimableAgain(tenantID string, maxTenantHeld int) bool {
+	t := s.tenants[tenantID]
+	return t == nil || !s.tenantFull(t, maxTenantHeld)
 }
 
 // heldBackCount is the number of webhooks held back.
