@@ -502,7 +502,14 @@ func (d *Dispatcher) attempt(ctx context.Context, a *attempt) {
 	out := d.sender.Send(ctx, Message{URL: c.URL, Secret: c.Secret, EventID: c.EventID, Body: c.Payload})
 	d.cfg.Metrics.InFlight(-1)
 	slow.Stop()
-	d.results <- d.result(c, out)
+	r := d.result(c, out)
+	if r.Gone {
+		// Nothing more for it, from this moment: not the claims waiting, not
+		// those a claim may still bring before the pause is recorded.
+		d.fence.hold(c.WebhookID, d.cfg.Now())
+		d.poke()
+	}
+	d.results <- r
 	d.tell(finished{a: a, out: out, ran: out.Kind != Cancelled && out.Kind != Internal})
 }
 

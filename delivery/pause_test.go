@@ -1,6 +1,7 @@
 package delivery_test
 
 import (
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -144,5 +145,40 @@ func TestFenceStopsAnAttemptPastTheGate(t *testing.T) {
 		e.requireHeld([]int64{c.DeliveryID}, 0)
 		run.flush(true)
 		require.Empty(t, rc.events())
+	})
+}
+
+// TestGonePausesTheWebhook: a 410 Gone pauses the webhook (ENDPOINT_GONE);
+// its deliveries wait, held, and nothing more is sent to it, not even the
+// claims that were waiting when the 410 came.
+func TestGonePausesTheWebhook(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, e *env) {
+		rc := e.receiver(status(http.StatusGone))
+		e.publish(owner.TenantID, "order.created", 5)
+		run := e.run(delivery.Config{PerWebhook: 1}, delivery.SenderConfig{})
+		claims := run.claims(5, of(rc))
+		rc.take(1)
+		gone := run.results("the 410 recorded", 1, func(r store.Result) bool { return r.Gone })
+		run.results("the others given back", 4, func(r store.Result) bool { return !r.Attempted && r.WebhookID == rc.hook.ID })
+		run.flush(true)
+		require.Equal(t, 1, len(rc.events()), "nothing after the 410")
+
+		w := e.webhook(rc)
+		require.Equal(t, webhook.StatusPaused, w.Status)
+		require.Equal(t, webhook.PauseReasonEndpointGone, w.PauseReason)
+		var rest []int64
+		for _, c := range claims {
+			if c.DeliveryID != gone[0].DeliveryID {
+				rest = append(rest, c.DeliveryID)
+			}
+		}
+		e.requireHeld([]int64{gone[0].DeliveryID}, 1)
+		e.requireHeld(rest, 0)
+		d := e.deliveries(rc)
+		require.Equal(t, 5, len(d))
+		for _, d := range d {
+			require.Nil(t, d.NextAttemptAt, "held until unpaused")
+		}
 	})
 }

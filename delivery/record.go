@@ -117,6 +117,11 @@ func (d *Dispatcher) record(ctx context.Context) {
 			}
 		}
 		err := d.write(ctx, batch)
+		for _, r := range batch {
+			if r.Gone {
+				d.fence.unhold(r.WebhookID) // paused now, unless the write failed
+			}
+		}
 		d.hookRecorded(batch, err)
 		var next time.Time
 		for _, r := range batch {
