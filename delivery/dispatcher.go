@@ -228,6 +228,7 @@ type loop struct {
 	held       int       // claimed and not yet recorded
 	running    int       // attempt goroutines, gate included
 	claiming   bool      // a claim is under way
+	claimAsked bool      // it was wanted, not a poll
 	wantClaim  bool      // claim as soon as there is room
 	lastClaim  time.Time // when the last claim was asked for
 	claimAfter time.Time // after a failed claim, not before this
@@ -344,7 +345,7 @@ func (l *loop) handle(m any) {
 func (l *loop) flushed(all bool) {
 	n := 0
 	for _, f := range l.flushes {
-		if all || !f.idle || (!l.claiming && !l.wantClaim && len(l.d.wake) == 0) {
+		if all || !f.idle || (!(l.claiming && l.claimAsked) && !l.wantClaim && len(l.d.wake) == 0) {
 			close(f.done)
 			continue
 		}
@@ -406,12 +407,15 @@ func (l *loop) maybeClaim(ctx context.Context) {
 	if l.stopping || l.claiming || l.room() <= 0 || now.Before(l.claimAfter) {
 		return
 	}
+	asked := l.wantClaim
 	if !l.wantClaim && now.Sub(l.lastClaim) < d.cfg.PollInterval {
 		if l.nextRetry.IsZero() || l.nextRetry.After(now) {
 			return
 		}
 		l.nextRetry = time.Time{}
+		asked = true
 	}
+	l.claimAsked = asked
 	hooks, tenants, tenantRoom := l.sched.excluded(l.maxTenantHeld())
 	l.excludedHooks, l.excludedTenants = set(hooks), set(tenants)
 	req := store.ClaimRequest{Limit: min(l.room(), d.cfg.BatchSize, tenantRoom), Lease: d.cfg.Lease, ExcludeWebhooks: hooks, ExcludeTenants: tenants}

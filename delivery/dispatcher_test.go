@@ -875,19 +875,22 @@ func TestAutoPauseAfterFailingTooLong(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, e *env) {
 		failing := e.receiver(status(http.StatusBadGateway))
+		paused := make(chan struct{})
+		var once sync.Once
+		e.store.OnSignal(func(s store.Signal) { // Record pauses it, then signals
+			if s.Channel == store.WebhooksChannel && s.Payload == failing.hook.ID {
+				once.Do(func() { close(paused) })
+			}
+		})
 		schedule := make([]time.Duration, 1000)
 		for i := range schedule {
 			schedule[i] = 5 * time.Millisecond
 		}
 		run := e.run(delivery.Config{RetrySchedule: schedule, AutoPauseAfter: 100 * time.Millisecond}, delivery.SenderConfig{})
 		e.publish(owner.TenantID, "order.created", 3)
-		// Failures until the streak is long enough; then the webhook is
-		// paused and its waiting claims given back.
-		for e.webhook(failing).Status != webhook.StatusPaused {
-			n := len(filter(run.recorded.now(), attempted(failing, "")))
-			run.results("another failure", n+1, attempted(failing, ""))
-		}
+		recv(t, paused, "the webhook paused")
 		w := e.webhook(failing)
+		require.Equal(t, webhook.StatusPaused, w.Status)
 		require.Equal(t, webhook.PauseReasonDeliveryFailures, w.PauseReason)
 		require.EqualValues(t, 3, w.BufferedEvents, "its events stay buffered")
 		run.flush(true)

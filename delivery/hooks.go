@@ -73,7 +73,8 @@ func (d *Dispatcher) hookRecorded(rs []store.Result, err error) {
 
 // flush is a test's message to the loop: done is closed once every message
 // sent before it has been handled and the loop has started what it could;
-// with idle, only once no claim is under way or wanted and no wake-up waits.
+// with idle, only once no claim is wanted or under way (but a poll) and no
+// wake-up waits.
 type flush struct {
 	done chan struct{}
 	idle bool
