@@ -73,23 +73,33 @@ func newJournal[B, T any](ch <-chan B, flatten func(B) []T) *journal[B, T] {
 	return &journal[B, T]{ch: ch, flatten: flatten}
 }
 
-// until reads until ok holds for everything seen so far, and returns it. An
-// arrival at forbid while waiting fails the test at once.
-func (j *journal[B, T]) until(t testing.TB, what string, ok func([]T) bool, forbid ...*receiver) []T {
+// watch is a receiver that must get no request while a test waits, but
+// those allowed.
+type watch struct {
+	rc    *receiver
+	allow func(a arrival) bool
+}
+
+// until reads until ok holds for everything seen so far, and returns it. A
+// request at the watched receiver meanwhile fails the test at once, unless
+// allowed.
+func (j *journal[B, T]) until(t testing.TB, what string, ok func([]T) bool, w ...watch) []T {
 	t.Helper()
 	timer := time.NewTimer(hang)
 	defer timer.Stop()
-	var forbidden chan arrival
-	if len(forbid) > 0 {
-		forbidden = forbid[0].arrivals
+	var arrivals chan arrival
+	if len(w) > 0 {
+		arrivals = w[0].rc.arrivals
 	}
 	for !ok(j.items) {
 		select {
 		case b := <-j.ch:
 			j.items = append(j.items, j.flatten(b)...)
-		case a := <-forbidden:
-			forbid[0].got = append(forbid[0].got, a)
-			t.Fatalf("%s got a request (event %s) while waiting for %s", forbid[0].name(), a.event, what)
+		case a := <-arrivals:
+			w[0].rc.got = append(w[0].rc.got, a)
+			if w[0].allow == nil || !w[0].allow(a) {
+				t.Fatalf("%s got a request (event %s) while waiting for %s", w[0].rc.name(), a.event, what)
+			}
 		case <-timer.C:
 			t.Fatalf("waited %s for %s; saw %d", hang, what, len(j.items))
 		}
@@ -626,11 +636,25 @@ func (r *runner) results(what string, n int, match func(store.Result) bool) []st
 	return filter(r.recorded.until(r.t, what, count(n, match)), match)
 }
 
-// givenBack waits until every claim of cs has been given back for why; a
-// request at forbid meanwhile fails the test.
+// givenBack waits until every claim of cs has been given back for why. A
+// request at forbid meanwhile fails the test, but for an event whose claim
+// was given back already (claimed again since).
 func (r *runner) givenBack(why string, cs []store.Claim, forbid ...*receiver) {
 	r.t.Helper()
 	want := refs(cs)
+	var w []watch
+	if len(forbid) > 0 {
+		w = append(w, watch{rc: forbid[0], allow: func(a arrival) bool {
+			// Given back before it could be claimed again: the signal is in
+			// the channel by the time of the request.
+			for _, g := range r.back.now() {
+				if want[ref(g.claim)] && g.claim.EventID == a.event {
+					return true
+				}
+			}
+			return false
+		}})
+	}
 	r.back.until(r.t, fmt.Sprintf("%d claims given back (%s)", len(cs), why), func(gs []given) bool {
 		n := 0
 		for _, g := range gs {
@@ -642,7 +666,7 @@ func (r *runner) givenBack(why string, cs []store.Claim, forbid ...*receiver) {
 			}
 		}
 		return n >= len(want)
-	}, forbid...)
+	}, w...)
 }
 
 func filter[T any](items []T, match func(T) bool) []T {
