@@ -56,6 +56,7 @@ type Dispatcher struct {
 	log    *slog.Logger
 	gate   *gate
 	fence  *fence
+	hooks  *testHooks // nil but in tests
 
 	inbox    chan any      // claimed, finished, overtime, recorded
 	wake     chan struct{} // cap 1: new deliveries, or webhooks forgotten
@@ -227,6 +228,8 @@ type loop struct {
 	held       int       // claimed and not yet recorded
 	running    int       // attempt goroutines, gate included
 	claiming   bool      // a claim is under way
+	claimAsked bool      // it was wanted, not a poll
+	pollDue    bool      // the tick asks for a claim
 	wantClaim  bool      // claim as soon as there is room
 	nextTick   time.Time // the next poll and upkeep
 	claimAfter time.Time // after a failed claim, not before this
@@ -237,6 +240,7 @@ type loop struct {
 	fenceSeen                      uint64 // forgotten webhooks up to this epoch are dropped
 	stopping                       bool
 	heldBackNow                    int
+	flushes                        []flush // tests waiting for the loop
 }
 
 func (l *loop) run(ctx context.Context, cancelSends context.CancelFunc) {
@@ -245,9 +249,11 @@ func (l *loop) run(ctx context.Context, cancelSends context.CancelFunc) {
 	defer timer.Stop()
 	var grace <-chan time.Time
 	done := ctx.Done()
+	defer l.flushed(true)
 	for {
 		l.startReady()
 		l.maybeClaim(ctx)
+		l.flushed(false)
 		if l.stopping && l.running == 0 && !l.claiming {
 			return
 		}
@@ -263,7 +269,7 @@ func (l *loop) run(ctx context.Context, cancelSends context.CancelFunc) {
 		case <-done:
 			done = nil
 			l.stopping = true
-			l.release(l.sched.dropAll(d.cfg.Now())...)
+			l.release(backStopping, l.sched.dropAll(d.cfg.Now())...)
 			g := time.NewTimer(d.cfg.ShutdownGrace)
 			defer g.Stop()
 			grace = g.C
@@ -293,23 +299,37 @@ func (l *loop) handle(m any) {
 		l.held += len(m.claims)
 		for _, c := range m.claims {
 			a := &attempt{Claim: c, startBy: m.at.Add(d.cfg.Lease - leaseMargin(d.sender)), epoch: m.epoch}
-			if l.stopping || !d.fence.allows(c.WebhookID, m.epoch) || !l.sched.add(a) {
-				l.release(a)
+			if l.stopping {
+				l.release(backStopping, a)
+				continue
+			}
+			if !d.fence.allows(c.WebhookID, m.epoch) {
+				l.release(backFenced, a)
+				continue
+			}
+			if !l.sched.add(a) {
+				l.release(backFull, a)
+				continue
 			}
 		}
 		if len(m.claims) == m.req.Limit {
 			l.wantClaim = true // there may be more
 		}
+		d.hookClaimed(m.claims)
 	case finished:
 		l.running--
 		if m.a.running {
-			l.release(l.sched.finished(m.a, l.verdict(m.out, m.ran), now)...)
-			if l.excludedHooks[m.a.WebhookID] || l.excludedTenants[m.a.TenantID] {
+			l.release(backFull, l.sched.finished(m.a, l.verdict(m.out, m.ran), now)...)
+			if l.excludedHooks[m.a.WebhookID] || (l.excludedTenants[m.a.TenantID] && l.sched.claimableAgain(m.a.TenantID, l.maxTenantHeld())) {
 				l.wantClaim = true // claimable again
 			}
 		}
+		d.hookEnded(m.a.Claim)
 	case overtime:
-		l.release(l.sched.overtime(m.a, now)...)
+		if m.a.running && m.a.lane == mainLane {
+			l.release(backFull, l.sched.overtime(m.a, now)...)
+			d.hookOvertime(m.a.Claim)
+		}
 	case recorded:
 		full := l.room() <= 0
 		l.held -= m.n
@@ -319,7 +339,24 @@ func (l *loop) handle(m any) {
 		if full && l.room() > 0 {
 			l.wantClaim = true
 		}
+	case flush:
+		l.flushes = append(l.flushes, m)
 	}
+}
+
+// flushed answers the tests whose flush is done; all of them when the loop
+// returns.
+func (l *loop) flushed(all bool) {
+	n := 0
+	for _, f := range l.flushes {
+		if all || !f.idle || (!(l.claiming && l.claimAsked) && !l.wantClaim && len(l.d.wake) == 0) {
+			close(f.done)
+			continue
+		}
+		l.flushes[n] = f
+		n++
+	}
+	l.flushes = l.flushes[:n]
 }
 
 // verdict classifies an outcome for the scheduler.
@@ -356,11 +393,16 @@ func (l *loop) startReady() {
 			return
 		}
 		l.running++
+		l.d.hookStarted(a.Claim)
 		go l.d.attempt(l.sendCtx, a)
 	}
 }
 
 func (l *loop) room() int { return 4*l.d.cfg.Workers - l.held }
+
+// maxTenantHeld is the most claims one tenant may hold: half the room, so
+// that the others always find room.
+func (l *loop) maxTenantHeld() int { return 2 * l.d.cfg.Workers }
 
 // maybeClaim asks for a claim when one is wanted and there is room.
 func (l *loop) maybeClaim(ctx context.Context) {
@@ -369,14 +411,15 @@ func (l *loop) maybeClaim(ctx context.Context) {
 	if !l.nextRetry.IsZero() && !l.nextRetry.After(now) {
 		l.nextRetry, l.wantClaim = time.Time{}, true
 	}
-	if !l.wantClaim || l.stopping || l.claiming || l.room() <= 0 || now.Before(l.claimAfter) {
+	if !(l.wantClaim || l.pollDue) || l.stopping || l.claiming || l.room() <= 0 || now.Before(l.claimAfter) {
 		return
 	}
-	hooks, tenants, room := l.sched.excluded(2 * d.cfg.Workers)
+	l.claimAsked = l.wantClaim
+	hooks, tenants, room, tenantRoom := l.sched.excluded(l.maxTenantHeld())
 	l.excludedHooks, l.excludedTenants = set(hooks), set(tenants)
-	req := store.ClaimRequest{Limit: min(l.room(), d.cfg.BatchSize), Lease: d.cfg.Lease,
+	req := store.ClaimRequest{Limit: min(l.room(), d.cfg.BatchSize, tenantRoom), Lease: d.cfg.Lease,
 		PerWebhook: l.sched.room(""), WebhookRoom: room, ExcludeWebhooks: hooks, ExcludeTenants: tenants}
-	l.claiming, l.wantClaim = true, false
+	l.claiming, l.wantClaim, l.pollDue = true, false, false
 	epoch := d.fence.now()
 	go func() {
 		claims, err := d.store.Claim(ctx, req)
@@ -408,8 +451,8 @@ func (l *loop) tick() {
 		return // woken for a retry or the end of a back-off
 	}
 	l.nextTick = now.Add(d.cfg.PollInterval)
-	l.wantClaim = true
-	l.release(l.sched.expired(now)...)
+	l.pollDue = true
+	l.release(backExpired, l.sched.expired(now)...)
 	l.sched.evict(now.Add(-10 * time.Minute))
 	d.fence.prune(now.Add(-2 * d.cfg.Lease))
 	if n := l.sched.heldBackCount(); n != l.heldBackNow {
@@ -425,13 +468,14 @@ func (l *loop) dropForgotten() {
 	l.fenceSeen = epoch
 	now := l.d.cfg.Now()
 	for _, id := range ids {
-		l.release(l.sched.drop(id, now)...)
+		l.release(backForgotten, l.sched.drop(id, now)...)
 	}
 }
 
 // release gives claims back to the buffer, charging nothing and keeping
-// their due time.
-func (l *loop) release(as ...*attempt) {
+// their due time; why is for the tests.
+func (l *loop) release(why string, as ...*attempt) {
+	l.d.hookGivenBack(why, as)
 	for _, a := range as {
 		r := release(a.Claim, time.Time{})
 		select {
@@ -449,7 +493,15 @@ func (l *loop) release(as ...*attempt) {
 // attempt passes the gate, sends, and hands the outcome to the recorder.
 func (d *Dispatcher) attempt(ctx context.Context, a *attempt) {
 	c := a.Claim
-	if !d.gate.allow(ctx, store.ClaimRef{DeliveryID: c.DeliveryID, ClaimSeq: c.ClaimSeq}) || !d.fence.allows(c.WebhookID, a.epoch) {
+	passed := d.gate.allow(ctx, store.ClaimRef{DeliveryID: c.DeliveryID, ClaimSeq: c.ClaimSeq})
+	d.hookGated(c, passed)
+	why := backGate
+	if passed {
+		why = backFenced
+		passed = d.fence.allows(c.WebhookID, a.epoch)
+	}
+	if !passed {
+		d.hookGivenBack(why, []*attempt{a})
 		d.cfg.Metrics.Attempt("released", 0)
 		d.results <- release(c, time.Time{})
 		d.tell(finished{a: a})
@@ -460,7 +512,14 @@ func (d *Dispatcher) attempt(ctx context.Context, a *attempt) {
 	out := d.sender.Send(ctx, Message{URL: c.URL, Secret: c.Secret, EventID: c.EventID, Body: c.Payload})
 	d.cfg.Metrics.InFlight(-1)
 	slow.Stop()
-	d.results <- d.result(c, out)
+	r := d.result(c, out)
+	if r.Gone {
+		// Nothing more for it, from this moment: not the claims waiting, not
+		// those a claim may still bring before the pause is recorded.
+		d.fence.hold(c.WebhookID, d.cfg.Now())
+		d.poke()
+	}
+	d.results <- r
 	d.tell(finished{a: a, out: out, ran: out.Kind != Cancelled && out.Kind != Internal})
 }
 

@@ -80,11 +80,14 @@ func (g *gate) rounds() {
 // The fence makes a pause, delete or erasure in this process take effect at
 // once, before the store's signal returns (and so before the API answers):
 // a claim made before its webhook was forgotten here does not start, even if
-// the gate's query ran a moment before the change committed.
+// the gate's query ran a moment before the change committed. A webhook that
+// answered 410 Gone is held: none of its claims starts, whenever made, until
+// the outcome that pauses it has been recorded.
 type fence struct {
 	mu        sync.Mutex
 	epoch     uint64
 	forgotten map[string]forgetting
+	held      map[string]int // 410s not yet recorded, per webhook
 }
 
 type forgetting struct {
@@ -92,7 +95,7 @@ type forgetting struct {
 	at    time.Time
 }
 
-func newFence() *fence { return &fence{forgotten: map[string]forgetting{}} }
+func newFence() *fence { return &fence{forgotten: map[string]forgetting{}, held: map[string]int{}} }
 
 // now is the epoch to give a claim made from now on.
 func (f *fence) now() uint64 {
@@ -109,10 +112,31 @@ func (f *fence) forget(webhookID string, at time.Time) {
 	f.forgotten[webhookID] = forgetting{epoch: f.epoch, at: at}
 }
 
+// hold forgets webhookID's claims and stops every later one too, until unhold.
+func (f *fence) hold(webhookID string, at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.epoch++
+	f.forgotten[webhookID] = forgetting{epoch: f.epoch, at: at}
+	f.held[webhookID]++
+}
+
+// unhold ends one hold of webhookID.
+func (f *fence) unhold(webhookID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.held[webhookID]--; f.held[webhookID] <= 0 {
+		delete(f.held, webhookID)
+	}
+}
+
 // allows reports whether a claim of webhookID made at epoch may start.
 func (f *fence) allows(webhookID string, epoch uint64) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.held[webhookID] > 0 {
+		return false
+	}
 	g, ok := f.forgotten[webhookID]
 	return !ok || g.epoch <= epoch
 }

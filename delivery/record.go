@@ -116,7 +116,13 @@ func (d *Dispatcher) record(ctx context.Context) {
 				break drain
 			}
 		}
-		d.write(ctx, batch)
+		err := d.write(ctx, batch)
+		for _, r := range batch {
+			if r.Gone {
+				d.fence.unhold(r.WebhookID) // paused now, unless the write failed
+			}
+		}
+		d.hookRecorded(batch, err)
 		var next time.Time
 		for _, r := range batch {
 			if r.Status == store.StatusPending && !r.NextAttemptAt.IsZero() && (next.IsZero() || r.NextAttemptAt.Before(next)) {
@@ -127,7 +133,9 @@ func (d *Dispatcher) record(ctx context.Context) {
 	}
 }
 
-func (d *Dispatcher) write(ctx context.Context, batch []store.Result) {
+// write records batch, trying again after failures; it returns the last
+// error when it gives up.
+func (d *Dispatcher) write(ctx context.Context, batch []store.Result) error {
 	backoff := 50 * time.Millisecond
 	for try := 1; ; try++ {
 		wctx, cancel := context.WithTimeout(ctx, recordTimeout)
@@ -137,12 +145,12 @@ func (d *Dispatcher) write(ctx context.Context, batch []store.Result) {
 			for _, p := range paused {
 				d.log.Warn("delivery: webhook paused", "webhook", p.WebhookID, "reason", p.Reason)
 			}
-			return
+			return nil
 		}
 		if try == maxRecordTries || ctx.Err() != nil {
 			d.log.Error("delivery: recording outcomes failed; their leases will expire and they will be sent again",
 				"error", err, "deliveries", len(batch), "tries", try)
-			return
+			return err
 		}
 		d.log.Warn("delivery: recording outcomes failed; retrying", "error", err, "retry_in", backoff)
 		sleep(ctx, backoff)

@@ -377,11 +377,16 @@ func (s *scheduler) evict(cutoff time.Time) {
 	}
 }
 
-// excluded lists what a claim should skip: webhooks with no room (a full
-// queue; an ordered one with anything here) and tenants that hold
-// maxTenantHeld claims; and the room of the webhooks that have some, but less
-// than a new webhook gets.
-func (s *scheduler) excluded(maxTenantHeld int) (hooks, tenants []string, room map[string]int) {
+// excluded says what a claim should skip and how much it may take:
+// webhooks with no room (a full queue; an ordered one with anything here),
+// the room of those with less than a new webhook gets, and tenants that hold
+// nearly maxTenantHeld claims (more than maxTenantHeld less a quarter).
+// limit is the most the claim may take: no tenant it does not skip can then
+// hold more than maxTenantHeld, however the due deliveries fall. So one
+// tenant's backlog never fills the dispatcher's memory with claims it cannot
+// start, and a tenant is claimed for again once a quarter of its share has
+// gone, in claims of a quarter at least.
+func (s *scheduler) excluded(maxTenantHeld int) (hooks, tenants []string, room map[string]int, limit int) {
 	room = map[string]int{}
 	for id, h := range s.hooks {
 		n := s.room(id)
@@ -395,12 +400,27 @@ func (s *scheduler) excluded(maxTenantHeld int) (hooks, tenants []string, room m
 			room[id] = n
 		}
 	}
+	limit = maxTenantHeld
 	for id, t := range s.tenants {
-		if t.held >= maxTenantHeld {
+		if s.tenantFull(t, maxTenantHeld) {
 			tenants = append(tenants, id)
+		} else {
+			limit = min(limit, maxTenantHeld-t.held)
 		}
 	}
-	return hooks, tenants, room
+	return hooks, tenants, room, limit
+}
+
+// tenantFull says whether the tenant holds too much to be claimed for.
+func (s *scheduler) tenantFull(t *share, maxTenantHeld int) bool {
+	return t.held > maxTenantHeld-max(maxTenantHeld/4, 1)
+}
+
+// claimableAgain says whether tenantID, left out of a claim for holding too
+// much, may be claimed for again.
+func (s *scheduler) claimableAgain(tenantID string, maxTenantHeld int) bool {
+	t := s.tenants[tenantID]
+	return t == nil || !s.tenantFull(t, maxTenantHeld)
 }
 
 // heldBackCount is the number of webhooks held back.
