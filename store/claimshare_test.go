@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/hookferry/hookferry/store"
 	"github.com/hookferry/hookferry/store/storetest"
@@ -35,6 +36,30 @@ func TestClaimSharesOut(t *testing.T) {
 			require.Equal(t, d[:2], ids(of(busy.ID, first)), "oldest first within a webhook")
 			require.Equal(t, d[2:7], ids(capped))
 			require.Equal(t, d[7:10], ids(roomed))
+		})
+	}
+}
+
+// TestRecordAppliesOnce: a claim's result is written once; the same result
+// recorded again (a Record retried after an ambiguous commit) changes
+// nothing, so an attempt is not counted twice and a later state is not
+// overwritten.
+func TestRecordAppliesOnce(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, be)
+			e.webhook(alice, "https://once.example/h", false)
+			e.publish(e.st, "acme", 1)
+			c := e.first(e.claimAll())
+			r := retry(c, e.t0, e.t0.Add(time.Hour))
+			e.record(r)
+			e.record(r)
+			got := e.row(c.DeliveryID)
+			require.Equal(t, 1, got.Attempts, "counted once")
+			require.Equal(t, store.StatusPending, got.Status)
+			require.Nil(t, got.LeasedUntil)
 		})
 	}
 }

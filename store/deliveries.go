@@ -199,7 +199,7 @@ func (s *Store) updateDeliveries(tx *gorm.DB, results []Result) error {
 		finished_at = CASE WHEN v.column3 = 'PENDING' THEN NULL ELSE ` + cast("TIMESTAMPTZ") + ` END,
 		leased_until = NULL
 		FROM (VALUES ` + strings.Join(values, ", ") + `) AS v
-		WHERE deliveries.id = v.column1 AND deliveries.claim_seq = v.column2`
+		WHERE deliveries.id = v.column1 AND deliveries.claim_seq = v.column2 AND deliveries.leased_until IS NOT NULL`
 	return tx.Exec(q, append([]any{s.clock()}, args...)...).Error
 }
 
