@@ -235,12 +235,13 @@ type loop struct {
 	claimAfter time.Time // after a failed claim, not before this
 	backoff    time.Duration
 	nextRetry  time.Time // the earliest retry this dispatcher scheduled
-	// excludedHooks and excludedTenants were left out of the last claim.
-	excludedHooks, excludedTenants map[string]bool
-	fenceSeen                      uint64 // forgotten webhooks up to this epoch are dropped
-	stopping                       bool
-	heldBackNow                    int
-	flushes                        []flush // tests waiting for the loop
+	// excludedHooks and excludedOwners (tenants and users) were left out of
+	// the last claim.
+	excludedHooks, excludedOwners map[string]bool
+	fenceSeen                     uint64 // forgotten webhooks up to this epoch are dropped
+	stopping                      bool
+	heldBackNow                   int
+	flushes                       []flush // tests waiting for the loop
 }
 
 func (l *loop) run(ctx context.Context, cancelSends context.CancelFunc) {
@@ -320,7 +321,8 @@ func (l *loop) handle(m any) {
 		l.running--
 		if m.a.running {
 			l.release(backFull, l.sched.finished(m.a, l.verdict(m.out, m.ran), now)...)
-			if l.excludedHooks[m.a.WebhookID] || (l.excludedTenants[m.a.TenantID] && l.sched.claimableAgain(m.a.TenantID, l.maxTenantHeld())) {
+			if l.excludedHooks[m.a.WebhookID] || (l.excludedOwners[m.a.TenantID] || l.excludedOwners[m.a.TenantID+"\x00"+m.a.UserID]) &&
+				l.sched.claimableAgain(m.a.TenantID, m.a.UserID, l.maxTenantHeld()) {
 				l.wantClaim = true // claimable again
 			}
 		}
@@ -415,10 +417,13 @@ func (l *loop) maybeClaim(ctx context.Context) {
 		return
 	}
 	l.claimAsked = l.wantClaim
-	hooks, tenants, room, tenantRoom := l.sched.excluded(l.maxTenantHeld())
-	l.excludedHooks, l.excludedTenants = set(hooks), set(tenants)
+	hooks, tenants, users, room, tenantRoom := l.sched.excluded(l.maxTenantHeld())
+	l.excludedHooks, l.excludedOwners = set(hooks), set(tenants)
+	for _, u := range users {
+		l.excludedOwners[u.TenantID+"\x00"+u.UserID] = true
+	}
 	req := store.ClaimRequest{Limit: min(l.room(), d.cfg.BatchSize, tenantRoom), Lease: d.cfg.Lease,
-		PerWebhook: l.sched.room(""), WebhookRoom: room, ExcludeWebhooks: hooks, ExcludeTenants: tenants}
+		PerWebhook: l.sched.room(""), WebhookRoom: room, ExcludeWebhooks: hooks, ExcludeTenants: tenants, ExcludeUsers: users}
 	l.claiming, l.wantClaim, l.pollDue = true, false, false
 	epoch := d.fence.now()
 	go func() {

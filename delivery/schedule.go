@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/hookferry/hookferry/store"
+	"github.com/hookferry/hookferry/webhook"
 )
 
 // The scheduler decides which claimed delivery is attempted next. It is plain
@@ -379,14 +380,15 @@ func (s *scheduler) evict(cutoff time.Time) {
 
 // excluded says what a claim should skip and how much it may take:
 // webhooks with no room (a full queue; an ordered one with anything here),
-// the room of those with less than a new webhook gets, and tenants that hold
-// nearly maxTenantHeld claims (more than maxTenantHeld less a quarter).
-// limit is the most the claim may take: no tenant it does not skip can then
-// hold more than maxTenantHeld, however the due deliveries fall. So one
-// tenant's backlog never fills the dispatcher's memory with claims it cannot
-// start, and a tenant is claimed for again once a quarter of its share has
-// gone, in claims of a quarter at least.
-func (s *scheduler) excluded(maxTenantHeld int) (hooks, tenants []string, room map[string]int, limit int) {
+// the room of those with less than a new webhook gets, and the tenants that
+// hold nearly maxHeld claims and the users that hold nearly half of that
+// (more than the bound less a quarter). limit is the most the claim may take:
+// no tenant or user it does not skip can then hold more than its bound,
+// however the due deliveries fall. So one tenant's or user's backlog never
+// fills the dispatcher's memory with claims it cannot start, another user of
+// the same tenant is still claimed for, and a tenant or user is claimed for
+// again once a quarter of its share has gone.
+func (s *scheduler) excluded(maxHeld int) (hooks, tenants []string, users []webhook.Owner, room map[string]int, limit int) {
 	room = map[string]int{}
 	for id, h := range s.hooks {
 		n := s.room(id)
@@ -400,27 +402,35 @@ func (s *scheduler) excluded(maxTenantHeld int) (hooks, tenants []string, room m
 			room[id] = n
 		}
 	}
-	limit = maxTenantHeld
+	limit = maxHeld
 	for id, t := range s.tenants {
-		if s.tenantFull(t, maxTenantHeld) {
+		if full(t, maxHeld) {
 			tenants = append(tenants, id)
 		} else {
-			limit = min(limit, maxTenantHeld-t.held)
+			limit = min(limit, maxHeld-t.held)
 		}
 	}
-	return hooks, tenants, room, limit
+	for k, u := range s.users {
+		if full(u, maxHeld/2) {
+			users = append(users, webhook.Owner{TenantID: k[0], UserID: k[1]})
+		} else {
+			limit = min(limit, maxHeld/2-u.held)
+		}
+	}
+	return hooks, tenants, users, room, max(limit, 1)
 }
 
-// tenantFull says whether the tenant holds too much to be claimed for.
-func (s *scheduler) tenantFull(t *share, maxTenantHeld int) bool {
-	return t.held > maxTenantHeld-max(maxTenantHeld/4, 1)
+// full says whether a tenant or user holds too much of its bound to be
+// claimed for.
+func full(sh *share, bound int) bool {
+	return sh.held > bound-max(bound/4, 1)
 }
 
-// claimableAgain says whether tenantID, left out of a claim for holding too
-// much, may be claimed for again.
-func (s *scheduler) claimableAgain(tenantID string, maxTenantHeld int) bool {
-	t := s.tenants[tenantID]
-	return t == nil || !s.tenantFull(t, maxTenantHeld)
+// claimableAgain says whether the tenant and user of a webhook, perhaps left
+// out of a claim for holding too much, may be claimed for again.
+func (s *scheduler) claimableAgain(tenantID, userID string, maxHeld int) bool {
+	t, u := s.tenants[tenantID], s.users[[2]string{tenantID, userID}]
+	return (t == nil || !full(t, maxHeld)) && (u == nil || !full(u, maxHeld/2))
 }
 
 // heldBackCount is the number of webhooks held back.

@@ -3,10 +3,12 @@ package delivery
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hookferry/hookferry/store"
+	"github.com/hookferry/hookferry/webhook"
 	"github.com/stretchr/testify/require"
 )
 
@@ -257,10 +259,11 @@ func TestExcluded(t *testing.T) {
 	st.queue("a", "u", "room", 4*initialLimit-1)
 	st.queueOrdered("b", "u", "ordered-waiting", 1, true)
 	flying := st.queueOrdered("b", "u", "ordered-in-flight", 1, true)[0]
-	hooks, tenants, room, _ := st.s.excluded(1000)
+	hooks, tenants, users, room, _ := st.s.excluded(1000)
 	slices.Sort(hooks)
 	require.Equal(t, []string{"full", "ordered-in-flight", "ordered-waiting"}, hooks)
 	require.Empty(t, tenants)
+	require.Empty(t, users)
 	require.Equal(t, map[string]int{"room": 1}, room, "the room of a webhook with less than a new one's")
 	require.Equal(t, 4*initialLimit, st.s.room("new"), "a webhook not seen yet")
 
@@ -270,20 +273,27 @@ func TestExcluded(t *testing.T) {
 			break
 		}
 	}
-	hooks, _, _, _ = st.s.excluded(1000)
+	hooks, _, _, _, _ = st.s.excluded(1000)
 	require.Contains(t, hooks, "ordered-in-flight")
 
-	// A tenant holding more than maxTenantHeld less a quarter is left out;
-	// the limit is what the others may still take.
+	// A tenant holding more than maxHeld less a quarter is left out, and a
+	// user holding more than half of that less a quarter; the limit is what
+	// the others may still take.
 	st2 := newSchedTest(t, wide)
-	st2.queue("a", "u", "a1", 7)
+	st2.queue("a", "u", "a1", 3)
 	st2.queue("c", "u", "c1", 13)
-	_, tenants, _, limit := st2.s.excluded(16)
+	st2.queue("d", "hostile", "d1", 7)
+	st2.queue("d", "victim", "d2", 1)
+	_, tenants, users, _, limit := st2.s.excluded(16)
 	require.Equal(t, []string{"c"}, tenants)
-	require.Equal(t, 16-7, limit, "no included tenant may then hold more than 16")
-	require.False(t, st2.s.claimableAgain("c", 16))
-	require.True(t, st2.s.claimableAgain("a", 16))
-	require.True(t, st2.s.claimableAgain("nobody", 16))
+	slices.SortFunc(users, func(x, y webhook.Owner) int { return strings.Compare(x.TenantID, y.TenantID) })
+	require.Equal(t, []webhook.Owner{{TenantID: "c", UserID: "u"}, {TenantID: "d", UserID: "hostile"}}, users)
+	require.Equal(t, 8-3, limit, "no included tenant or user may then hold more than its bound")
+	require.False(t, st2.s.claimableAgain("c", "u", 16))
+	require.False(t, st2.s.claimableAgain("d", "hostile", 16))
+	require.True(t, st2.s.claimableAgain("d", "victim", 16), "another user of the tenant is claimed for")
+	require.True(t, st2.s.claimableAgain("a", "u", 16))
+	require.True(t, st2.s.claimableAgain("nobody", "x", 16))
 }
 
 func TestDropExpiredAndDropAll(t *testing.T) {

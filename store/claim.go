@@ -39,10 +39,11 @@ type ClaimRequest struct {
 	// webhook's backlog does not crowd out the others.
 	PerWebhook  int
 	WebhookRoom map[string]int
-	// ExcludeWebhooks and ExcludeTenants are skipped: the caller holds enough
-	// of their work already.
+	// ExcludeWebhooks, ExcludeTenants and ExcludeUsers are skipped: the
+	// caller holds enough of their work already.
 	ExcludeWebhooks []string
 	ExcludeTenants  []string
+	ExcludeUsers    []webhook.Owner
 }
 
 // claimScan bounds the due rows one claim looks at (oldest due first) before
@@ -96,6 +97,14 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) (_ []Claim, err err
 	if len(req.ExcludeTenants) > 0 {
 		where = append(where, "w2.tenant_id NOT IN ?")
 		args = append(args, req.ExcludeTenants)
+	}
+	if len(req.ExcludeUsers) > 0 {
+		users := make([]string, len(req.ExcludeUsers))
+		for i, u := range req.ExcludeUsers {
+			users[i] = "(w2.tenant_id = ? AND w2.user_id = ?)"
+			args = append(args, u.TenantID, u.UserID)
+		}
+		where = append(where, "NOT ("+strings.Join(users, " OR ")+")")
 	}
 	// The oldest due rows, ranked within their webhook; then round by round:
 	// every webhook's first, then every webhook's second, up to its cap.

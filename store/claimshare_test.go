@@ -6,6 +6,7 @@ import (
 
 	"github.com/hookferry/hookferry/store"
 	"github.com/hookferry/hookferry/store/storetest"
+	"github.com/hookferry/hookferry/webhook"
 	"github.com/stretchr/testify/require"
 )
 
@@ -60,6 +61,24 @@ func TestRecordAppliesOnce(t *testing.T) {
 			require.Equal(t, 1, got.Attempts, "counted once")
 			require.Equal(t, store.StatusPending, got.Status)
 			require.Nil(t, got.LeasedUntil)
+		})
+	}
+}
+
+// TestClaimSkipsExcludedUsers: ExcludeUsers skips one user's webhooks and
+// keeps the other users of the same tenant.
+func TestClaimSkipsExcludedUsers(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, be)
+			a := e.webhook(alice, "https://alice.example/h", false)
+			b := e.webhook(bob, "https://bob.example/h", false)
+			e.publish(e.st, "acme", 2)
+			got := e.claim(store.ClaimRequest{Limit: 10, ExcludeUsers: []webhook.Owner{alice}})
+			require.Empty(t, of(a.ID, got), "alice is skipped")
+			require.Len(t, of(b.ID, got), 2, "bob, of the same tenant, is not")
 		})
 	}
 }
