@@ -229,20 +229,10 @@ func (s *scheduler) overtime(a *attempt, now time.Time) []*attempt {
 
 // trim takes the claims beyond h's target out of its queue, newest first.
 func (s *scheduler) trim(h *hookState, now time.Time) []*attempt {
-	extra := len(h.queue) - h.target()
-	if extra <= 0 {
-		return nil
+	if extra := len(h.queue) - h.target(); extra > 0 {
+		return s.cut(h, len(h.queue)-extra, len(h.queue), now)
 	}
-	out := append([]*attempt(nil), h.queue[len(h.queue)-extra:]...)
-	h.queue = h.queue[:len(h.queue)-extra]
-	s.queued -= extra
-	s.tenant(h).held -= extra
-	s.user(h).held -= extra
-	if len(h.queue) == 0 {
-		delete(s.ready, h)
-	}
-	s.settle(h, now)
-	return out
+	return nil
 }
 
 func (s *scheduler) move(a *attempt, to lane) {
@@ -343,11 +333,16 @@ func (s *scheduler) take(h *hookState, n int, now time.Time) []*attempt {
 	if n == 0 {
 		return nil
 	}
-	out := append([]*attempt(nil), h.queue[:n]...)
-	h.queue = h.queue[n:]
-	s.queued -= n
-	s.tenant(h).held -= n
-	s.user(h).held -= n
+	return s.cut(h, 0, n, now)
+}
+
+// cut removes h.queue[i:j] and returns it.
+func (s *scheduler) cut(h *hookState, i, j int, now time.Time) []*attempt {
+	out := append([]*attempt(nil), h.queue[i:j]...)
+	h.queue = append(h.queue[:i], h.queue[j:]...)
+	s.queued -= j - i
+	s.tenant(h).held -= j - i
+	s.user(h).held -= j - i
 	if len(h.queue) == 0 {
 		delete(s.ready, h)
 	}
