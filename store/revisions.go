@@ -10,15 +10,12 @@ import (
 	"gorm.io/gorm"
 )
 
-// RevisionsChannel signals that another process revoked tokens or erased data:
-// whoever holds something on their behalf (cached tokens, claims) checks it.
-const RevisionsChannel = "hookferry_revisions"
-
 // revisions follows the revisions counter, which every revocation and erasure
 // bumps in its own transaction. Another process (the CLI, another instance)
 // has no way to reach this one in time, so Sync reads the counter before a
-// cached token is trusted and before an attempt starts: on SQLite on a
-// connection of its own that never waits for the writer.
+// cached token is trusted: on SQLite on a connection of its own that never
+// waits for the writer. (Delivery attempts ask the database directly:
+// Startable.)
 type revisions struct {
 	reader *sql.DB
 	seen   int64 // the last value read; only the one read under way touches it
@@ -49,8 +46,8 @@ func (s *Store) openRevisions(ctx context.Context) error {
 
 // Sync makes this process see the revocations and erasures other processes
 // committed: after it returns, a token revoked before it was called is no
-// longer accepted and RevisionsChannel's handlers have run. It costs a read
-// of a one-row table, shared by the callers of the moment.
+// longer accepted. It costs a read of a one-row table, shared by the callers
+// of the moment.
 func (s *Store) Sync(ctx context.Context) error {
 	r := &s.revisions
 	r.rounds.Lock()
@@ -110,11 +107,8 @@ func (s *Store) readRevision() error {
 	return nil
 }
 
-// revised drops what another process may have invalidated.
-func (s *Store) revised() {
-	s.tokens.clear()
-	s.signal(RevisionsChannel, "")
-}
+// revised drops the cached tokens: another process may have revoked some.
+func (s *Store) revised() { s.tokens.clear() }
 
 // bumpRevision records, in tx, that tokens were revoked or data erased.
 func (s *Store) bumpRevision(tx *gorm.DB) error {
