@@ -201,20 +201,17 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		Workers: d.cfg.Workers, HeldBackWorkers: d.cfg.HeldBackWorkers,
 		PerTenant: d.cfg.PerTenant, PerUser: d.cfg.PerUser, PerWebhook: d.cfg.PerWebhook,
 	}), sendCtx: sendCtx, wantClaim: true}
+	// Recording ends at the latest 4 seconds after the grace: a recorder
+	// stuck on the database then gives up at once, so that nothing waiting
+	// to hand it an outcome (attempts, releases) keeps the stop waiting.
+	stopLater := context.AfterFunc(ctx, func() { time.AfterFunc(d.cfg.ShutdownGrace+4*time.Second, stopRecording) })
+	defer stopLater()
 	l.run(ctx, cancelSends)
 	close(d.loopDone)
-
 	// Every attempt has ended and told the loop; the releases are on their way.
 	l.releases.Wait()
 	close(d.results)
-	t := time.NewTimer(4 * time.Second)
-	defer t.Stop()
-	select {
-	case <-recorderDone:
-	case <-t.C:
-		stopRecording()
-		<-recorderDone
-	}
+	<-recorderDone
 	return nil
 }
 
