@@ -141,6 +141,10 @@ func New(st *store.Store, sender *Sender, cfg Config) *Dispatcher {
 	return d
 }
 
+// recordAfterGrace is how long outcomes may still be recorded after the
+// shutdown grace.
+const recordAfterGrace = 3 * time.Second
+
 // leaseMargin is how long a lease must still last for an attempt to start:
 // the attempt's timeout and a second for recording its outcome.
 func leaseMargin(s *Sender) time.Duration { return s.Timeout() + time.Second }
@@ -183,9 +187,9 @@ type (
 
 // Run delivers until ctx ends, then stops claiming, gives back the claims not
 // started, lets attempts in flight finish for ShutdownGrace (cancelling the
-// rest), and records the outcomes it can within 4 seconds more: what cannot
-// be recorded (the database is down) is left to lease expiry. It returns
-// within ShutdownGrace plus 5 seconds of ctx ending.
+// rest), and records the outcomes it can within recordAfterGrace more: what
+// cannot be recorded (the database is down) is left to lease expiry. It
+// returns within ShutdownGrace plus about 3 seconds of ctx ending.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
@@ -201,10 +205,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		Workers: d.cfg.Workers, HeldBackWorkers: d.cfg.HeldBackWorkers,
 		PerTenant: d.cfg.PerTenant, PerUser: d.cfg.PerUser, PerWebhook: d.cfg.PerWebhook,
 	}), sendCtx: sendCtx, wantClaim: true}
-	// Recording ends at the latest 4 seconds after the grace: a recorder
+	// Recording ends at the latest recordAfterGrace after the grace: a recorder
 	// stuck on the database then gives up at once, so that nothing waiting
 	// to hand it an outcome (attempts, releases) keeps the stop waiting.
-	stopLater := context.AfterFunc(ctx, func() { time.AfterFunc(d.cfg.ShutdownGrace+4*time.Second, stopRecording) })
+	stopLater := context.AfterFunc(ctx, func() { time.AfterFunc(d.cfg.ShutdownGrace+recordAfterGrace, stopRecording) })
 	defer stopLater()
 	l.run(ctx, cancelSends)
 	close(d.loopDone)

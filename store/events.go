@@ -326,7 +326,7 @@ func (s *Store) sendNotifies() {
 		case <-s.closing:
 			return
 		case <-s.notifies:
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(s.closingCtx, 5*time.Second)
 			if err := s.dialect.notify(s.db.WithContext(ctx), deliveriesChannel, ""); err != nil && s.log != nil {
 				// The other instances find the work at their next poll.
 				s.log.Warn("store: notify failed", "error", err)

@@ -238,7 +238,7 @@ func (m *Main) Wait(ctx context.Context) error {
 // Close stops accepting and stops the delivery workers at once; in-flight
 // requests and attempts may finish for the shutdown timeout, then what is
 // left is cancelled (requests' contexts end, attempts are given back) and the
-// outcomes are recorded for at most 4 seconds more before the database
+// outcomes are recorded for at most 3 seconds more before the database
 // closes. So Close returns within the timeout plus about 5 seconds, even when
 // the database does not answer: what could not be recorded is left to lease
 // expiry (at least once).
