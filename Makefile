@@ -65,7 +65,7 @@ check: fmt-check vet staticcheck drift lint breaking test ts-check ## everything
 lint: ## lint openapi.yaml with Redocly CLI (pinned in tools/spec) under redocly.yaml
 	tools/spec/lint.sh
 
-breaking: ## fail on breaking changes of openapi.yaml against BASE_REF (default: the newest v* tag)
+breaking: ## fail on breaking changes of openapi.yaml against the released api/released/v1.yaml (or BASE_REF's openapi.yaml)
 	tools/spec/breaking.sh $(BASE_REF)
 
 ts-check: ## TypeScript client: npm ci, generate drift, tsc --noEmit, end-to-end test against hookferry
