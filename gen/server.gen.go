@@ -53,6 +53,9 @@ type ServerInterface interface {
 	// GetWebhook Get a webhook
 	// (GET /v1/webhooks/{webhook_id})
 	GetWebhook(ctx echo.Context, webhookId WebhookID, params GetWebhookParams) error
+	// UpdateWebhook Change a webhook
+	// (PATCH /v1/webhooks/{webhook_id})
+	UpdateWebhook(ctx echo.Context, webhookId WebhookID) error
 	// ListDeliveries List a webhook's deliveries
 	// (GET /v1/webhooks/{webhook_id}/deliveries)
 	ListDeliveries(ctx echo.Context, webhookId WebhookID, params ListDeliveriesParams) error
@@ -194,6 +197,22 @@ func (w *ServerInterfaceWrapper) GetWebhook(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetWebhook(ctx, webhookId, params)
+	return err
+}
+
+// UpdateWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhook_id" -------------
+	var webhookId WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_id", ctx.Param("webhook_id"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhook_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateWebhook(ctx, webhookId)
 	return err
 }
 
@@ -368,6 +387,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/webhooks", wrapper.RegisterWebhook, options.OperationMiddlewares["registerWebhook"]...)
 	router.DELETE(options.BaseURL+"/v1/webhooks/:webhook_id", wrapper.DeleteWebhook, options.OperationMiddlewares["deleteWebhook"]...)
 	router.GET(options.BaseURL+"/v1/webhooks/:webhook_id", wrapper.GetWebhook, options.OperationMiddlewares["getWebhook"]...)
+	router.PATCH(options.BaseURL+"/v1/webhooks/:webhook_id", wrapper.UpdateWebhook, options.OperationMiddlewares["updateWebhook"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/pause", wrapper.PauseWebhook, options.OperationMiddlewares["pauseWebhook"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/unpause", wrapper.UnpauseWebhook, options.OperationMiddlewares["unpauseWebhook"]...)
 	router.GET(options.BaseURL+"/v1/event-types", wrapper.ListEventTypes, options.OperationMiddlewares["listEventTypes"]...)
@@ -1189,6 +1209,142 @@ func (response GetWebhook500JSONResponse) VisitGetWebhookResponse(w http.Respons
 	return err
 }
 
+type UpdateWebhookRequestObject struct {
+	WebhookId WebhookID `json:"webhook_id"`
+	Body      *UpdateWebhookJSONRequestBody
+}
+
+type UpdateWebhookResponseObject interface {
+	VisitUpdateWebhookResponse(w http.ResponseWriter) error
+}
+
+type UpdateWebhook200JSONResponse Webhook
+
+func (response UpdateWebhook200JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response UpdateWebhook400JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook401JSONResponse struct{ UnauthenticatedJSONResponse }
+
+func (response UpdateWebhook401JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook403JSONResponse struct{ PermissionDeniedJSONResponse }
+
+func (response UpdateWebhook403JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook404JSONResponse struct{ WebhookNotFoundJSONResponse }
+
+func (response UpdateWebhook404JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook409JSONResponse struct{ ConflictJSONResponse }
+
+func (response UpdateWebhook409JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response UpdateWebhook413JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response UpdateWebhook429JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response UpdateWebhook500JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListDeliveriesRequestObject struct {
 	WebhookId WebhookID `json:"webhook_id"`
 	Params    ListDeliveriesParams
@@ -1717,6 +1873,9 @@ type StrictServerInterface interface {
 	// GetWebhook Get a webhook
 	// (GET /v1/webhooks/{webhook_id})
 	GetWebhook(ctx context.Context, request GetWebhookRequestObject) (GetWebhookResponseObject, error)
+	// UpdateWebhook Change a webhook
+	// (PATCH /v1/webhooks/{webhook_id})
+	UpdateWebhook(ctx context.Context, request UpdateWebhookRequestObject) (UpdateWebhookResponseObject, error)
 	// ListDeliveries List a webhook's deliveries
 	// (GET /v1/webhooks/{webhook_id}/deliveries)
 	ListDeliveries(ctx context.Context, request ListDeliveriesRequestObject) (ListDeliveriesResponseObject, error)
@@ -2029,6 +2188,54 @@ func (sh *strictHandler) GetWebhook(ctx echo.Context, webhookId WebhookID, param
 	return nil
 }
 
+// UpdateWebhook operation middleware
+func (sh *strictHandler) UpdateWebhook(ctx echo.Context, webhookId WebhookID) error {
+	var request UpdateWebhookRequestObject
+
+	request.WebhookId = webhookId
+
+	var body UpdateWebhookJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateWebhook(ctx.Request().Context(), request.(UpdateWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateWebhookResponseObject); ok {
+		return validResponse.VisitUpdateWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListDeliveries operation middleware
 func (sh *strictHandler) ListDeliveries(ctx echo.Context, webhookId WebhookID, params ListDeliveriesParams) error {
 	var request ListDeliveriesRequestObject
@@ -2162,134 +2369,143 @@ func (sh *strictHandler) UnpauseWebhook(ctx echo.Context, webhookId WebhookID, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1rc9u21+dXwXCfmdhdWqYuvsnzvFBj/RNtHdm15KZt5JVgEpIQUwADgJLVTmb20+wH20+ygxvvkq3E",
-	"fZI+/77ITCySIHCAc87vXPmn49NFRAkigjvtP50IMrhAAjH112BOV51YzBER2IcCUyJ/DRD3GY70n06P",
-	"+GEcICDmCHA8I5jMAEc+QwLsTWDu4ck+wETdyBCPKOGo5rgOlqN8ihFbO65D4AI5bYfP6Wqcf9hxHe7P",
-	"0QLqKUxhHAqnPYUhR64j1pF87J7SEEHifP7sOu/R/ZzSh95FecrDOQIrffkVBziogQ4BOABiDgXAHBAq",
-	"ACUI0KmarA/DELFX3D7DASR8hRgHLa+VrCCCYp4uwNw6xoHjOgx9ijFDgdMWLEbZdZh5c8EwmTmf5bwt",
-	"adQG/AiDG/QpRlzIv3xKBCLqvzCKQkOYw49c7wt6hIso1A9isoQhDl7HjFMmf+DxYgHZ2mk7IebiAoV4",
-	"iRhGHKywmAMIfHUnEHPMAUdsiRgIcKBIMYckADQWjussYRgjPZVATrzX/6Vz2bsY33R/vu0Oho7rLBDn",
-	"cCav6RHbIIKcg3voPyhiEvQoxuZldAogiBhaYhpzEMnHJAXM3DMLTyffAfc0WOudCijSe7WAwp/rraJE",
-	"MOjvOlU5ZhtEjEaIiTUYOehRMDhy5GGICY+jiDKBguzsBvF95khlp8jQDHOBmDmAhsAEoCUiAsgdl8Tk",
-	"2PCMDwUM6WzLjAe3Pw5e3/Suh72rfm7aPDOHmhp+LIfnH7y7Nhg5lAWI1fgcRxEK9GIktQpTmeZmkVnh",
-	"LQufszBwe3OZ4xzo+ygS8D5EW9Z0e3OZW0rMQjCnXICQ+jBU/7PDgSi+D7EPYBAwxLmaYkweCF2RrlzH",
-	"UPFQdqLqAT5XV7+c/Lf9n/pX7/vj7i/d/nA8/O26m5vxF9EX7L3pDsHhsn6objlQ2wUkR3J522Jfr46F",
-	"fSreChHxL9qBuXpyK/HHvcG4fzUc3w56/Tfjt8Ph9aC0H4uYCxBzpMdz1dAjR/4xcrSsSgXZfzA0ddrO",
-	"/zhM1cmhvsoPu4xRph8oy2GmuXwbMwPKwD1DUApewOIQ1cBQXQ4QkOJWkW5EphiFAYACKNXQBpnVumD7",
-	"0t0RqWI2F5TPANjLnq59V06uIFpGZEoZgGQt5lIZopCj2og4n13ndYgREZoez5bnz5RhP8IAWJH59VvT",
-	"Ab6aK0DyDkBJyoeIBBHFRKhd4Cj5mwMBHxAgFGASxcIFnI6IPKZTxNg60ZlEalZBAQQrFIYHU8oWKLDH",
-	"4ByE+AFJ/mFr++qp3t7Odc9VWnlF4zAAPpSDymOi1qDUgqUyJdMQ+7uqzCDW11FJ8A0TEABgyBAM1sBy",
-	"Igq0ytTyrMhwF7fXl73XnWG3JO+gBROah+0YkoPLr1BCQVD6DpK1YX2+cYZyBKEIEyF2EHPEQIgXuEol",
-	"Dq+uxu86/d/G77s/vr26+mkwvum+6Q2G3ZvuRW62cjQ1iNyNxlEKhCLEgHoF5oAh6M9RcA4CFCKB1F5N",
-	"MZPH8YVkxRN7QChbwBBzFChS7uWovy8Z1Tw5InOohAZYSEWTwjq9lgVcgzlcIrC3jUD75rT1iECMwPBr",
-	"uHrYvel38gcEm2E1F5wb1KxlJQ4kvQ2U/vXAcP1BLwBzBAPEXoL/CYgJeoyQL1AAphCHMZNbqmG+woev",
-	"OFBadM/Of78mX9yn4l80JsGu3KcR6Tr7eP58W4aRe0cosA9kGEiB7RIPdi97v3RvflMy/19Xt/3i0cb8",
-	"eUNLIpkbqyfZp8lAOcsB6NO2aYLmbG2YH8kNuqYx47nxXoK3njNxsFeap1Z+orw1PPbnKRH3yjugT8o1",
-	"XIcUBkNKLyGboS/inevOb5dXnYux5NTLzs2bbkluWaZRdgPmIJTvktOGBDSOG/VWC9yvBeLOy+IZ9Tr0",
-	"6CMUcGMb/2GF6F5p1oYgiC0w55iSC0QwCr6MIt2bd73BoHfVH190+71uxXEX9AEREEL/QU/N7uy7Tr/z",
-	"pvuu2x9KwW6m8kJ0Kb5TmlpqKa945mVgrzR9TZqh1n5G1PEdhQuDAl1K0qMKuSIQgURhZ7pE+jwHKArp",
-	"eoGIeMWBfPhpFWog2aCC2vnxseCpLj3y7IHRupQjn5LgHDAk2FpK+DqwBk8EY45eUxoGdFWwOM1FaxVw",
-	"KuHaVJjFJAa2ue3LVpHAFZgMFIAFlTTiAM5ods6emvQLnBsJG2cQy3MjV7NXmud+O++hKe/liGzYTLAH",
-	"yRpMDpf1SXoY83p2pcSZGBEJNjFSThAl9FwgEX6e7G5OElaRaUTgjErU4DpaT6uzeSPJdtCR21X2VL2f",
-	"0xCZUyH5FqwgFuAeTSlDQLC1tC8UhWpb3UwLTPAiXjjteuIqk/hihhTZP7vOLck429CuulsxL5kNJYuX",
-	"VGInFnPK8B/qcQtQqqztzu3wbbc/VIgtL7Q4IoGirhYiBvhUDdwGPyLIEAPDq5+6/ayroGJyHTOeNZ3N",
-	"nVKpMbSkDyjYcZ6ZKVaO9kK6+l4vUb1JqWBlUW1cBNgrzFlL1PdlKLOzrvlK6PLNgEvNSXdCneBOHGBE",
-	"fLU2GARYjg/Da+0QxPKUG0dzWbFJk4GD1ZxylFoSDPkIL7WHSXl6zgG859KeXiBIuDFwlbVhJq4ll2Tj",
-	"KPPWPx15zxgH2qkr0EIzHHy8RGQm5k67cXTkSv62f6ccbp3Krry9px+te56nbrd/J3dDxuDakeyCP8XI",
-	"XJZyRPukrWT5kE7oLnmW3n9EvvI6PBUseEtXFhhipARaVmhCpkMIKCjTQW2W2h9EpCT74AyGnf5F5+Yi",
-	"Mc4yM0rXrkMR1TGAgYAkgCwA1qguBzBWc4788QT8T3APOTpu7cuZJYzg6Mvvpj/9fMZO3/z02yc2XH28",
-	"vb447V1e/96jjUt4CQcrpzSvAk3N4pLZVpHWuOzXKkqTIw0UAi0iwcuL7JgrYAEDBDgFU8jkAhJ94JX1",
-	"gev4DEklMIaKbFNpVQun7QRQoAOB1TxLZDabuuNT2meNg4pQiL0ojHd3q3ywbuA+XCD5qB4x3aYgXI5b",
-	"jaoZhJCLMbKme1H5ageTvAcYIitTGAUuWM2lmBcgwOqwVg/MBRQxH2tpWXUC3w6H10DfZQVB9m3mNRqT",
-	"KInCjB8NZd+a2TsVXjFPm60oLsoMKO9MVoU5CGJ0LrGiklKrOQ4RuO72L3r9N66VXfrXLMdiDgzG2dO4",
-	"2dh8mIM5CgMQE4FDC4QU7zzvYGiSPLXvliUG+u4iVylrOzliuQOVvMFNuSd38Ldx4CXWUak8FybCOfnP",
-	"c6Yux81JYLuHfhK5y+/fdbJDiICFhIHqfWBKw5CuznW0DQsAOZjoMSa1J+WPnvK2NQ+SDSlMRx8Rs9GJ",
-	"FFCoJFYmjjQLMOJKbhrJbR5yXOucUTjqX53eZfeiUognvrU8yS1fPYkdXssblZQSEId8s5bXwDm/xHfQ",
-	"n2OCDhiCAbwPdVwCPQpX+zmMJzEffciQPKVlgoxKYhrM4wUk6RvQYxRConTo05unqJCOXrWLKRFK7y5g",
-	"Q9Dy6i4oGeGg5TVdUAJSoOW13BEpO3jUharoScvz3BHJ3Qf2rMuI0VigfRe86w7fXl2o0TqXl1fv1fuP",
-	"3GKcxQyWCe2oX56I9eTvyYZ7zHg5tzFoeWcu2OYH1neUPDqgVW+6I1KyWEGrcSZfr12m4MjztEVoeaNs",
-	"X1Q5dKqAd6WjszKImb2hTGvHrYgz5eO2TwYSN4Sui/GQJwIQVc69KldF4kCvlB3ZGHFefuQ4oQKB6FyO",
-	"nbBHgTfVCJUcaR97CWWSLvE71yZ5YlUiIkkxlRiyJYqeSt6JjsEbxT3Jg/PcNcfNWk31xmnRaookEGBy",
-	"Gv/7Q+fgd3jwh3dwdpf+d1xrH9z98B9VaOUtgqEcpbiLKYqx3E0flIkFlxCHKkPi7knTQI9RRc1rCapu",
-	"EORVlpYEr7CM09rgdtC9ATpArfQM9rHQF89BIkKkLr696Q7UwRgRLHjWbHtABghLU0kOFVKS+NRL/tMV",
-	"JgFdnY9It39xfdXrD8dvrvrdLcgWtOoeeEMJqoH3cyiQ9coytVQXwJF1rNnl3cfTqbTC5TzVqeEGkGDj",
-	"E9H318Cl8iMuEeOYEmkWrUcEBoEZmreBkKdFOVTWNAYBVSkJD4Su5GmDmk46Rq2c2GKOGC8I8EH3JiuN",
-	"LSkd18kRoFJYXWdyCzL5T1tdEgVjMOPJ2CYzEo+HhEVQwN0w0dD6NV7Jg6XCOG4G/RlMhMgShTRCrziY",
-	"yHdMAHqEvgjX8gYpd8owyXUeD2b0wPz4kVNSu4GrdwbbJKZdeTYRo0HsKycwDtAiogIRfw0e0NoF2qeh",
-	"HOzazdIGJolDHmAVnIELNCI4MO5mm6ug9pjhGVaBWCWOIAnApxjFOltFDqC3f0eXzBeYtQXBYOwYtXeV",
-	"0kGvEAVqmCrlZ/m52k2zgGSd89XYLdfLD3LGHCbiuPWkY2HT3tmThANXHQt7fiaGvw9wMDEOXqkJ8tIo",
-	"L/PRUoy943l9fXy88I4EO0MnXuPMX9VbMGh4T6suqScylKki7E0+CevL2FTpJhRU5bLm6WMMMO0qy8Rh",
-	"5AIUK2FiDzNQg+okmcQSh0LKS2lnA+gzyjmAYQgw4QISH3GwxxECE7OWmpnWZL8GBkjIh3WShY6O6JNe",
-	"zLV1c3mITx3qXN6kznWrPhTwntMwFib7LM1xM+qCg4zDoXQM1DPtw0PzS82ni0Pl4TtUK+QFhvVaW+HA",
-	"/O3dBzHU/6Lruw98cNc+PHzyMMmlFYhTdZ6KmaQ7+p9TlMQzCt9SqexIzeSJ7g4wrYMt51H+SodydkJV",
-	"9DFns8LvWXI2b1d4ubs/u45GDSgYa8hQPobZLGmIhUU7WT78Ain4Je7VKsl5FUGp1XAgVzXFiBVd02Ov",
-	"/jH4dLw8eziZNheNx1PWEkfr4z9O4GnVO3IiqeAylDgn5/ibIcELgvgJkTQiUhSBLZJIHXEV0F2DGVX+",
-	"I58SP2YMEQUaSAB8SEYEMoaXCChFvdav2K+BTir0tP1gFpTMWYkPCVs5uA+p/8BHRDtcJSakBOVBY86X",
-	"pX1T8h0GeRbGHpEHhKIcAMVmAnLakgA+SnCoCwIGMdEpvzqcKUGnMldG5AZZmpIZiGIh2TpZmcqjx0S9",
-	"KEEmUQh9lKH6iKix2kmgOFllhEggh013zc1kCkjFgQmYhng2FzXQGZFI3ox5ao0p6KuoLo+Ea7CAGWNl",
-	"YpA2Qc+8bZPaUMQYs8SA2ca9WVvHPhpsd3BnQ/H6/pJ/u3M76F68tFfayCvrlP5K9RgFOwsLo1J30obP",
-	"gEUV6iwVGhmHelGs5iRebkVbpP1LuEWs4vjOnSL585JxFnReD3u/dJUfTJ7Tal8BR37MsFgPVAhRPa/z",
-	"A6S+q3A1E0C13tCJCnuT+XT8//7P/53sA7NLOulxkiZu6xv1VbVQG4o1L0qXLs+ZDtNjMqXll6djckFZ",
-	"1qaQMk6bZq844Guu6G11iJT7RmBpkemaKPGIREZyVURyI+TjqdH2ro00aw+wD8NQCdLbm0sO9mzUfl/q",
-	"A5M7nUxGh/dtqrHS/xnEVRuREenms9V1bD9JKcoZk9LOVKmBLpgop/zENakDE58GaAIwHxFTejZJvPaT",
-	"GugWBo2JVC06e4moHEOYywsZkb1JLkEmyYzZbb/PdQ5VJkNPKtZkGvrVmCu3XWAV0+TxIBnuIH10olRK",
-	"6htSidY6FyuTdaUCoQj688RWT9Ly1L2uIbBa+4iU6dxqnIGy212vMpNsNXH1waI5S35EfvjBxrxqP/wA",
-	"unIiesNnVGcsqLkZMXifgRfKQTS5vhoMJ8ZKHRHrAbEnVvkgSodV4orG46NZgZoqLjvStBUnUVHCDFic",
-	"5+tMlPY1Meo0iKxDcIFJ3y5kxEluDuIQuYkSx6b+JhvNtQDoIvMbFCBEkAt5Yn3UThx5EjslxRQ2Z7zC",
-	"ltdlPBkAKWHbiCQQczMEBBUI0AUxCRHnhfj0iEysUaugpQraK/SqwNcTZnQVZB2RBLO6htgZSLXW2NI6",
-	"lp4BLkdEE3ejKS5P5U1CWy6QTeyEPpJHJ3eqrZ9kzyQNqgQxSHSmgdS8+4BKCK3YhDJw5DXtuVvAByOT",
-	"c7kByvcORbpAInmAhdh6fLEYEcgfuAt8GEXq4Om1UzJTpV0ohGvrwtdZovbQgb26B+bgfg2MF2RfyQjr",
-	"ANa4Lb+lyj3rI8PQWQw5ATkH67lhQaNfGAIWmbiSV02Nln6FW+0vVsA1xD4iXHnrTHFvJ4L+HB00ap6B",
-	"RSnEWq1WNagu1yibHZpn+eFl73W3P+iqZyQewUIjMysmHdcxXmmn7dRrnr6NRojACDttp1nzak1HuSXm",
-	"SskfzlXQ4Q/5/1lVglPHiMOG52USNyJGfckkqoSDJzJXqvVEkvYCp+28QcKENQolyQ3P2y1X0KJmR0Ox",
-	"56X8mXdvSCa3q5B7Falsxtavv24aMpn9Ybb8LoudnPaHOzeTGHqJl4jI8SNG7xXEhjMuEZmmuXMnHz40",
-	"m1OzS966C/bmNVyEUqQtEZO6V1DwvwZXfZ1PbCruZojIjaCseleuIkQ61z352FdvjYVpX30c84mtBYhb",
-	"vYdmHSCgfrxQsYCX3sbhHHPQue694kkpqSvlvCGd3dSkZjy/rXKndttW47U21fPS7LyPcWgqkCVw2XmT",
-	"f+u8u9xtk+2s/+032ZBuwyYr/8SusjOAAt5DjizSdJXyVI6QFda9LEobeYNggKUs+R7FaHFBX7g7rnPk",
-	"Nb9wMdlY+EuvKikp18urbT1HyUZtF/r5yv2NB+gGiZgRXg6G2z4A2k60ZqSuHdG17BBkXSwjIo0kSViI",
-	"Tfwlf8YuMReJe/7rT5lxrHwop6j5MRd0YQSbsR1racMTeznJt/jsVvgeMFlSLMGb8snh7ADmUk3+XP2w",
-	"dqeq10v0HYa5CZhsD3vlqSGUz7Ti+c2zBxHUZqueQSRilhvAXK7x2PcRCuQgd88vccjlA22sf7bpL6od",
-	"iYTN8t2abb3602xbLPNRzzWffq5UmCgfbJw9/WCxbE/JCu/p5/JF1YpvM+iMi0w0Wphzb9k1y553rlPt",
-	"isjUrqRFj06Ow3U7JMoruHtQ8F5lkwJywVfjLWJr3dVCGoXWjNnTKQfax+Fm/QnGVSVX4AK6IojZiieb",
-	"23EOoC+k/UuZ8Wzvu9Iq1YVADBIur1Pi2gCAFoDy9Q2v0ZbmIPQfCF2FKJihwCwCcyCNJTYiIeWiBt5j",
-	"MZcGuLzbvHhj3YqpR8eiBm5QhKCKlcERsVkZYCLN/p3SKgBBqyqBl02RMUVviIsfabDeTdLZpBfF96oG",
-	"wal7ukiAChg67bOz2pEJvembDuT1gzSfzCKgguB4JsdXpfp8znuNVbS0JNEbO64zk+fRMMtJsiQ+TpcP",
-	"dT5vTpvwDPli/nga3J/uvAabY7JBbCXHS3l9A7XXhdChTSlRAukZ8iHTF+ubyL76cx4slLd/S5l5nbjS",
-	"9W4U5eV2UamShwfj69sfL3uDt4mYXGVakVSioEvV10jLjDQIq4v0JIcrOZJ28XABDQPEhe4aor2DpiBr",
-	"RExFlpIzquFcACgJTYuGSUW/uP+U3DPZBJmSNipuruXdh2oip7ccVrTE+3z3cqirlJPg5RMGJP8fH9Tr",
-	"B42TYaPRbpy0veNaq3F64p387hjuXs01c58sZifzx4AErP5YZ36Tn4m5l4nZ2ZySBIwnAadixDKXM/Kh",
-	"BLXcggy8KwQun5h03oO2MUgpIVmJPPXWVvo06+2WV6vXTxteq0Qf+KnpN/44XRyJh5m3XN2fsBY6zdJH",
-	"Zz7mw9SViZ2ZcHQ6gdOh12zXG23vrHZ0VPcazd+dDK1NTO9JWudgsZuATO3i30LpyrfnKX2PFRvWshS3",
-	"PH2Yegl2QLHZ4O3WHj7ZZorYBJswNfj876MGvjkELlEzI9iTn3ZFwe4G2GsTH7mNJ+QjqdqjDjgSBetW",
-	"S/I0cREywUdECxvbwm7KEJ8/WZCrQlkxIyrUOCLF9qL6RXIqqnXdfZpE6Ko+dhN18ieuLjKAquGgqzuJ",
-	"jQihSh8dYDKlCqIQCqYMzhaqelveynUcBDIEQkojuW4XRAwvoXxBiMnDgepeOCKqOYSJQKMA9K5BiAVi",
-	"MOQ66DhJuhxOXDUeQ1OVVpSGsHKBUhiGdMXtu4CQeEKosKFSoT4khIo0SJ1mNBdaYokV9pEL5PwWOjGo",
-	"KmE/3zdMhZ/eKy1rBGMbKNX6JflgJjNpc3AtzQc7B5XhsCqFXsjI/Rqr4HmaLzEBiprw7vMO6uyZQnVD",
-	"vvGzbIX6bqsvZ1QmuR7lavu0tt6UwZ+976Kzo8fV0eBs/dNvs4/xfae/fMNnvzaWn9a//IyuZ41pdH+K",
-	"uie3/1mZf/kP1tn5cCQ5TtXadmV705gYRFGg1vK9aC7ppsYNVrAaq5+gVTYDdocGx38X1e49Q7UnjSb/",
-	"jiahFStp0vhLYIeCaXj4Z9oI+7PxRiCBqrDFgi6LkX4SaONR+4NMqqlEGVjHeEruLkiCEWEZ33smNwcr",
-	"x22V+rhQc8oqj6+x5UpSrfnXS7WCiWJK0CqtkpNho9mut9rNk1r9uHV8+kVGyVcJxdLrv41MTM+E9ZIy",
-	"eQZh+I3c6V7r6QeLPZu+pfzQXPOy0sPdHk3b1pO/Bjpk/Ywm/kl+GXeNJ0m5qokK4yo4/UqB9KTBf7nr",
-	"QZUMeYNEKkC+A4/SP9jqv0qO/H28FX83CfMGiZcWL7txZvoJEeUD2whsDvO1tLNN/caSuKDJANgmz1yJ",
-	"sRNnuKtqz2coU85pPqwxyZQyTHR5UKYuwdSrmYxOOcImh3ha61YWYBur4iLE9KAbPuNiu6ZWfLil4akq",
-	"QtOW0hQRbm5S6VbRM792Q8nc90Q2TcyUfuR6ZKb1oMetikqLUvkdCXP10SpGq4JcUgpu/LCNrZJ5nggq",
-	"dbh6wVBD2jauvkU3NNv1o3a9VTs+rjc95UROm7Zl4oik4RNxxpv14ybxm/OPTRHN8i23yv041BBBuByf",
-	"OPlGbM6R1wQDxJbYR+A2kyFU1VbtyGtWtD2rWMNR7bR+3Dg+ziNe04pK7m9KkNMtBKm3vUb7qF5rnniN",
-	"+tFGgiw+Hf3h+acPvLG6n03roglP0AaCZPRfQpLjIkkCDEMg/Ag0vGbNq9XrzVrda7dazTbwKSHIF8l/",
-	"MCXWoZhdqumvlV/pE1vfajfrtbNjr6G3Pt/lr/rmk+PjZmsjWSrjzc89J/XKA9DwWplVph3FJK/k6rzM",
-	"GJ93Zb5N4YyOFsl0mitD/wcN/IUxD5j5bleQ1VgWG+R7N3xv6ODwTwsB1AVmK32LX17b6eXuNqihv29W",
-	"/Y2yzFx28uHdbQoQ/awTeHK1Q6qhiguCGAFCV24+3pMvBnFVAbFOQVKuSq1JQc/UXqmGgsQvdaDUyVA1",
-	"8C9d6VIqzc7NR42kv0ZGt1dRg1IR9YjsXkVdGa6w2/61uT2pHG/+O6jwRrPmnXqNo5MNKnxHub4xgdhc",
-	"d/NpSd+jgP5ePEG6f5dk9ZeRxVvlqf6KwdeIzI0SbCBoxDd3qK6BPlqBTEUZFzgMzRfvTGab9bzor4Bh",
-	"UQPXMObKyQQKbcv8OSSzYiOpQrZj5gsDzt/RKfSPa3oHl1L+fPzjiH5ebqPqyfdfFsU6jCQK+kukj8FP",
-	"MCmWrsl3TWwuTaEDGAwpyWAmXe2a5Q7V9cCfI9+0vsk3W1QyiyuRJWXdVEq7jB0zIupAbu//0raNJIut",
-	"dnQdrVafI/KM7jAFqYfJbKPQ+4r853op/3ketM747PFo+bCE4qhFPs7Ii+c/KyIq8v0NEMV3xdlaa5YZ",
-	"+69CFvYLSX8Jd98gHi/QFnRxnmAHCzFMC4RcWvSI3KpZ6rCVrQTZBClAx3w9CKDpFOl7zSoBnWrbSDUl",
-	"yX6OsqL5BPDNl6dybTbkzSOS6z9Qxc63uQ8lfacBssZ/twCZAjMtr3bqNU5Pm98AzeSP5j+esb9KTBr2",
-	"emEIlK+VzXeV+nAnGVAXuleFiOTupw2FbEqnRiGm84SCMmlZuD2ch4q1zew3JSC7csgI+cI1DZkliFHZ",
-	"G2hDckDpw/x8g9+suj4301jThyQt1gOCZobOVh6WR7clOJmeV4oexW9GFQfkT3j4bDARpmok8SvqhjkS",
-	"f9RKbj+MNo1cLNrXkTVdZp+t+LUl9eVRkgYaemNyldW68wpl/hypvrKU8XNAKMjnnmbeY+qvP999/v8B",
-	"AAD//w==",
+	"7H3pctu49ueroDj/qtg9tEwt3uT6f1DHuomnHdvXlju3O/JYMAlJiCmAIUDJ6q5UzdPMg82TTOEA4C7Z",
+	"Stydzr39IVWxSILAwVl+Z8Hh747PZxFnhEnhdH93IhzjGZEkhr+up3zRS+SUMEl9LCln6teACD+mkf7T",
+	"OWV+mAQEySlBgk4YZRMkiB8TibZGuPDwaBtRBjfGREScCdJwXIeqUT4lJF46rsPwjDhdR0z54q74sOM6",
+	"wp+SGdZTGOMklE53jENBXEcuI/XYPechwcz5/Nl13pP7KecPpyfVKQ+mBC305VcC0aCBegzRAMkplogK",
+	"xLhEnBHExzBZH4chiV8J+4xAmIkFiQXqeJ10BRGW02wB5tY7GjiuE5NPCY1J4HRlnJD8Osy8hYwpmzif",
+	"1bwtaWADfsTBFfmUECHVXz5nkjD4L46i0BBm96PQ+0Ie8SwK9YOUzXFIg9dJLHisfhDJbIbjpdN1Qirk",
+	"CQnpnMSUCLSgcoow8uFOJKdUIEHiOYlRQAMgxRSzAPFEOq4zx2FC9FQCNfHT8597Z6cnd1f9f970rweO",
+	"68yIEHiirukRuyjCQqB77D8AMRl5lHfmZXyMMIpiMqc8EShSjykKmLnnFp5NvofuebDUOxVwovdqhqU/",
+	"1VvFmYyxv+lU1ZhdFMU8IrFcoqFDHmWMh45ihoSJJIp4LEmQn911cp9jqfwUYzKhQpLYMKAhMENkTphE",
+	"ascVMQU1MuNjiUM+WTPj65sfr19fnV4OTi/OC9MWuTk0YPg7Nbz44N120dDhcUDihpjSKCKBXoyiVmkq",
+	"48Isciu8icPnLAzdXJ0VJAf7Pokkvg/JmjXdXJ0VlpLEIZpyIVHIfRzC/+xwKEruQ+ojHAQxEQKmmLAH",
+	"xhesr9YxABnKTxQeEFO4+uXkvzn/6fzi/fld/+f++eBu8MtlvzDjL6Iv2nrTH6DdeXMXbtmB7UJKIoW6",
+	"bbatVxeH51y+lTISX7QDU3hyLfHvTq/vzi8GdzfXp+dv7t4OBpfXlf2YJUKiRBA9ngtDDx31x9DRuipT",
+	"ZP8Vk7HTdf7HbmZOdvVVsduPYx7rB6p6ONZSvk6YEY/RfUywUrwoTkLSQAO4HBCk1C2QbsjGlIQBwhKB",
+	"aeii3GpdtH7p7pDVCZuLqjyAtvLcte2qyZVUy5CNeYwwW8qpMoYkFKQxZM5n13kdUsKkpsez9fkzddiP",
+	"OEBWZX791vSQD3NFRN2BOMvkkLAg4pRJ2AVB0r8FkviBIMYRZVEiXST4kCk2HZM4XqY2kynLKjnCaEHC",
+	"cGfM4xkJLBsco5A+ECU/8dK+eqy3t3d56oJVXvAkDJCP1aCKTWANYBYslTkbh9Tf1GQGib5OKopvkIIA",
+	"hMOY4GCJrCSSQJtMrc/KAndyc3l2+ro36Ff0HbZgQsuwHUNJcPUVoBQk5+8wWxrRFytnqEaQQJiIxDuJ",
+	"IDEK6YzWmcTBxcXdu975L3fv+z++vbj46fruqv/m9HrQv+qfFGarRoNB1G609jIgFJEYwSuoQDHB/pQE",
+	"xyggIZEE9mpMY8WOL6QrntgDxuMZDqkgAZByq0D9bSWo5skhm2JQGmimDE0G6/RaZniJpnhO0NY6Am0b",
+	"bjtlksQMh18j1YP+1XmvyCDUDKul4NigZq0raaDobaD0v3aM1O+cBmhKcEDil5B/hhJGHiPiSxKgMaZh",
+	"Eqst1TAf8OErgcCKbtn5bzfUi8+5/AdPWLCp9GlEusw/XuRvKzBq7xhH9oGcAAHYrshg/+z05/7VL6Dz",
+	"/3Fxc15mbSqeN7QikrmxfpLnPB2o4DkgzW2rJmh4a8X8WGHQJU9iURjvJWTrORNHW5V5auMnq1sjEn+a",
+	"EXGrugOaUy7xMuQ4GHB+huMJ+SLZuez9cnbRO7lTknrWu3rTr+gtKzTgN1CBQvUuNW3MUGu/1ex00P1S",
+	"EuG8LJ6B15FHn5BAGN/4N6tEtyqzNgQh8YwKQTk7IYyS4Mso0r96d3p9fXpxfnfSPz/t17C75A+EoRD7",
+	"D3pqdmff9c57b/rv+ucDpdjNVF6ILuV3KlcLlvJK5F6GtirT16QZaOtnVJ3YULnEWJIzRXpSo1ckYZgB",
+	"duZzovk5IFHIlzPC5CuB1MNPm1ADya5rqF0cn0qR2dI9zzKMtqWC+JwFxygmMl4qDd9E1uGJcCLIa87D",
+	"gC9KHqe5aL0CwRVcG0uzmNTBNrd92SpSuILTgQI044pGAuEJz8/Zg0m/AN8o2DjBVPGNWs1WZZ7b3WKE",
+	"prqXQ7ZiM9EWZks02p03RxkzFu3sAtSZHDIFNimBIAgoPRcphF8ku1vQhHVkGjI84Qo1uI6208CbV4ps",
+	"Oz21XdVI1fspD4nhCiW3aIGpRPdkzGOCZLxU/gVQqLE2zDSjjM6SmdNtpqEyhS8mBMj+2XVuWC7YRja1",
+	"3SC8bDJQIl4xib1ETnlMf4PHLUCp87Z7N4O3/fMBILai0hKEBUBdrUQM8KkbuIt+JDgmMRpc/NQ/z4cK",
+	"aibXM+NZ19ncqYxaTOb8gQQbzjM3xdrRXshW3+slwpvABINHtXIRaKs0Z61R31ehzMa25iuhyzcDLg0n",
+	"2wng4F4SUMJ8WBsOAqrGx+GlDghSxeUm0Fw1bMplEGgx5YJknkRMfELnOsIEkZ5jhO+F8qdnBDNhHFzw",
+	"NszEteZSYhzl3vq7o+65o4EO6koy0wKHH88Im8ip023t7blKvu3fmYTboLKrbj/VjzY9z4Pb7d/p3TiO",
+	"8dJR4kI/JcRcVnpEx6StZvmQTeg2fZbffyQ+RB2eSha85QsLDCkBhZZXmjjWKQQSVOkAmwX7Q5jSZB+c",
+	"60Hv/KR3dZI6Z7kZZWvXqYj6HMC1xCzAcYCsU11NYCymgvh3I/Q/0T0WZL+zrWaWCoKjL78b//TPo/jw",
+	"zU+/fIoHi483lyeHp2eXv57y1hk+w9cLpzKvEk3N4tLZ1pHWhOyXkKUpkAZLSWaRFNVF9swVNMMBQYKj",
+	"MY7VAlJ74FXtgev4MVFG4A4D2cbKq5ZO1wmwJDuSwjwrZDabuuFTOmZNg5pUiL0oTXR3rX6wYeBzPCPq",
+	"UT1itk1BOL/rtOpmEGIh74h13cvGVweY1D3IEBlcYRK4aDFVal6igAKz1g8sJJaJuNPaso4D3w4Gl0jf",
+	"ZRVB/m3mNRqTgEaJTRyN5N+a2ztIr5inzVaUF2UGVHemq6ICBQk5VlgRtNRiSkOCLvvnJ6fnb1yru/Sv",
+	"eYmlAhmMs6Vxs/H5qEBTEgYoYZKGFgiB7DyPMTRJntp3KxLX+u6yVIG3nbJYgaHSN7iZ9BQYf50EnlGd",
+	"lSpKYaqc0/88Z+pq3IIGtnvop5m74v5dpjtEGJopGAjvQ2MehnxxrLNtVCIs0EiPMWo8qX/0lNet+Trd",
+	"kNJ0NIuYjU61AKCSBFwc5RZQIkBvGs1tHnJcG5wBHPWP3ulZ/6RWiaextSLJrVw9iR1eqxtBS0lMQ7Ha",
+	"ymvgXFziO+xPKSM7McEBvg91XoI8SlfHOUwksZh9yJE8o2WKjCpqGk2TGWbZG8hjFGIGNvTpzQMqZKPX",
+	"7WJGhMq7S9gQdbymiypOOOp4bRdVgBTqeB13yKoBHrhQlz3peJ47ZIX70JYNGcU8kWTbRe/6g7cXJzBa",
+	"7+zs4j28f88t51nMYLnUDvzyRK6neE8+3WPGK4SNUcc7ctG6OLC+oxLRQZ1m2x2yiseKOq0j9XodMkV7",
+	"nqc9QisbVf+iLqBTB7xrA521Scz8DVVaO25NnqmYt30ykbgidV3OhzyRgKgL7tWFKtIAeq3uyOeIi/qj",
+	"IAk1CETXcmyEPUqyCSPUSqR97CWMSbbEv7g1KRKrFhEpikFhyJoseqZ5RzoHbwz3qAjOC9ccN+81NVuH",
+	"Za8pUkAgVtP43x96O7/ind+8naPb7L93je7O7Q//VYdW3hIcqlHKu5ihGCvd/AFcLDzHNIQKidsnXQM9",
+	"Rh01LxWouiJY1HlaCrziKk7ropvr/hXSCWqwM9SnUl88RqkKUbb45qp/DYwxZFSKvNv2QAwQVq6SGirk",
+	"LI2pV+KnC8oCvjgesv75yeXF6fng7s3FeX8NskWdpofecEYa6P0US2KjsjEs1UV4aANrdnn3yXisvHA1",
+	"T+AaYQAJNTERfX8DnUEccU5iQTlTbtFyyHAQmKFFF0nFLRBQWfIEBRxKEh4YXyhuw5pOOkcNQWw5JbEo",
+	"KfDr/lVeG1tSOq5TIECtsrrM1Rbk6p/WhiRKzmAukrFOZ6QRDwWLsMSbYaKBjWu8UowFaRw3h/4MJiJs",
+	"TkIekVcCjdQ7Rog8Yl+GS3WD0jtVmOQ6jzsTvmN+/Cg4a1zhxTuDbVLXrjqbKOZB4kMQmAZkFnFJmL9E",
+	"D2TpIh3TgAC7DrN0kSniUAwMyRk8I0NGAxNutrUKsMcxnVBIxII6wixAnxKS6GoVNYDe/g1DMl/g1pYU",
+	"g/FjYO9qtYNeIQlgmDrjZ+W5Pkwzw2xZiNXYLdfLDwrOHGVyv/NkYGHV3llOooELbGH5Z2Tke4cGIxPg",
+	"VZagqI2KOp/M5Z23P20u9/dn3p6Mj8iB1zryF80ODlre06ZL2YkcZeoIe1UswvoyMQXbRIK6WtYifYwD",
+	"pkNluTyMWgCIEmWWmREMqotkUk8cS6UvlZ+NsB9zIRAOQ0SZkJj5RKAtQQgambU0zLRG2w2URMpDtzkl",
+	"f4rZhCgNq9m9XHDrFooRn+LsQvGkLnir5wx8L3iYSFOClhW6GZshUC7qUOEFeKa7u2t+afh8tgthvl1Y",
+	"pihJrddZiwmmb28/yIH+F13efhDXt93d3Sc5Si2tRJw6piqXk24YhM6gkshZfUulajQ1Vyy6Ocq0UbZC",
+	"WPkro8r5CdXR5ybPjc8VuSqdwEuHuLNm6GOFgkx0S3vwQuKlUAoIoEOVcgXBrRPUlYK5UtT+PHFiZFEj",
+	"UspABhZjJSEROmxT0HKbSdbOvPWHCVeFNcwMa+LilWTEekBUuPuz62hUSYI7DSlXbjlU0WMqLRrO6+kv",
+	"sJJfEn6vs6wXEVaohwZqVWNK4nLq4s5rfgw+7c+PHg7G7Vnr8TDuyL3l/m8H+LDuHSs5//2UKBxcCAxP",
+	"iBQlQ/2EyRoyZarQGksFUg0J/yWacIgv+pz5SRwTBqCSBcjHbMhwHNM5QQDklvoV2w3Uy4yi9i/NgtI5",
+	"g2VRbo1A9yH3H8SQ6YC88hk4I0WnohDr1LFL9Q7jmZTGHrIHQqKCg0LNBNS0FQF8kvopLgpiTJkuCdfp",
+	"buWUgDs7ZFfE0pRNUJRIpfHTlcE5C8rgRSlyjULskxzVhwzG6qaFBOkqI8ICNWy2a26ukkQBC8rQOKST",
+	"qWyg3pBF6mYqMm8dXCOgumIJ12BFM8bC5KhtAad52ypEAcS4i1MHd5305n1h+2iwPgGSL9XQ91fyH72b",
+	"6/7JS2ctjL6ySYuvVPVgFzdTFsY8bASUngGba5BOpjRyCZeyWi1ovMKKbldr+5cIm1nD8RcPmhX5JRdM",
+	"6r0enP7chzip4tP6WJIgfhJTubyGFDM8r+tHlL2rSUUwxLXd0IUsW6Pp+O7//Z//O9pGZpd0UewoK+zX",
+	"N+qrsFCbqjcvypau+EyXcVA25tWXZ2MKyeO8z6l0nHbdXwkklgLobW2I0vtGYWmV6ZoqgiGLjOaqyfRH",
+	"xKdjY+1dW4mgMwQ+DkNQpDdXZwJt2aqObWUPTG19Ohld/mHREtj/HBhvDNmQ9YunGXTtR1pyVgg2CDwj",
+	"UDrqohEkbUauKS0Z+TwgI0TFkJmjiaM0qzNqoH5pUI3odHUbgxpUXKgbGrKtUaGAKq2c2my/j3WNXa6C",
+	"UxnWdBr61VRAWDewhmn0uJMOt5M9OgKTksUOoRBf1+rlqvIAnRLsT9NYTlq2Cfe6hsCw9iGr0rnTOkLV",
+	"tIxeZa4Yb+RqxuKFSM+Q/fCDzYk2fvgB9dVE9IZPuK5ogbkZNXifgxcQQBxdXlwPRiaKMWQ2QmY5FmJU",
+	"FWZVuKL1+GhWAFOl1UCr9vIVKkqFgcrj4jkksL6mhiErMtAp2sCU95cqJpU0B0lI3NSIU3M+K5/ttwDo",
+	"JPcbligkWEjFsT7ppoFehZ3Swzb2TEFNrEcf88oBSAXbhiyFmKshIKpBgMrLCYkQpfqFIRtZTwygJRR1",
+	"AHoF8PVEmKUOsg5ZilldQ+wcpFpqbGkDj88Al0OmibvSf1RceZXSVkhiC3+xTxTrFLjaxtG2TFEpFBBi",
+	"pitRlOXdRlxBaBATHqM9r235boYfjE4u1I5AbgbLbIFMyUAcUpsRoHLIsHgQLvJxFAHj6bVzNoGjfyTE",
+	"S5vi0VXElunQVtNDU3S/RCZKtg06wiYING4rbimE731iBDqPIUeoEIA/NiJo7EtMkEUmrpJVc4ZPv8Kt",
+	"zycAcA2pT5iAaK45/N2LsD8lO62GZ2BRBrEWi0UDw+UGjye75lmxe3b6un9+3YdnFB6hUiMzqyYd1zFZ",
+	"C6frNBuevo1HhOGIOl2n3fAabQec6ikY+d0pJKV+U/+f1BXA9Yw6bHlerrAnirmvhASO+IhU5yqznmrS",
+	"08DpOm+INGmv0pH1ludtVktqUbOjodjzSkLNu1ccNrCrUHsVQbVr51//WjVkOvvd/PHMPHZyuh9u3Vzh",
+	"8BmdE6bGj2J+DxAbT4RCZJrmzq16eNdsTsMuee0u2JuXeBYqlTYnsbK9kqP/dX1xruvNzYnMCWFqI3hc",
+	"vysXEWG9y1P12FdvjYVpX82OxcLnEsSt30OzDhRwP5lBruilt3EwpQL1Lk9fifSosav0vCGd3dS0p0Bx",
+	"W9VObbatJqthuisot/M+oaE5oa6Ay8ab/Evv3dlmm2xn/R+/yYZ0KzYZ4hOb6s4AS3yPBbFI0wXjCYGQ",
+	"BdW9TiobeUVwQJUu+Suq0fKCvnB3XGfPa3/hYvK1Ei+9qrTlgF5eYy0fpRu1XukXOzusZKArIpOYiWqx",
+	"hO0Tof1E60bqs0W61wFG+RDLkCknSREWU6bxSJHHzqiQaebm67nMBFY+VEsY/URIPjOKzfiOjawhjr2c",
+	"1uN8dmtiD5TNOVXgDWJyND+AudRQP9c/rMOp8HqFvsOwMAFTDWSvPDUExExrnl89exRh7bbqGUQyiQsD",
+	"mMsNkfg+IYEa5Pb5R2AK9WIrz8fb8ihoV6Ngs3q3Fluv+bTYlo+BwXPtp5+rHFxVD7aOnn6wfKwTdIX3",
+	"9HPFQ/cgtzl0JmSuWkEavrfimhfPW9epD0XkzjZlh2KdgoTrdllc1Ej3dSl6lS8aKSTnTbQoXuquJ8op",
+	"tG7Mli5J0TEONx9PMKEqtQIX8QUjsT0RZ2t/jhH2pfJ/eWwi29uu8kr1QbEYM6Guc+baBIBWgOr1La/V",
+	"hZyo/8D4IiTBhARmEVQg5SzFQxZyIRvoPZVT5YCru82LV55rMv0KqGygKxIRDLkyPGS2ageNlNu/UdkN",
+	"YmRRp/DyJVTmUCQR8kceLDfTdLYoCuQezqg4TU8fIuESh0736KixZ1Jv+qYddX0nqze0CKikOJ4p8XWl",
+	"YJ+LUWNIpFc0emvDdebqgFpmOWkVzcfx/KEppu1xGx8RX04fD4P7w43XYGuQVqitlL0g6hvAXpdSh7bk",
+	"CBTSM/RDrm/aN9F9zec8WGp/8C115mUaSte7UdaX61UlFJdf313e/Hh2ev02VZOLXKuaWhR0Bn2vtM7I",
+	"krD6EKeScNAjWZcXF/EwIELqrjI6OmgO7A2ZObEHegYaEgaIs9C08BjV9BP8byU9o1WQKW2z4xZaIn6o",
+	"J3J2y25Ny8TPty+Huio1CV6xYEDJ//5Os7nTOhi0Wt3WQdfbb3Rahwfewa+Oke7FVAv3wWxyMH0MWBA3",
+	"H5ux3xZHcurlcna2jCYF42nCqZyxLJQTfahALbekA29LicsnJl2MoK1MUipIViFPs7OWPu1mt+M1ms3D",
+	"ltep0Ad/avut3w5ne/Jh4s0X9wdxhxzm6aMrY4tp6trC31w6OpvA4cBrd5utrnfU2Ntreq32r06O1ian",
+	"9yStC7DYTUGmDvGvoXTt24uUvqcgho08xa1M72ZRgg1QbD55u7bHU77ZJjXJJsoNPv9+zMA3h8AVauYU",
+	"e/rTpijYXQF7bWGssPmEYiZVR9SRILLk3WpNnhW24liKIdPKxrY4HMdETJ88sA2prCRmkGocsnL7Wf0i",
+	"NRVobXif1Ze60OdwBJw/cvUhFAwNKV3daW7IGAd7tEPZmANEYRyNYzyZwel+davQeRAcExRyHql1uyiK",
+	"6RyrF4SUPexAd8shg+YhJgNNAnR6iUIqSYxDoZOOo7QL5siF8WIyhrKiLIVVSJTiMOQLYd+FpMITEtKG",
+	"YEJ9zBiXWZI6q3gvtUyTC+oTF6n5zXRhUN2BjmJfOUg/vQcraxRjF4Fp/ZJ6MFOZtDq5ltWDHaPadFid",
+	"QS9VbH+NV/A8y5e6AGVLePt5A3P2TKW6oh79Wb5Cc7PVVysq01qPajeGrPeCaZNw9L5PjvYeF3vXR8uf",
+	"fpl8TO575/M3YvKv1vzT8ud/kstJaxzdH5L+wc1/19Zf/o11NmaOtMap3toubO8ik4MoK9RGsVfRGV/V",
+	"2MMqVuP1M7LIV8Bu0AD7ezHt3jNMe9qI9Ht0Ca1ayc4TvAR2KLmGu79njdI/m2gEkaQOW8z4vJzpZ4F2",
+	"HnU8yJSaKpRBdY6nEu7CLBiyOBd7z9XmUAjc1pmPE5hT3nh8jS9X0WrtP16rlVwUc0Sx1is5GLTa3Wan",
+	"2z5oNPc7+4df5JR8lVKsvP7b6MSMJ2yUNFY8iMNvFE73Ok8/WO7p9S31h5aal9Ue7vps2rpvNjRQjy2f",
+	"8ZGHtL5MuCaSBKFqBmlcgNOvAKSnH4CodsWo0yFviMwUyF8govQ3tvqz9Mj3E6343jTMGyJfWr1sJpnZ",
+	"J2aUQEZY+jUV9a/NyVlZ+OjMKInDkYtGeQkYIR6nTvTIRTMST8gODDtkQi5D0kXYHFO0WsycXSyeWkRb",
+	"I5aE4Uh3ZR/rBKAOLPz+eTRk9jCvzaSpK/ncm7WAibkz0IETc3iS35OljkCsOiyYGzCravd5oJz2Yncd",
+	"3V7Catd1vRy1T1Fu8V4g6hAaX5ou+owj38DvbfO9CFgL9IYt4sJjNMq0yGjINNLU2YMpYUjwGdGEKpCj",
+	"HHqClepWboAzi0eTYYtMCdgS4ZhA3ORHo4aBYlD6Wjx9BcGfB6I7wWWtMGj+kIGrCBigCbeZYUWom6uz",
+	"bv5cWEyw6UNtyW5YxQ8xnWnYrMbJisKx6bkKNxQPOGa3wfwmdE6YPnlmim+HDD4YoV6lSQZfWEqfMce/",
+	"9BmFBV6iMWVUTNVyJ5gyE7vkYTBkN1dnDdSDJeVFBYF5yzpImiLeyOYbTa06NWnqXJE3MvFBOPQxJXZS",
+	"YuWsNCXGMZ9ppofaZyCKLV0vxLgqh+91BKtcPl6HEQpnnL9hkMr+Mk7CMd0wbLUzbz3fgNYe6n5W3Oo7",
+	"8LleHO2s2JZV2Z2jbqfZbbYabc/ba27gR220gxu5UqCVF//+eOjfPjSkIc2fFxjaLfaqmazq55vqXVNB",
+	"uc4fdJVNSYsJXOjtNCG5dinmw3Wj3FHQkTFy2blOc97fnIhRI6wqKMh6BVQdwJVdBSIS60FXfCbRfpWg",
+	"5sOILQ8aMJi276Y/x+om8G4dPYtrN5QsfK9v1cTM0dlCD/qsG8R+p+akaqV9gcJfOSQENW5QJKT06soP",
+	"R9pTxs/TX5UOsi9YqpG1ZW6usTbtbnOv2+w09vebbQ+S8FlT5FwdFmv5TB6JdnO/zfz29GNbRpNiS9tq",
+	"vzsYIgjndwdOsdGxs+e10TWJ59Qn6CZXYV3XtnjPa9e0Fa5Zw17jsLnf2t8vRgxNq1e1vxlBDtcQpNn1",
+	"Wt29ZqN94LWaeysJMvu095vnHz6I1uJ+Mm7KNj4gKwiSs6gpSfbLJAkoDpH0I9Ty2g2v0Wy2G02v2+m0",
+	"u8qPYMSX6X8U/jRuVX6ppn9tcaVPbH2n2242jva9lt76Yhft+psP9vfbnZVkqa3Xey6fNGsZoOV1cqvM",
+	"OvYqWSmckzdjfN5U+FaVg/S0SubjQoenv6Mpf2DNCM6FKIK8xbL2vdgb7U+LrjwTHez+biEAXIhtp5Ty",
+	"l403erm7Dmro7wfXfwM4N5eNcqC3qwps/qkLoAtnr8FjdlGQEAWu3WK9TPEwbRZD0B09jSVFp+bsOjTs",
+	"Zn6lw7suJm+gf2jXv9LapjAfGEl/7Zev70KDKk1ohmzzLjS15R5227+2NjrT4+3/BBPeaje8Q6+1d7DC",
+	"hG+o11cewDLX3WJZ919RQf9VMmm6P64S9ZfRxWv1qf5K2NeozJUa7FrySKz+AkwDnZMFyp3IF5KGofmi",
+	"tImS2liO/soulQ10iRMBYWxUagtcinPXnhbJfcHL+R6Tan+n9jeIRxX54+9E/vPOhkDP6z8v2BMpFPSH",
+	"aB+Dn3DabKah3jWyuZRSh10ccpbDTLpbSF46XN1HlPimdWCxmTnoLEgFIaXrxkrb5fyYIQOGXN8/r2vT",
+	"LeVWhTqaqs3nkD2ju15J61E2Wan0vuL8WLNyfmwadI7E5HFv/jDHcq/DPk7Yi58fAyIC+b4DRPGXkmxt",
+	"NauC/UchC/sF0j9Euq+ISGZkDbo4TrGDhRimhVThWNmQ3cAsdWLcnqRdBSlQz3ydE5HxmOh7zSoRH2vf",
+	"CNLf+c+91zTvQr75smuhTdlC5y7z/ZtqE4eFD5H+RQuMWv9uBUYAZjpe49BrHR62vwGaKbLm35GxP0pN",
+	"GvF6YQhU7DVS7Mr54VYJoG4UVJciUrufNWS0R2I0CjGduwDKZG11LHPugmib2a86wOWqISPiS9d88ERX",
+	"p8y4+aJptbgyC3qlBKmPm9X3N8n1rPcxy5odIMlzQ+c7N1RHt0eYc+UgQI/yN1nLA4onInw2mYgzM5LG",
+	"FXXDQYU/GpWwHyWrRi43PdKZNd2mKN8xxbYkqo6SNiDTG1PoTKM71/HYnxIhdQupY8Q4Kp7dyb3H9K/5",
+	"fPv5/wcAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
