@@ -214,6 +214,54 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/webhooks/{webhook_id} (the `GetWebhook` operationId).
 	GetWebhook(ctx context.Context, webhookId WebhookID, params *GetWebhookParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// UpdateWebhookWithBody Change a webhook
+	//
+	// Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
+	// style: a field that is absent stays as it is (`null` is refused), and `{}`
+	// changes nothing and answers the webhook unchanged. The fields obey the
+	// rules of registerWebhook and answer the same codes; DUPLICATE_URL when
+	// another webhook of the caller has the new normalised URL (the webhook's
+	// own URL is no conflict). The change is one transaction; `updated_at`
+	// moves only when something changed. The signing secret, the status and
+	// the deliveries stay as they are.
+	//
+	// Buffered and retrying deliveries are kept, whatever their event type,
+	// and go to the new URL: a delivery reads the URL when it is claimed for
+	// an attempt, and the claims waiting for an attempt are given back at once
+	// on a URL change. An attempt already under way finishes against the old
+	// URL. A new subscription applies to the events published after it. With
+	// `ordered` turned on, the attempts already under way finish, and from the
+	// next claim on the webhook gets one delivery at a time in publish order.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/webhooks/{webhook_id} (the `UpdateWebhook` operationId).
+	UpdateWebhookWithBody(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateWebhook Change a webhook
+	//
+	// Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
+	// style: a field that is absent stays as it is (`null` is refused), and `{}`
+	// changes nothing and answers the webhook unchanged. The fields obey the
+	// rules of registerWebhook and answer the same codes; DUPLICATE_URL when
+	// another webhook of the caller has the new normalised URL (the webhook's
+	// own URL is no conflict). The change is one transaction; `updated_at`
+	// moves only when something changed. The signing secret, the status and
+	// the deliveries stay as they are.
+	//
+	// Buffered and retrying deliveries are kept, whatever their event type,
+	// and go to the new URL: a delivery reads the URL when it is claimed for
+	// an attempt, and the claims waiting for an attempt are given back at once
+	// on a URL change. An attempt already under way finishes against the old
+	// URL. A new subscription applies to the events published after it. With
+	// `ordered` turned on, the attempts already under way finish, and from the
+	// next claim on the webhook gets one delivery at a time in publish order.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/webhooks/{webhook_id} (the `UpdateWebhook` operationId).
+	UpdateWebhook(ctx context.Context, webhookId WebhookID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListDeliveries List a webhook's deliveries
 	//
 	// The delivery log of one of the caller's webhooks, newest first, a page at a
@@ -493,6 +541,74 @@ func (c *Client) DeleteWebhook(ctx context.Context, webhookId WebhookID, reqEdit
 // Corresponds with GET /v1/webhooks/{webhook_id} (the `GetWebhook` operationId).
 func (c *Client) GetWebhook(ctx context.Context, webhookId WebhookID, params *GetWebhookParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetWebhookRequest(c.Server, webhookId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateWebhookWithBody Change a webhook
+//
+// Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
+// style: a field that is absent stays as it is (`null` is refused), and `{}`
+// changes nothing and answers the webhook unchanged. The fields obey the
+// rules of registerWebhook and answer the same codes; DUPLICATE_URL when
+// another webhook of the caller has the new normalised URL (the webhook's
+// own URL is no conflict). The change is one transaction; `updated_at`
+// moves only when something changed. The signing secret, the status and
+// the deliveries stay as they are.
+//
+// Buffered and retrying deliveries are kept, whatever their event type,
+// and go to the new URL: a delivery reads the URL when it is claimed for
+// an attempt, and the claims waiting for an attempt are given back at once
+// on a URL change. An attempt already under way finishes against the old
+// URL. A new subscription applies to the events published after it. With
+// `ordered` turned on, the attempts already under way finish, and from the
+// next claim on the webhook gets one delivery at a time in publish order.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/webhooks/{webhook_id} (the `UpdateWebhook` operationId).
+func (c *Client) UpdateWebhookWithBody(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateWebhookRequestWithBody(c.Server, webhookId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateWebhook Change a webhook
+//
+// Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
+// style: a field that is absent stays as it is (`null` is refused), and `{}`
+// changes nothing and answers the webhook unchanged. The fields obey the
+// rules of registerWebhook and answer the same codes; DUPLICATE_URL when
+// another webhook of the caller has the new normalised URL (the webhook's
+// own URL is no conflict). The change is one transaction; `updated_at`
+// moves only when something changed. The signing secret, the status and
+// the deliveries stay as they are.
+//
+// Buffered and retrying deliveries are kept, whatever their event type,
+// and go to the new URL: a delivery reads the URL when it is claimed for
+// an attempt, and the claims waiting for an attempt are given back at once
+// on a URL change. An attempt already under way finishes against the old
+// URL. A new subscription applies to the events published after it. With
+// `ordered` turned on, the attempts already under way finish, and from the
+// next claim on the webhook gets one delivery at a time in publish order.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/webhooks/{webhook_id} (the `UpdateWebhook` operationId).
+func (c *Client) UpdateWebhook(ctx context.Context, webhookId WebhookID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateWebhookRequest(c.Server, webhookId, body)
 	if err != nil {
 		return nil, err
 	}
@@ -963,6 +1079,53 @@ func NewGetWebhookRequest(server string, webhookId WebhookID, params *GetWebhook
 	return req, nil
 }
 
+// NewUpdateWebhookRequest calls the generic UpdateWebhook builder with application/json body
+func NewUpdateWebhookRequest(server string, webhookId WebhookID, body UpdateWebhookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateWebhookRequestWithBody(server, webhookId, "application/json", bodyReader)
+}
+
+// NewUpdateWebhookRequestWithBody constructs an http.Request for the UpdateWebhook method, with any body, and a specified content type
+func NewUpdateWebhookRequestWithBody(server string, webhookId WebhookID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook_id", webhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListDeliveriesRequest constructs an http.Request for the ListDeliveries method
 func NewListDeliveriesRequest(server string, webhookId WebhookID, params *ListDeliveriesParams) (*http.Request, error) {
 	var err error
@@ -1399,6 +1562,54 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/webhooks/{webhook_id} (the `GetWebhook` operationId).
 	GetWebhookWithResponse(ctx context.Context, webhookId WebhookID, params *GetWebhookParams, reqEditors ...RequestEditorFn) (*GetWebhookResponse, error)
+
+	// UpdateWebhookWithBodyWithResponse Change a webhook
+	//
+	// Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
+	// style: a field that is absent stays as it is (`null` is refused), and `{}`
+	// changes nothing and answers the webhook unchanged. The fields obey the
+	// rules of registerWebhook and answer the same codes; DUPLICATE_URL when
+	// another webhook of the caller has the new normalised URL (the webhook's
+	// own URL is no conflict). The change is one transaction; `updated_at`
+	// moves only when something changed. The signing secret, the status and
+	// the deliveries stay as they are.
+	//
+	// Buffered and retrying deliveries are kept, whatever their event type,
+	// and go to the new URL: a delivery reads the URL when it is claimed for
+	// an attempt, and the claims waiting for an attempt are given back at once
+	// on a URL change. An attempt already under way finishes against the old
+	// URL. A new subscription applies to the events published after it. With
+	// `ordered` turned on, the attempts already under way finish, and from the
+	// next claim on the webhook gets one delivery at a time in publish order.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/webhooks/{webhook_id} (the `UpdateWebhook` operationId).
+	UpdateWebhookWithBodyWithResponse(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error)
+
+	// UpdateWebhookWithResponse Change a webhook
+	//
+	// Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
+	// style: a field that is absent stays as it is (`null` is refused), and `{}`
+	// changes nothing and answers the webhook unchanged. The fields obey the
+	// rules of registerWebhook and answer the same codes; DUPLICATE_URL when
+	// another webhook of the caller has the new normalised URL (the webhook's
+	// own URL is no conflict). The change is one transaction; `updated_at`
+	// moves only when something changed. The signing secret, the status and
+	// the deliveries stay as they are.
+	//
+	// Buffered and retrying deliveries are kept, whatever their event type,
+	// and go to the new URL: a delivery reads the URL when it is claimed for
+	// an attempt, and the claims waiting for an attempt are given back at once
+	// on a URL change. An attempt already under way finishes against the old
+	// URL. A new subscription applies to the events published after it. With
+	// `ordered` turned on, the attempts already under way finish, and from the
+	// next claim on the webhook gets one delivery at a time in publish order.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/webhooks/{webhook_id} (the `UpdateWebhook` operationId).
+	UpdateWebhookWithResponse(ctx context.Context, webhookId WebhookID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error)
 
 	// ListDeliveriesWithResponse List a webhook's deliveries
 	//
@@ -2182,6 +2393,110 @@ func (r GetWebhookResponse) ContentType() string {
 	return ""
 }
 
+// UpdateWebhookResponse429Headers the declared response headers of an HTTP 429 response for UpdateWebhook
+type UpdateWebhookResponse429Headers struct {
+	RetryAfter int
+}
+
+type UpdateWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Webhook
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *PermissionDenied
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *WebhookNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *UpdateWebhookResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateWebhookResponse) GetJSON200() *Webhook {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateWebhookResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UpdateWebhookResponse) GetJSON401() *Unauthenticated {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UpdateWebhookResponse) GetJSON403() *PermissionDenied {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UpdateWebhookResponse) GetJSON404() *WebhookNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r UpdateWebhookResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r UpdateWebhookResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r UpdateWebhookResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r UpdateWebhookResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListDeliveriesResponse429Headers the declared response headers of an HTTP 429 response for ListDeliveries
 type ListDeliveriesResponse429Headers struct {
 	RetryAfter int
@@ -2819,6 +3134,66 @@ func (c *ClientWithResponses) GetWebhookWithResponse(ctx context.Context, webhoo
 		return nil, err
 	}
 	return ParseGetWebhookResponse(rsp)
+}
+
+// UpdateWebhookWithBodyWithResponse Change a webhook
+//
+// Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
+// style: a field that is absent stays as it is (`null` is refused), and `{}`
+// changes nothing and answers the webhook unchanged. The fields obey the
+// rules of registerWebhook and answer the same codes; DUPLICATE_URL when
+// another webhook of the caller has the new normalised URL (the webhook's
+// own URL is no conflict). The change is one transaction; `updated_at`
+// moves only when something changed. The signing secret, the status and
+// the deliveries stay as they are.
+//
+// Buffered and retrying deliveries are kept, whatever their event type,
+// and go to the new URL: a delivery reads the URL when it is claimed for
+// an attempt, and the claims waiting for an attempt are given back at once
+// on a URL change. An attempt already under way finishes against the old
+// URL. A new subscription applies to the events published after it. With
+// `ordered` turned on, the attempts already under way finish, and from the
+// next claim on the webhook gets one delivery at a time in publish order.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/webhooks/{webhook_id} (the `UpdateWebhook` operationId).
+func (c *ClientWithResponses) UpdateWebhookWithBodyWithResponse(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error) {
+	rsp, err := c.UpdateWebhookWithBody(ctx, webhookId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateWebhookResponse(rsp)
+}
+
+// UpdateWebhookWithResponse Change a webhook
+//
+// Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
+// style: a field that is absent stays as it is (`null` is refused), and `{}`
+// changes nothing and answers the webhook unchanged. The fields obey the
+// rules of registerWebhook and answer the same codes; DUPLICATE_URL when
+// another webhook of the caller has the new normalised URL (the webhook's
+// own URL is no conflict). The change is one transaction; `updated_at`
+// moves only when something changed. The signing secret, the status and
+// the deliveries stay as they are.
+//
+// Buffered and retrying deliveries are kept, whatever their event type,
+// and go to the new URL: a delivery reads the URL when it is claimed for
+// an attempt, and the claims waiting for an attempt are given back at once
+// on a URL change. An attempt already under way finishes against the old
+// URL. A new subscription applies to the events published after it. With
+// `ordered` turned on, the attempts already under way finish, and from the
+// next claim on the webhook gets one delivery at a time in publish order.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/webhooks/{webhook_id} (the `UpdateWebhook` operationId).
+func (c *ClientWithResponses) UpdateWebhookWithResponse(ctx context.Context, webhookId WebhookID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error) {
+	rsp, err := c.UpdateWebhook(ctx, webhookId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateWebhookResponse(rsp)
 }
 
 // ListDeliveriesWithResponse List a webhook's deliveries
@@ -3508,6 +3883,101 @@ func ParseGetWebhookResponse(rsp *http.Response) (*GetWebhookResponse, error) {
 	switch {
 	case rsp.StatusCode == 429:
 		var headers GetWebhookResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateWebhookResponse parses an HTTP response from a UpdateWebhookWithResponse call
+func ParseUpdateWebhookResponse(rsp *http.Response) (*UpdateWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Webhook
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PermissionDenied
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest WebhookNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers UpdateWebhookResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

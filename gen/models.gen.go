@@ -314,7 +314,7 @@ type PublishedEvent struct {
 // RegisterWebhookRequest defines model for RegisterWebhookRequest.
 type RegisterWebhookRequest struct {
 	// Ordered Deliver to this webhook strictly in publish order, one delivery at a
-	// time across all instances (see `Webhook.ordered`). Set at registration.
+	// time across all instances (see `Webhook.ordered`). updateWebhook changes it.
 	Ordered *bool `json:"ordered,omitempty"`
 
 	// Subscription The event types a webhook receives.
@@ -329,6 +329,20 @@ type RegisterWebhookRequest struct {
 // Subscription The event types a webhook receives.
 type Subscription struct {
 	EventTypes []EventTypeName `json:"event_types"`
+}
+
+// UpdateWebhookRequest The fields to change; an absent field stays as it is.
+type UpdateWebhookRequest struct {
+	// Ordered Deliver strictly in publish order (see `Webhook.ordered`).
+	Ordered *bool `json:"ordered,omitempty"`
+
+	// Subscription The event types a webhook receives.
+	Subscription *Subscription `json:"subscription,omitempty"`
+
+	// Url The new absolute https URL, under the rules of registerWebhook.
+	//
+	// Example: https://example.com/hooks/orders-v2
+	Url *string `json:"url,omitempty"`
 }
 
 // Webhook defines model for Webhook.
@@ -456,3 +470,6 @@ type PublishEventJSONRequestBody = PublishEventRequest
 
 // RegisterWebhookJSONRequestBody defines body for RegisterWebhook for application/json ContentType.
 type RegisterWebhookJSONRequestBody = RegisterWebhookRequest
+
+// UpdateWebhookJSONRequestBody defines body for UpdateWebhook for application/json ContentType.
+type UpdateWebhookJSONRequestBody = UpdateWebhookRequest

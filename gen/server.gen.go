@@ -53,6 +53,9 @@ type ServerInterface interface {
 	// GetWebhook Get a webhook
 	// (GET /v1/webhooks/{webhook_id})
 	GetWebhook(ctx echo.Context, webhookId WebhookID, params GetWebhookParams) error
+	// UpdateWebhook Change a webhook
+	// (PATCH /v1/webhooks/{webhook_id})
+	UpdateWebhook(ctx echo.Context, webhookId WebhookID) error
 	// ListDeliveries List a webhook's deliveries
 	// (GET /v1/webhooks/{webhook_id}/deliveries)
 	ListDeliveries(ctx echo.Context, webhookId WebhookID, params ListDeliveriesParams) error
@@ -194,6 +197,22 @@ func (w *ServerInterfaceWrapper) GetWebhook(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetWebhook(ctx, webhookId, params)
+	return err
+}
+
+// UpdateWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhook_id" -------------
+	var webhookId WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_id", ctx.Param("webhook_id"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhook_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateWebhook(ctx, webhookId)
 	return err
 }
 
@@ -368,6 +387,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/webhooks", wrapper.RegisterWebhook, options.OperationMiddlewares["registerWebhook"]...)
 	router.DELETE(options.BaseURL+"/v1/webhooks/:webhook_id", wrapper.DeleteWebhook, options.OperationMiddlewares["deleteWebhook"]...)
 	router.GET(options.BaseURL+"/v1/webhooks/:webhook_id", wrapper.GetWebhook, options.OperationMiddlewares["getWebhook"]...)
+	router.PATCH(options.BaseURL+"/v1/webhooks/:webhook_id", wrapper.UpdateWebhook, options.OperationMiddlewares["updateWebhook"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/pause", wrapper.PauseWebhook, options.OperationMiddlewares["pauseWebhook"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/unpause", wrapper.UnpauseWebhook, options.OperationMiddlewares["unpauseWebhook"]...)
 	router.GET(options.BaseURL+"/v1/event-types", wrapper.ListEventTypes, options.OperationMiddlewares["listEventTypes"]...)
@@ -1189,6 +1209,142 @@ func (response GetWebhook500JSONResponse) VisitGetWebhookResponse(w http.Respons
 	return err
 }
 
+type UpdateWebhookRequestObject struct {
+	WebhookId WebhookID `json:"webhook_id"`
+	Body      *UpdateWebhookJSONRequestBody
+}
+
+type UpdateWebhookResponseObject interface {
+	VisitUpdateWebhookResponse(w http.ResponseWriter) error
+}
+
+type UpdateWebhook200JSONResponse Webhook
+
+func (response UpdateWebhook200JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response UpdateWebhook400JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook401JSONResponse struct{ UnauthenticatedJSONResponse }
+
+func (response UpdateWebhook401JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook403JSONResponse struct{ PermissionDeniedJSONResponse }
+
+func (response UpdateWebhook403JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook404JSONResponse struct{ WebhookNotFoundJSONResponse }
+
+func (response UpdateWebhook404JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook409JSONResponse struct{ ConflictJSONResponse }
+
+func (response UpdateWebhook409JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response UpdateWebhook413JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response UpdateWebhook429JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response UpdateWebhook500JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListDeliveriesRequestObject struct {
 	WebhookId WebhookID `json:"webhook_id"`
 	Params    ListDeliveriesParams
@@ -1717,6 +1873,9 @@ type StrictServerInterface interface {
 	// GetWebhook Get a webhook
 	// (GET /v1/webhooks/{webhook_id})
 	GetWebhook(ctx context.Context, request GetWebhookRequestObject) (GetWebhookResponseObject, error)
+	// UpdateWebhook Change a webhook
+	// (PATCH /v1/webhooks/{webhook_id})
+	UpdateWebhook(ctx context.Context, request UpdateWebhookRequestObject) (UpdateWebhookResponseObject, error)
 	// ListDeliveries List a webhook's deliveries
 	// (GET /v1/webhooks/{webhook_id}/deliveries)
 	ListDeliveries(ctx context.Context, request ListDeliveriesRequestObject) (ListDeliveriesResponseObject, error)
@@ -2029,6 +2188,54 @@ func (sh *strictHandler) GetWebhook(ctx echo.Context, webhookId WebhookID, param
 	return nil
 }
 
+// UpdateWebhook operation middleware
+func (sh *strictHandler) UpdateWebhook(ctx echo.Context, webhookId WebhookID) error {
+	var request UpdateWebhookRequestObject
+
+	request.WebhookId = webhookId
+
+	var body UpdateWebhookJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateWebhook(ctx.Request().Context(), request.(UpdateWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateWebhookResponseObject); ok {
+		return validResponse.VisitUpdateWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListDeliveries operation middleware
 func (sh *strictHandler) ListDeliveries(ctx echo.Context, webhookId WebhookID, params ListDeliveriesParams) error {
 	var request ListDeliveriesRequestObject
@@ -2162,137 +2369,147 @@ func (sh *strictHandler) UnpauseWebhook(ctx echo.Context, webhookId WebhookID, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3pchu3uuCroHpulaVMi+Kmja77g7F4bE1kSUek4pOYGhHqBklYTaANgKSYlKvmaebB5kmm8AHonZRo",
-	"KzfOPfnhKouNxvLh27f+3Qv4LOaMMCW9zu9ejAWeEUUE/NWf8mV3rqaEKRpgRTnTv4ZEBoLG5k/vjAXR",
-	"PCRITQmSdMIomyBJAkEU2hnh3MujXUQZDBRExpxJUvN8j+pZPs+JWHm+x/CMeB1PTvnyLv+y53symJIZ",
-	"NlsY43mkvM4YR5L4nlrF+rV7ziOCmffli+99IPdTzh/OTstbHkwJWprHrySiYQ11GaIhUlOsEJWIcYU4",
-	"I4iPYbMBjiIiXkn3jkSYySURErXr7eQEMVbT9AB26B0NPd8T5POcChJ6HSXmJHsOu2+pBGUT74vetwMN",
-	"XMCPOLwmn+dEKv1XwJkiDP6L4ziygNn/JM29kEc8iyPzImULHNHwzVxILvQPcj6bYbHyOl5EpTolEV0Q",
-	"QYlES6qmCKMARiI1pRJJIhZEoJCGAIopZiHic+X53gJHc2K2EuqNn1383D0/O7277v3zptcfeL43I1Li",
-	"iX5mZuygGEuJ7nHwAMBk5FHd2cX4GGEUC7KgfC5RrF/TELB7zxw83XwX3fNwZW4q5MTc1QyrYGquijMl",
-	"cLDtVvWcHRQLHhOhVmjokUcl8NDTyDBnch7HXCgSZnfXn99nUCq7RUEmVCoiLAJaADNEFoQppG9cA1NS",
-	"SzMBVjjikw077t/82H9zfXY1OLu8yG1bZvZQg+nv9PTyY/22g4YeFyERNTmlcUxCcxgNrcJWxrldZE54",
-	"I6LnHAzdXJ/nKAcHAYkVvo/IhjPdXJ/njjIXEZpyqVDEAxzB/9x0KJ7fRzRAOAwFkRK2OGcPjC9ZT59j",
-	"ADSU3Si8IKfw9OvBf3Px08Xlh4u73s+9i8Hd4JerXm7HXwVftPO2N0D7i8Y+DNmD60KaIqUeNts1pxPR",
-	"BVfvlIrlV93AFN7cCPy7s/7dxeXg7qZ/dvH27t1gcNUv3cdsLhWaS2Lm82Hqoaf/GHqGV6WM7D8EGXsd",
-	"73/sp+Jk3zyV+z0huDAvlPmwMFS+iZgRF+heEKwZLxLziNTQAB6HBGl2C6AbsjElUYiwQiAaOihzWh9t",
-	"Pro/ZFXE5qMyDqCdLHbt+npzBdYyZGMuEGYrNdXCkESS1IbM++J7byJKmDLweDY/fyYP+xGHyLHMb7+a",
-	"Lgpgr4joEYizlA4JC2NOmYJbkCT5WyKFHwhiHFEWz5WPJB8yjaZjIsQqkZlMS1bFEUZLEkV7Yy5mJHRo",
-	"8BpF9IFo+hErt/TYXG/36swHqbzk8yhEAdaTajSBM4BYcFDmbBzRYFuRGc7Nc1JifINECUA4EgSHK+Qo",
-	"kYRGZBp+ViS405ur87M33UGvxO+wUyYMDbs5NAWXlwCmoDh/j9nKkr5cu0M9gwLAxETszSURKKIzWiUS",
-	"B5eXd++7F7/cfej9+O7y8qf+3XXv7Vl/0LvuneZ2q2eDSfRtNA9SRSgmAsESVCJBcDAl4WsUkogoAnc1",
-	"pkKj4wvxiifugHExwxGVJARQ7uSgv6sJ1b45ZFMMTAPNtKBJ1TpzlhleoSleELSzCUC7FtvOmCKC4ehb",
-	"qHrQu77o5hGE2mkNFby2WrPhlTTU8Laq9L/2LNXvnYVoSnBIxEvQP0NzRh5jEigSojGm0VzoKzVqPuiH",
-	"ryQCKbrj9r9b0wtfcPUPPmfhttRnNNJV9vU8fjuC0XfHOHIvZAgIlO0SDfbOz37uXf8CPP8flzcXRdSm",
-	"8nlTayDZgdWbvODJRDnLARlsW7dBi1tr9sdyk674XMjcfC9BW8/ZONop7dMIP1W+GjkPpikQd8o3YDDl",
-	"Cq8ijsMB5+dYTMhX0c5V95fzy+7pnabU8+71216JbzmiAbuBShTptfS2MUPNw2aj3Ub3K0Wk97L6DCxH",
-	"HgNCQmlt498cE90p7doChIgZlZJydkoYJeHXQaR3/f6s3z+7vLg77V2c9SrQXfEHwlCEgwezNXez77sX",
-	"3be9972LgWbsdisvBJfimtrUgqO8kpnF0E5p+wY0AyP9LKuTWzIXgRU516AnFXxFEYYZ6M58QQw+hySO",
-	"+GpGmHolkX75aRFqVbJ+BbTz81MlU1l6UHcIY2SpJAFn4WskiBIrzeEbyBk8MZ5L8obzKOTLgsVpHzqr",
-	"QHKtro2VPUxiYNthX3eKRF3ByUQhmnENI4nwhGf3XIdNvwDeaLVxgqnGG32andI+dzt5D035LodszWWi",
-	"HcxWaLS/aIxSZMzL2SWwMzVkWtmkBJwgwPR8pDX8PNj9HCesAtOQ4QnXWoPvGTkNuHmtwbbX1ddV9lR9",
-	"mPKIWKzQdIuWmCp0T8ZcEKTEStsXAKHaRjfTjDI6m8+8TiNxlWn9YkIA7F9874ZlnG1kW9kNxMsmA03i",
-	"JZHYnaspF/Q3eN0pKFXWdvdm8K53MQCNLc+0JGEhQNcwEav4VE3cQT8SLIhAg8ufehdZV0HF5rp2Pmc6",
-	"25FaqAmy4A8k3HKfmS1WzvZCsvreHBFWAhEMFtXaQ6Cdwp4NR/1QVmW2ljXfqLr8aYpLzUtvAjC4Ow8p",
-	"YQGcDYch1fPj6Mo4BKnGcutoLgs2bTJItJxySVJLQpCA0IXxMIGn5zXC91Lb0zOCmbQGLlgbduOGc2ky",
-	"jjOr/u7pMXc0NE5dRWaG4PDjOWETNfU6zYMDX9O3+zulcOdU9vXwM/Nqo16vw3D3dzIaC4FXniYX+nlO",
-	"7GPNR4xP2nGWj+mGbpN3+f0nEoDX4algwTu+dIohJcDQskwTCxNCIGEZDnBZcD+EaU720esPuhen3evT",
-	"xDjL7Cg9uwlFVMcA+gqzEIsQOaO6HMBYTiUJ7kbof6J7LMlhe1fvLCEEzzx+P/7pnyfi+O1Pv3wWg+Wn",
-	"m6vT47Pzq1/PePMcn+P+0ivtqwBTe7hkt1WgtS77FURpcqDBSpFZrGT5kF37BM1wSJDkaIyFPkAiD+pl",
-	"eeB7gSBaCNxhANtYW9XK63ghVmRPUdhnCcz2Urd8y/isaVgRCnEPlfXubuQPzg18gWdEv2pmTK8pjBZ3",
-	"7WbVDiIs1R1xpntR+BoHkx6DLJDBFCahj5ZTzeYVCikga/XEUmE1l3eGW1Zh4LvB4AqZUY4RZFezyxid",
-	"BDiKsH40kl01c3cQXrFv26soHspOqEcmp6IShXPyWuuKwKWWUxoRdNW7OD27eOs73mV+zVIslcjqODtG",
-	"b7Y2H5VoSqIQzZmikVOEgHaehxgGJE/duyOJvhldpCqwthMUyyFUsoKfUk8O8TdR4Dk1Uak8FSbMOfnP",
-	"c7au581xYHeHQRK5y9/fVXJDhKGZVgNhPTTmUcSXr020jSqEJRqZOUa1J/mP2fKmM/eTCylsx6CIveiE",
-	"C4BWMgcTR5sFlEjgm5Zz25c83zlnQI/6R/fsvHdaycQT31oe5I6untQd3uiBwKUUppFcL+WN4pw/4nsc",
-	"TCkje4LgEN9HJi5BHpVv/BzWk5iPPmRAnsIy0YxKbBpN5zPM0hXIYxxhBjL06csDKKSzV91iCoTS2gXd",
-	"ELXrDR+VjHDUrrd8VFKkULve9oes7OCBB1XRk3a97g9ZbhzacS4jweeK7ProfW/w7vIUZuuen19+gPUP",
-	"/GKcxU6WCe3AL0/EevJjsuEeO1/ObYza9RMfbfIDmxEljw5qN1r+kJUsVtRunujljcsUHdTrxiJ0tFG2",
-	"L6ocOlWKd6WjszKImR1QhrXnV8SZ8nHbJwOJa0LXxXjIEwGIKudelasicaBX8o5sjDjPP3KUUKGBmFyO",
-	"rXSPAm3CDJUU6V57CWGSHvE7lyZ5YFVqRBpikBiyIYqect6RicFbwT3KK+e5Z56ftZoazeOi1RRrRUDo",
-	"bfzvj929X/Heb/W9k9v0v3e1zt7tD/9Rpa28IzjSsxRvMdViHHXzBzCx8ALTCDIkbp80DcwcVdC80krV",
-	"NcGyytLSyisu62kddNPvXSMToAY5QwOqzMPXKGEhWhbfXPf6gBhDRpXMmm0PxCrC2lTSU0WcJT71kv90",
-	"SVnIl6+HrHdxenV5djG4e3t50dug2aJ2o47eckZq6MMUK+K8sgKO6iM8dI41d7z7+XisrXC9T8AaaRUS",
-	"an0iZnwNnYMfcUGEpJxps2g1ZDgM7dSyg5TGFnCorPgchRxSEh4YX2pswwZOJkYNTmw1JUIWGHi/d53l",
-	"xg6Unu/lAFDJrK4yuQWZ/KeNLomCMZjxZGziGYnHQ6tFWOHtdKKB82u80ogFYRw/o/1ZnYiwBYl4TF5J",
-	"NNJrjBB5xIGKVnqA5jtlNcn3HvcmfM/++ElyVrvGy/dWt0lMu/JuYsHDeQBOYBqSWcwVYcEKPZCVj4xP",
-	"Axzsxs3SQTaJQyMwBGfwjAwZDa272eUqwB0LOqEQiAV2hFmIPs/J3GSr6AnM9W/pkvkKs7bAGKwdA3dX",
-	"yR3MCUkI01QJP0fP1W6aGWarnK/GXbk5fpgz5ihTh+0nHQvr7s5hEg19QAuHPyNL33s0HFkHr5YEeW6U",
-	"5/lkoe7qh9PG6vBwVj9Q4oQc1ZsnwbLRxmGz/rTo0nIiA5kqwF7nk7C+jkxBNpGwKpc1Dx9rgBlXWSYO",
-	"ow8ApESZQ2YEk5okmcQSx0rzS21nIxwILiXCUYQokwqzgEi0IwlBI3uWmt3WaLeG+kTpl02ShYmOGEwv",
-	"5tr6uTzEp5A6lzdpct2qkQLfSx7Nlc0+S3PcrLiQKONwKKEBvNPZ37e/1AI+2wcP3z6cUBYItt7eqA5M",
-	"391+VAPzL766/Sj7t539/SeRSR+tAJwqfCpmkm7pf061JJkR+A5KZUdqJk90ewXTOdhyHuVvdChnN1QF",
-	"H4ubFX7PkrN5s8DLjf7ie0ZrIOGdURnKaJjNksZUOW0nS4dfwQW/xr1axTkvY6ylGg31qcaUiKJr+q7e",
-	"+BR+PlycPByNW7Pm47Foq4PV4W9H+LhqjRxLKrgMtZ6Tc/xNiJIFRvwESxoyzYrQBk4EKA4B3RWacPAf",
-	"BZwFcyEIA6WBhSjAbMiwEHRBEAjqlVlit4a6KdMz9oM9ULJnYB9abZXoPuLBgxwy43DVOiFnJK805nxZ",
-	"xjel17CaZ2HuIXsgJM4poNRuQG9bAyAgiR7qo1BgykzKrwlnaqUTzJUhuyYOpmyC4rnSZJ2cDPLoKYOF",
-	"Es0kjnBAMlAfMpirkwSKk1PGhIV62vTW/EymgBYclKFxRCdTVUPdIYv1YCpTawxUX4C6Rgnf6gJ2jqWN",
-	"QboEPbvaOrEBwLgTiQGziXqzto57Ndzs4M6G4s34kn+7e9Pvnb60V9ryK+eU/kbxGIdbMwsrUreShs9Q",
-	"iyrEWco0Mg71IlvNcbzciTZw+5dwizjB8Z07RfL4knEWdN8Mzn7ugR9M42m1r0CSYC6oWvUhhAjvm/wA",
-	"Le8qXM0McSM3TKLCzmg6vvt//+f/jnaRvSWT9DhKE7fNQPMUDupCsXah9Ogaz0yYnrIxLy+ezikVF1mb",
-	"QvM4Y5q9kkiuJMDbyRDN9y3DMizTt1HiIYst56qI5MYkoGMr7X0XaTYe4ABHETDSm+tziXZc1H5XywOb",
-	"O51sxoT3XaoxyP+MxlUbsiHr5bPVTWw/SSnKGZPazoTUQB+NwCk/8m3qwCjgIRkhKofMlp6NEq/9qIZ6",
-	"hUnnTIsWk73EIMcQ5/JChmxnlEuQSTJjtrvv1yaHKpOhpwVrsg2zNJXgtgudYBo97iXT7aWvjkCkpL4h",
-	"SLQ2uViZrCsIhBIcTBNbPUnLg7G+BTCcfcjKcG43T1DZ7W5OmUm2GvkGsXjOkh+yH35wMa/aDz+gnt6I",
-	"ufAJNxkLsDfLBu8z6gU4iEZXl/3ByFqpQ+Y8IA5jwQdRQlatVzQfH+0JYKu07EgzVpzWihJioOp1vs4E",
-	"pK+NUadBZBOCC236diEjTlNzOI+InwhxautvstFcpwCdZn7DCkUES6UxNiCdxJGndaekmMLljFfY8qaM",
-	"J6NAarVtyBIVc70KiCo0QB/NWUSkLMSnh2zkjFpQLSFoD9orKF9PmNFVKuuQJTqrb4GdUalWRrd0jqVn",
-	"KJdDZoC71hTXWHmdwFYq4hI7cUA06uSw2vlJdmzSICSIYWYyDbTk3UVcq9BAJlygg3rL4d0MP1ienMsN",
-	"AN87VukBmaYBEVHn8aVqyLB8kD4KcBwD4pmzczaB0i4S4ZVz4ZssUYd0aKdRR1N0v0LWC7ILPMI5gI3e",
-	"lr9ScM8GxBJ0VoccoZyD9bUlQStfBEFOM/E1rdoaLbOEX+0vNvzgDZ/FWNF7GlEFTOGDIdBFA+3EWE1l",
-	"lhvvomCK9blhRWPLLzQVRKvOkDGeMk8/qYK2wWO9IaidTOuhEKQfGtaDl3hleBbjQ+YGTMCQwMjpGmau",
-	"Grogy3QpjQWx8SkkM8M46euZsruQsIJWQcza4CRH+l6xqCFTwCZNaaDZbHYsGFSrrNvc14RlGHayzg5m",
-	"WeGmiSh/j+DiT9BtZDTL0W4HQTEgiCCX5mikLpQC3q9A+GRSagBaQwb6WmKzJK8a0Kqp4PPJFO3IKV8i",
-	"LV4iPkFU7SKBrdWLGRA5YKa5XEMQtibR5BnqO2BkiWb4E08iDGhntL9oAgl7vhfRgDAJbl9bJd6NcTAl",
-	"e81a3erXqa6+XC5rGB7XuJjs23fl/vnZm95FvwfvaMWWKqPiO3nr+Z5d3Ot4jVrdDOMxYTimXsdr1eq1",
-	"lgf+rSloi/tTiF79pv8/qcqU61q52qzXMxlAseCB5rZQCyQT4a31wwTtzkKv470lysbHCrXtzXp9u6RT",
-	"Z355Rqd/Xu6oXXtNVYI7hSb6GNJi2//617opk93vZ+s4s0q41/l462cyjM/pgjA9fyz4PdhqeCK1am9g",
-	"7t3ql/ft5dTckTfeghu8wrNIy8YFEZpfKI7+V//ywiSm29LNCWH6IriovpXLmLDu1Zl+7Zuvxun734yO",
-	"+Qzpgq1UfYf2HCjkwXwGQaWXvsaBpvDu1dkrmdQkA1+zoHOXmjQfyF+rvqntrtWGP2wbhiWW6H5OI1vK",
-	"rlnU1pf8S/f9+XaX7Hb9b3/JFnRrLhkcXdvyzhArfI8lcSaLD1oYSKclNU1RShd5TXBINS/5Htlo8UBf",
-	"eTu+d1BvfeVhskkVL32qpDeBOV5tIx4lF7WZ6edbQKxFoGui5oLJclaFayhhHA7OH2GKkExTBIyyvroh",
-	"03qcBiymNpCXx7FzKlUS5/l2LLMeuo/lXMdgLhWfWcZmnRC1tHOOe5wk7nzxK5xYlC041VYAOHdpdgL7",
-	"qKZ/rn7Z+OVheW3GRVFuAzZtyD15agpwvle8v373KMbG/2F2EKu5yE1gH9fkPAgICfUkt8+vlckllq0t",
-	"pHd5VNDXRqvOem1DtvXG02RbrBeD91pPv1eqcNUvNk+efrFY/wm8ov70e/nqfKDbjHYmVSatQVm8d+Sa",
-	"Jc9b36v2aWWKoNLqWS9H4aavFpcV1N0vuEGz2SW5KL51O4qVaY9C2SSxh3dM7opxlvlZx5T1eeoT+Igv",
-	"GRGudM4lCb3WFhWYp8KGSHb9IaPMVJQJzKR+rk1VG0kyDFAv36w3O9oQw4G2piISTkhoD0El0la3GLKI",
-	"S1UDc5nPoTGOW3htAZRtbEBVDV2TmGAIuuIhc+k9aETD0Xb5Odosq2J42VwrWz1JpPqRh6vtOJ3LngK6",
-	"h2IWr1E31SZc4cjrnJzUDmwM1wza08/30sREpwEVGMczKb4qZ+xLPvwAYfcSR29uec5MwlDTHidJt/k0",
-	"Xjw05LQ1buETEqjp43F4f7z1GVyy0hq2laAXhA9CuOtCDNrlJgFDegZ/yDRY+1N4X+M5Lxb6JPyZPPMq",
-	"icmY2yjyy82sErLQ+3dXNz+en/XfJWxymelpU6kFnUODLMMz0mi+qfbUFA58JG0H4yMehcbHJaTpU+Qq",
-	"+4bMlvYBn4HOhSE456w/saLx4H9q6hmtU5mSfjx+rnfix2ogp0P2K3orfrl9Oa2rlNxSz2eeaPo/3Gs0",
-	"9ppHg2az0zzq1A9r7ebxUf3oV89S93JqiPtoNjmaPoYsFI3Hhgha8kRN65ngr0tOSpTxJHJZDH3nko8+",
-	"llQtv8ADbwsR8Cc2nfegrY12a5WsBJ5GeyN8Wo1Ou15rNI6b9XYJPvhzK2j+djw7UA+T+mJ5fyTa5DgL",
-	"H5NCm893qMwQzuQ1pBs4HtRbnUazUz+pHRw06s3Wr14G1jY4/CSsc2qxnyiZJla0AdKVq+chfU+BDGtZ",
-	"iDua3k+9BFtosdksgI3NoLJdOamNWlJu9fO/jhj401XgEjQzjD35aVst2F+j9roMWukCU/mQvAnNIElU",
-	"wbo1nDzNgMVCySEzzMb1QhwLIqdPVnZDTHQuGMSsh6zYp9YspLcCgY77NBvVh4aII8D8kW+qVTB0rvRN",
-	"SzqI8Wh5tEfZmNtwDRoLPJlBGwA9VJr4ARYERZzH+tw+igVdYL1ARNnDHrTBHDLoMmJTGUiIzq5QRBUR",
-	"ODKxDTRK2mWOfJhPkDHkp6Wx0FzEHUcRX0q3FlJan1AQfwYRGmDGuEqzHdLU+EJvNbWkAfGR3t/MZJhV",
-	"VX7kG9BBNO0DSFnLGDsIROvXJBbaFLf1Udo0sfA1qoyrVgn0Qmr3t1gFz5N8iQlQlIS3X7YQZ89kqmsS",
-	"159lKzS2O305NTdJGiq3bUibNNh+CicfeuTk4HF50D9Z/fTL5NP8vnuxeCsn/2ouPq9+/ie5mjTH8f0x",
-	"6R3d/GdlIu/fus7WyJEky1VL26VrcmRjEEWGWss3NTrn6zqAOMZqrX5GltlU6i06Zf9VRHv9GaI96Vj6",
-	"VzQJHVtJqw9eQncomIb7v6cd1b9YbwRRpEq3mPFFMWWEhcZ4NP4gm7OstQxqYjwldxfkDYiM7z2T5EXB",
-	"cVslPk5hT1nh8S22XImrtf54rlYwUWwtY6VVcjRotjqNdqd1VGsctg+Pv8oo+SamWFr+z+GJKU44L6nQ",
-	"OIijP8mdXm8//WKx+defyT8M1bws9/A3R9M2fdyhhrps9YyvQSSJitK3niRwVTObZCT1GD/7pYhy+4wq",
-	"HvKWqJSBfAcepb91q/8qPvLX8Vb81TjMW6Jemr1sR5npt2jAB7ZWsdnPF2VP1jWuS+KCNgNgEz/ztY6d",
-	"OMN9aGIwIZm6YPuFllGmJmZk6swyBS628NGmBusZ1jnE06LJMgNbW14ZE2EmXfM9INd+t+ILQM06lKPa",
-	"/qa2GnV9t1O/Cp75s1tI5j5Ms25jtoYo12w1LSw+bFeU7JTqOFmUK7SHGC0EuTQXXPuFJFdu9TwWVGqV",
-	"9oKhhrT/YGODbGh1GgedRrt2eNho1cGJnHb/y8QRWTNg6kS2GoctFrSmn1oqnuR7t5Ubu8AUYbS4O/Ly",
-	"Hf28g3oL9YlY0ICgm0yGUFV/voN6q6J/XsUZDmrHjcPm4WFe47U9zfT9pgA53gCQRqfe7Bw0aq2jerNx",
-	"sBYgs88Hv9WD4wfZXN5Pxg3VwkdkDUAy8i8ByWERJCHFEVJBjJr1Vq1eazRatUa90263OijgjJFAJf+h",
-	"nDmHYvaotlFb/qRPXH2702rUTg7rTXP1+XaR1YOPDg9b7bVgqYw3PxdPGpUI0Ky3M6dMW9NpWskVDNo5",
-	"vmxLfOvCGV3Dkvk418/gb23gD4x54MwH4MKsxHK6Qb4JyPemHez/7lQAeCBcyXjxE35bLe5vUjXMh/Kq",
-	"P3aX2ctWPrzbdQGif5oEnlwRGnTm8VE4JwjqSnLxnnxVkQ+V6CYFCVyVRpKiM1vEB50pWVBqZWqSoWro",
-	"H6ZkqlTjn9sPzGQ+a8c3l+OjUjX+kG1fjl8ZrnDX/q25PSkfb/07iPBmq1Y/rjcPjtaI8C35+toEYvvc",
-	"z6clfY8M+nvxBJlGcJrUX4YXb+Sn5nMY38Iy13KwvuKxXN/q3NTnZUoTpaJRlJb/YRYm1Yrmc3JU1dAV",
-	"nktwMqFC/ztXcpjrSFbIdsx8qsL7KzqF/nZNb+FSyuPH347o5+U2QnPH/7Io1n6staA/hPtY/QknVfc1",
-	"vdbI5dIUWsnhiLOMzmTKprPUAe0zgikJbA+lfNdO4FmmbFjzurHmdhk7ZsgAITc3Euq4jqTFnk2mINuI",
-	"zyF7RpuhAtejbLKW6X1D/nOjlP88DdsncvJ4sHhYYHXQZp8m7MXznwGIAL6/gEbxXVG2kZplwv6jNAv3",
-	"qa0/hLqviZzPyAbt4nWiOzgVw/bSyKVFD9kN7NKErVwlyDqVAnXtZ6gQGY+JGWtPifjY2EbQ3Sb7XdOK",
-	"LiYosJ8wy/Vr0YOHLNfIooqcb3Jf3PpOA2TN/24BMlBm2vXacb15fNz6E7SZPGr+7Rn7o9ikJa8XVoHy",
-	"tbL59mQfbzUBmkL3qhCRvv20M5VL6TRaiO08AapMWhbukHMfSNvufl0Csq+njEmgfNvZWysxkL1B1iQH",
-	"pE6vBCDVfrPq+txMh9YAs7RYDymemTpbeVie3ZXgZJqnATyKHx8rTiif8PC5YCJOxUjiVzSdl7T+USu5",
-	"/ShZN3OxaN9E1kyZfbbi15XUl2dJGmiYi8lVVpsWPlwEUwINirmQrxHjKJ97mlnH1l9/uf3y/wMAAP//",
+	"7H3pctu41uCroDhfVeweWtbmTa7vhzrWTTzt2L623LndkceCSUhCTAEMAEpWd6VqnmYebJ5kCgcAF5GS",
+	"rcTd6dzbP1IViyCWg7Nv/N0L+DTmjDAlvc7vXowFnhJFBPx1PeHzbqImhCkaYEU507+GRAaCxuZP75QF",
+	"URISpCYESTpmlI2RJIEgCm0NceHl4TaiDAYKImPOJKl5vkf1LJ8SIhae7zE8JV7HkxM+vyu+7PmeDCZk",
+	"is0WRjiJlNcZ4UgS31OLWL92z3lEMPM+f/a99+R+wvnD6Ul5y/0JQXPz+JVENKyhLkM0RGqCFaISMa4Q",
+	"ZwTxEWw2wFFExCvp3pEIMzknQqJ2vZ2eIMZqkh3ADr2joed7gnxKqCCh11EiIflz2H1LJSgbe5/1vh1o",
+	"4AJ+xOEV+ZQQqfRfAWeKMPgvjuPIAmb3ozT3Qh7xNI7Mi5TNcETD14mQXOgfZDKdYrHwOl5EpTohEZ0R",
+	"QYlEc6omCKMARiI1oRJJImZEoJCGAIoJZiHiifJ8b4ajhJithHrjp+c/d89OT+6uev+86V33Pd+bEinx",
+	"WD8zM3ZQjKVE9zh4AGAy8qju7GJ8hDCKBZlRnkgU69c0BOzecwfPNt9F9zxcmJsKOTF3NcUqmJir4kwJ",
+	"HGy6VT1nB8WCx0SoBRp45FEJPPA0MiRMJnHMhSJhfnfXyX0OpfJbFGRMpSLCIqAFMENkRphC+sY1MCW1",
+	"NBNghSM+XrPj65sfr19fnV72Ty/OC9uWuT3UYPo7Pb38UL/toIHHRUhETU5oHJPQHEZDa2kro8Iucie8",
+	"EdFzDoZurs4KlIODgMQK30dkzZlurs4KR0lEhCZcKhTxAEfwPzcdipP7iAYIh6EgUsIWE/bA+Jz19Dn6",
+	"QEP5jcILcgJPvxz8N+c/nV+8P7/r/dw779/1f7nsFXb8RfBFW296fbQ7a+zCkB24LqQpUuph021zOhGd",
+	"c/VWqVh+0Q1M4M21wL87vb47v+jf3Vyfnr+5e9vvX16X7mOaSIUSScx8Pkw98PQfA8/wqoyR/ZcgI6/j",
+	"/Y/dTJzsmqdytycEF+aFMh8WhsrXETPiAt0LgjXjRSKJSA314XFIkGa3ALoBG1EShQgrBKKhg3Kn9dH6",
+	"o/sDVkVsPirjANrKY9e2rze3xFoGbMQFwmyhJloYkkiS2oB5n33vdUQJUwYez+bnz+RhP+IQOZb59VfT",
+	"RQHsFRE9AnGW0SFhYcwpU3ALkqR/S6TwA0GMI8riRPlI8gHTaDoiQixSmcm0ZFUcYTQnUbQz4mJKQocG",
+	"xyiiD0TTj1i4pUfmeruXpz5I5TlPohAFWE+q0QTOAGLBQZmzUUSDTUVmmJjnpMT4+qkSgHAkCA4XyFEi",
+	"CY3INPxsmeBObi7PTl93+70Sv8NOmTA07ObQFFxeApiC4vwdZgtL+nLlDvUMCgATE7GTSCJQRKe0SiT2",
+	"Ly7u3nXPf7l73/vx7cXFT9d3V703p9f93lXvpLBbPRtMom+juZcpQjERCJagEgmCgwkJj1FIIqII3NWI",
+	"Co2OL8QrnrgDxsUUR1SSEEC5VYD+tiZU++aATTAwDTTVgiZT68xZpniBJnhG0NY6AG1bbDtligiGo6+h",
+	"6n7v6rxbRBBqpzVUcGy1ZsMraajhbVXpf+1Yqt85DdGE4JCIl6B/hhJGHmMSKBKiEaZRIvSVGjUf9MNX",
+	"EoEU3XL7367phc+5+gdPWLgp9RmNdJF/vYjfjmD03TGO3As5AgJlu0SDvbPTn3tXvwDP/8fFzfkyalP5",
+	"vKk1kOzA6k2e83SiguWADLat2qDFrRX7Y4VJFzwRsjDfS9DWczaOtkr7NMJPla9GJsEkA+JW+QYMplzi",
+	"RcRx2Of8DIsx+SLauez+cnbRPbnTlHrWvXrTK/EtRzRgN1CJIr2W3jZmqLnfbLTb6H6hiPReVp+B5chj",
+	"QEgorW38m2OiW6VdW4AQMaVSUs5OCKMk/DKI9K7enV5fn16c3530zk97Feiu+ANhKMLBg9mau9l33fPu",
+	"m9673nlfM3a7lReCy/Ka2tSCo7ySucXQVmn7BjR9I/0sq5MbMheBFTnToCcVfEURhhnoznxGDD6HJI74",
+	"YkqYeiWRfvlpEWpVsusKaBfnp0pmsnSv7hDGyFJJAs7CYySIEgvN4RvIGTwxTiR5zXkU8vmSxWkfOqtA",
+	"cq2ujZQ9TGpg22FfdopUXcHpRCGacg0jifCY5/dch02/AN5otXGMqcYbfZqt0j63O0UPTfkuB2zFZaIt",
+	"zBZouDtrDDNkLMrZObAzNWBa2aQEnCDA9HykNfwi2P0CJ6wC04DhMddag+8ZOQ24eaXBttPV11X2VL2f",
+	"8IhYrNB0i+aYKnRPRlwQpMRC2xcAodpaN9OUMjpNpl6nkbrKtH4xJgD2z753w3LONrKp7AbiZeO+JvGS",
+	"SOwmasIF/Q1edwpKlbXdvem/7Z33QWMrMi1JWAjQNUzEKj5VE3fQjwQLIlD/4qfeed5VULG5rp3Pmc52",
+	"pBZqgsz4Awk33Gdui5WzvZCsvjdHhJVABINFtfIQaGtpz4ajvi+rMhvLmq9UXb6Z4lLzspsADO4mISUs",
+	"gLPhMKR6fhxdGocg1VhuHc1lwaZNBonmEy5JZkkIEhA6Mx4m8PQcI3wvtT09JZhJa+CCtWE3bjiXJuM4",
+	"t+rvnh5zR0Pj1FVkaggOP54RNlYTr9Pc2/M1fbu/Mwp3TmVfDz81rzbq9ToMd3+no7EQeOFpcqGfEmIf",
+	"az5ifNKOs3zINnSbvsvvP5IAvA5PBQve8rlTDCkBhpZnmliYEAIJy3CAy4L7IUxzsg/edb97ftK9OkmN",
+	"s9yOsrObUER1DOBaYRZiESJnVJcDGPOJJMHdEP1PdI8l2W9v652lhOCZx+9GP/3zSBy++emXT6I//3hz",
+	"eXJ4enb56ylvnuEzfD33Svtagqk9XLrbKtBal/0CojQF0GClyDRWsnzIrn2CpjgkSHI0wkIfIJUH9bI8",
+	"8L1AEC0E7jCAbaStauV1vBArsqMo7LMEZnupG75lfNY0rAiFuIfKenfX8gfnBj7HU6JfNTNm1xRGs7t2",
+	"s2oHEZbqjjjTfVn4GgeTHoMskMEUJqGP5hPN5hUKKSBr9cRSYZXIO8MtqzDwbb9/icwoxwjyq9lljE4C",
+	"HEVYPxrJr5q7Owiv2LftVSwfyk6oR6anohKFCTnWuiJwqfmERgRd9s5PTs/f+I53mV/zFEslsjrOltGb",
+	"rc1HJZqQKEQJUzRyihDQzvMQw4DkqXt3JHFtRi9TFVjbKYoVECpdwc+op4D46yjwjJqoVJEKU+ac/uc5",
+	"W9fzFjiwu8MgjdwV7+8yvSHC0FSrgbAeGvEo4vNjE22jCmGJhmaOYe1J/mO2vO7M1+mFLG3HoIi96JQL",
+	"gFaSgImjzQJKJPBNy7ntS57vnDOgR/2je3rWO6lk4qlvrQhyR1dP6g6v9UDgUgrTSK6W8kZxLh7xHQ4m",
+	"lJEdQXCI7yMTlyCPyjd+DutJLEYfciDPYJlqRiU2jSbJFLNsBfIYR5iBDH368gAK2exVt5gBobT2km6I",
+	"2vWGj0pGOGrXWz4qKVKoXW/7A1Z28MCDquhJu173B6wwDm05l5HgiSLbPnrX67+9OIHZumdnF+9h/T1/",
+	"Oc5iJ8uFduCXJ2I9xTH5cI+dr+A2Ru36kY/W+YHNiJJHB7UbLX/AShYrajeP9PLGZYr26nVjETraKNsX",
+	"VQ6dKsW70tFZGcTMDyjD2vMr4kzFuO2TgcQVoevleMgTAYgq516VqyJ1oFfyjnyMuMg/CpRQoYGYXI6N",
+	"dI8l2oQZKinSvfYSwiQ74l9cmhSBVakRaYhBYsiaKHrGeYcmBm8F97ConBeeeX7eamo0D5etplgrAkJv",
+	"439/6O78ind+q+8c3Wb/vat1dm5/+K8qbeUtwZGeZfkWMy3GUTd/ABMLzzCNIEPi9knTwMxRBc1LrVRd",
+	"ESyrLC2tvOKyntZBN9e9K2QC1CBnaECVeXiMUhaiZfHNVe8aEGPAqJJ5s+2BWEVYm0p6qoiz1Kde8p/O",
+	"KQv5/HjAeucnlxen5/27NxfnvTWaLWo36ugNZ6SG3k+wIs4rK+CoPsID51hzx7tPRiNthet9AtZIq5BQ",
+	"6xMx42voDPyIMyIk5UybRYsBw2Fop5YdpDS2gENlwRMUckhJeGB8rrENGziZGDU4sdWECLnEwK97V3lu",
+	"7EDp+V4BAJXM6jKXW5DLf1rrklgyBnOejHU8I/V4aLUIK7yZTtR3fo1XGrEgjOPntD+rExE2IxGPySuJ",
+	"hnqNISKPOFDRQg/QfKesJvne486Y79gfP0rOald4/s7qNqlpV95NLHiYBOAEpiGZxlwRFizQA1n4yPg0",
+	"wMFu3CwdZJM4NAJDcAZPyYDR0LqbXa4C3LGgYwqBWGBHmIXoU0ISk62iJzDXv6FL5gvM2iXGYO0YuLtK",
+	"7mBOSEKYpkr4OXqudtNMMVsUfDXuys3xw4IxR5nabz/pWFh1dw6TaOgDWjj8GVr63qHh0Dp4tSQocqMi",
+	"zyczdVffnzQW+/vT+p4SR+Sg3jwK5o02Dpv1p0WXlhM5yFQB9qqYhPVlZAqyiYRVuaxF+FgDzLjKcnEY",
+	"fQAgJcocMiOY1CTJpJY4Vppfajsb4UBwKRGOIkSZVJgFRKItSQga2rPU7LaG2zWUxNpCdzGlYILZmGgO",
+	"a9B9OeHWLyQjPoXZheRJk/BWjRn4XvIoUTYFLUt0szJDopzXoYQL8E5nd9f+Ugv4dBfcfLtwTLlEtfX2",
+	"Wp1g8vb2g+qbf/Hl7Qd5fdvZ3X0So/TRloBThVTL6aQbOqEzVUnmpL6DUtmbmksW3VzLdF62glv5K73K",
+	"+Q1Vwecmj43PJbkynMBKB7+zQehjrQVZ75ax4KXCC6kZEKgOZcgVCLeKUFcS5kpS+/PIiZF5BUlpARk6",
+	"HSuJiDRumwKX24yydmbNP4y4Sqhhd1jhFy8FI9YrRIXRn33PaJUkvDMq5corhyx6TJXThvN8+guk5Je4",
+	"36sk60WMtdZDQ32qESViOXRxV298DD/tz44eDkatafPxULTV3mL/twN8WLXGSsx/PyFaDy44hsdEySVB",
+	"/YTIGjAtqtAaSQVUDQH/BRpz8C8GnAWJEISBUslCFGA2YFgIOiMIFLmFWWK7hrqZUDT2pT1QumeQLNqs",
+	"keg+4sGDHDDjkNc2A2ekaFQUfJ3Gd6nXsJbJ0twD9kBIXDBQqN2A3rYGQEBSO8VHocCUmZRwE+7WRgmY",
+	"swN2RRxM2RjFidIcPz0Z1FlQBgulmmsc4YDkoD5gMFcnTSRITxkTFupps1vzc5kkWrGgDI0iOp6oGuoO",
+	"WKwHU5lZ62AaAdQ1SvhWV7RzzG2M2iVw2tVWaRQAjDuRGrjrqDdvC7tXw/UBkHyqhhlfin90b657Jy8d",
+	"tbD8ygUtvpLVg1zcjFlY8bCRovQMtblC08mYRi7gssxWCxyvcKLb1dz+JdxmTnD8xZ1mRXzJOZO6r/un",
+	"P/fAT6rxtNqXJEmQCKoW1xBihvdN/oiWdxWhCIa4kRsmkWVrOBnd/b//83+H28jekkmKHWaJ/WageQoH",
+	"daF6u1B2dI1nJo2DshEvL57NKRUXeZtT8zhjur+SSC4kwNvJEM33LcMyLNO3WQQDFlvOVRHpj0lAR1ba",
+	"+y4TwUQIAhxFwEhvrs4k2nJZHdtaHtjc+nQzJv3DaUsg/3PKeG3ABqxXrGYwuR9pylnB2SDxlEDqqI+G",
+	"ELQZ+ja1ZBjwkAwRlQNmSxOHaVRnWEO9pUmNRmey2xjkoOJC3tCAbQ0LCVRp5tRm931scuxyGZxasKbb",
+	"MEtTCW7d0Amm4eNOOt1O9uoQRErmO4REfJOrl8vKA+2U4GCS+nLStE0Y61sAw9kHrAzndvMIlcMy5pS5",
+	"ZLyhbxCLFzw9A/bDDy4mWvvhB9TTGzEXPuYmowX2ZtngfU69AAfi8PLiuj+0XowBcx4yh7Hgoyohq9Yr",
+	"mo+P9gSwVVp2tBorX2tFKTFQdVysQwLpa3MYsiQDE6INbXr/UsakpuYwiYifCnFq67Py0X6nAJ3kfsMK",
+	"RQRLpTE2IJ3U0at1p7TYxtUUVPh6TJlXToHUatuApSrmahUQVWiA2sqJiJRL+QsDNnSWGKiWkNQB2iso",
+	"X0+4WapU1gFLdVbfAjunUi2Mbukcj89QLgfMAHel/aix8iqFrVTEJf7igGjUKWC186Nt2aRSSCDEzGSi",
+	"aMm7jbhWoYFMuEB79ZbDuyl+sDy5kDsCsRmssgMyTQMioi4iQNWAYfkgfRTgOAbEM2fnbAylfyTCCxfi",
+	"MVnEDunQVqOOJuh+gayXbBt4hAsQGL2teKXgvg+IJei8DjlEBQf8sSVBK18EQU4z8TWt2ho+s4RfHU8w",
+	"/OA1n8ZY0XsaUQVM4b0h0FkDbcVYTWSeG2+nrjS9onFfzDQVRIvOgDGeMU8/rZK3rgm9IaitzerlEKSn",
+	"GtaD53hheBbjA+YGjMGQwMjpGmauGjon82wpjQWxcaOkMxtXia9nyu9CwgpaBTFrQxAF6XvFooZMgaM0",
+	"paNms/mxYFAt8mEVXxOWYdjpOluY5YWbJqLiPUIIKEW3odEsh9sdBMWiIIJcGqyRulAqer8A4ZNLuQJo",
+	"DRjoa6nNkr5qQKsmgifjCdqSEz5HWrxEfIyo2kYCW6sXMyBywExzuYYgbM2qyUPVd8DIHE3xR55GoNDW",
+	"cHfWBBL2fC+iAWESwgK2i0A3xsGE7DRrdatfZ7r6fD6vYXhc42K8a9+Vu2enr3vn1z14Ryu2VBkV38lb",
+	"z/fs4l7Ha9TqZhiPCcMx9Tpeq1avtTzwzkxAW9ydQHTzN/3/cVUmZdfK1Wa9nssQiwUPNLeFWjGZCm+t",
+	"H6Zodxp6He8NUTZ+utT7oFmvb5aU7Mwvz+j0z8sttmuvqFpxp9BEH0PadPtf/1o1Zbr73Xydb14J9zof",
+	"bv1cBvoZnRGm548FvwdbDY+lVu0NzL1b/fKuvZyaO/LaW3CDF3gaadk4I0LzC8XR/7q+ODeFC7a0d0yY",
+	"vgguqm/lIiase3mqX/vqq3H6/lejYzGDfslWqr5Dew4U8iCZQtDxpa+xrym8e3n6SqY168DXLOjcpabN",
+	"KYrXqm9qs2u14THbpmOOJbpPaGRbHWgWtfEl/9J9d7bZJbtd/8dfsgXdiksGR9emvDPECt9jSZzJ4oMW",
+	"BtJpTk3TnNJFXhEcUs1L/opsdPlAX3g7vrdXb33hYfJJNy99qrR3hTlebS0epRe1nukXW4SsRKArohLB",
+	"ZDnrxjUcMQ4H548wRWqmaQZGeV/dgGk9TgMWU2b0kSKOnVGp0hDg12OZ9dB9KOfCBolUfGoZm3VC1LLO",
+	"Su5xmtj12a9wYlE241RbAeDcpfkJ7KOa/rn6ZeOXh+W1GRdFhQ3YtDL35KkpwPle8f7q3aMYG/+H2UGs",
+	"ElGYwD6uySQICAn1JLfPr6UqJB6ubLTg8uyg75FWnfXahmzrjafJdrmeEN5rPf1eqQJav9g8evrF5fpg",
+	"4BX1p98rdm8Aus1pZ1Ll0l6UxXtHrnnyvPW9ap9Wrkguq672ChRu+q5xWUHd10tu0Hz2USHLw7odxcK0",
+	"z6FsnNrDWya3yTjL/Lxjyvo89Ql8xOeMCFda6ZLIjrVFBeapsCGSbX/AKDMVhwIzqZ9rU9VGkgwD1Ms3",
+	"680OBNcDbU1FJByT0B6CSqStbjFgEZeqBuYyT6Bxklt4ZYGcbXxBVQ1dkZhgCLriAXPpX2hIw+Fm+Vva",
+	"LKtiePlcPFtdS6T6kYeLzTidy64DuodiJ69RN9VIXOHI6xwd1fZsDNcM2tHPd7LEVacBLTGOZ1J8VU7h",
+	"52L4ATIyShy9ueE5cwllTXucNB3r42j20JCT1qiFj0igJo+H4f3hxmdwyWwr2FaKXhA+COGul2LQLncN",
+	"GNIz+EOuAd834X2N57y41EfjW/LMyzQmY25jmV+uZ5VQpXB9d3nz49np9duUTc5zPY8qtaAzaKBmeEYW",
+	"zTfVwJrCgY9k7YJ8xKPQ+LiENH2sXOXngNnST+Az0NkyBOec9SdWNKb8b009w1UqU9qvyS/01vxQDeRs",
+	"yG5F783Pty+ndZWSW+rFzBNN//s7jcZO86DfbHaaB536fq3dPDyoH/zqWeqeTwxxH0zHB5PHkIWi8dgQ",
+	"QUseqUk9F/x1+VipMp5GLpdD34W8tA8lVctf4oG3SxHwJzZd9KCtjHZrlawEnkZ7LXxajU67Xms0Dpv1",
+	"dgk++FMraP52ON1TD+P6bH5/INrkMA8fk2JdzHeozCDP5TVkGzjs11udRrNTP6rt7TXqzdavXg7WNjj8",
+	"JKwLarGfKpkmVrQG0pWrFyF9T4EMa3mIO5rezbwEG2ix+SyAtc3C8l1bqY1aUm718+9HDHxzFbgEzRxj",
+	"T3/aVAv2V6i9LsNausBUMSRvQjNIErVk3RpOnmVIY6HkgBlm43pljgSRkycr/yEmmggGMesBW+5jbBbS",
+	"W4FAx32WqOxDw8whYP7QN9VMGDqb+qZlIcR4tDzaoWzEbbgGjQQeT6FNhB4qTfwAC4IizmN9bh/Fgs6w",
+	"XiCi7GEH2qQOGHShsakMJESnlyiiiggcmdgGGqbtVIc+zCfICPLTslhoIeKOo4jPpVsLKa1PKIg/gwgN",
+	"MGNcZdkOWenEUu89NacB8ZHe39RkmFVVBhUbFEI07T1IWcsYOwhE65ckFtoUt9VR2iyx8BhVxlWrBPpS",
+	"6v/XWAXPk3ypCbAsCW8/byDOnslUVxQ2PMtWaGx2+nJqbpo0VG7rkTXxsP02jt73yNHe43zv+mjx0y/j",
+	"j8l993z2Ro7/1Zx9Wvz8T3I5bo7i+0PSO7j578pE3r91nY2RI02Wq5a2c9cEy8Yglhlqrdj06oyv6hDj",
+	"GKu1+hmZ51OpN+ik/r2I9vozRHva0fZ7NAkdW8kKU15Cd1gyDXd/zzruf7beCKJIlW4x5bPllBEWGuPR",
+	"+INszrLWMqiJ8ZTcXZA3IHK+91ySFwXHbZX4OIE95YXH19hyJa7W+uO52pKJYmtdK62Sg36z1Wm0O62D",
+	"WmO/vX/4RUbJVzHF0vLfhidmOOG8pELjII6+kTu93n76xeXmcN+SfxiqeVnu4a+Ppq37+EcNddniGV8L",
+	"SRMVpW89SeCqZjbJSOoxfv5LIuX2KlU85A1RGQP5C3iU/tat/iw+8v14K743DvOGqJdmL5tRZvatIk2Q",
+	"MVZBRWnGa5s3qgpfLxomIhr6aJingCHiIjWihz6aEjEmOzDtgEm1iEgHYZtU6riYLYItlr+irSFLomho",
+	"2vuPTADQOBZ+/zx02Y5ZJE0/ycfenARM7MjQOE5sIim/JwvjgVhVdZqbMCuPCHiojfZimybTp8Rx13VN",
+	"QY1NsfytgAJQB5D/aT/HwDgKrPq9bT88YnI8qVzWC4/RMOMiwwEzmqaJHkwIQ5JPiQFUARzLric4qekJ",
+	"CHpmscYdrsimgC0QFgT8Jj9aNgwQgxzqYhkfOH8eiGkpmPVUoflqFV8DMERj7iLDGlA3V2edfIGhINg2",
+	"NHdgt6gSRJhOjdqs58mqC7Bt3gsDipWy2TDY35jOCDMljDaLe8DgyyN6KQMy+FRX+o6tIzTp1XO8QCPK",
+	"qJzo40Les/Fd8igcsJursxrqwpHypIJAvGWtSG02eOzijbbogdowda5aAFn/IFQPTYjblFy5KwOJkeBT",
+	"g/SQRA9AcTUQBR9XqYuD8WAt1yFU6QiFYvlv6KRyv4ySaEQ3dFvtzJrPF6CV3QGe5bf6DmyuF9d2VlzL",
+	"qujOUafd6DSatVa9vtfYwI7a6AY3MqWAK8///fWhf3vXkFFp/jzH0G6x6dF4VWPolO/aDMp19qCvZUqa",
+	"TOBDk7AxyfXdsV9AHOZqiodWyGUFwrZxhC2t0jOsSijImk6UDcCV7SliIsykK7636T5vUfGFzWYdOnnY",
+	"7wfYRi+rvybgV8GzeHYLycKHH1dtzNZgFz5mkLUV2W9XlDyX+mBo/SunCUGOGyQJab668gukrlz9efyr",
+	"1Ir4BVM1sv7ejTXSptVp7HUa7dr+fqNVhyB81l07l4fFmgFTR7LV2G+xoDX52FLxuNgbudw4EaYIo9nd",
+	"gVfsmO3t1VvomogZDQi6yWVYV/W/3qu3KvpTV5xhr3bY2G/u7xc9hrZnsL7fDCCHawDS6NSbnb1GrXVQ",
+	"bzb2VgJk+mnvt3pw+CCb8/vxqKFa+ICsAEhOoqYg2V8GSUhxhFQQo2a9VavXGo1WrVHvtNutjrYjGAlU",
+	"+h+tf1qzKn9U2wi5eNInrr7daTVqR/v1prn6Yjv26sEH+/ut9kqwVObrPRdPGpUI0Ky3c6fMWj9rWik0",
+	"XLBzfN6U+Falg3QNS+ajQquwv70pf2DOCM65KMK8xHLyvdhk70/zrjxTO9j93akA8EC4ljvLn8jeaHF/",
+	"naphPkRd/THp3F42ioHerkqw+adJgC4U8YPF7KMwIQjqcgv5MsWq7MyHYFrDWkmKTm0TBOj8zoLSpwJM",
+	"MnkN/cOY/qUeSYX9wEzms9F8fTsjVOpmNGCbtzOqTPdw1/61udEZH2/9J4jwZqtWP6w39w5WiPAN+frK",
+	"Aiz73C+mdf8VGfRfJZJmGi1rUn8ZXryWn5rPzX0Ny1zJwa4Vj+XqTwmZ/ga51g5S0SjK2idgFqbdHszn",
+	"mqmqoUucSHBjo6X+0kt+7spqkdyn4LzvMaj2d2h/A39UET/+DuQ/rzYEmqf/ec6eWGtBfwj3sfoTTrsW",
+	"1fRaQxdLWWrVjCPOcjqTaTuTpw7fNKQlge1BWeyKDzzLtF3RvG6kuV3OjhkwQMj1jRg7Ltyy3PPSeFON",
+	"+BywZ7RpXOJ6lI1XMr2vqB9rlOrHJmH7SI4f92YPM6z22uzjmL14/RgAEcD3HWgUfynKNlKzTNh/lGbh",
+	"PmX7h1D3FZHJlKzRLo5T3cGpGLYXWaGsbMBuYJcmMO4qaVepFKhrP/OKyGhEzFh7SsRHxjaC8HfatrS6",
+	"CxwK7CeCC/3u5iZ2mW8EVhk4LHzR9i+aYNT8d0swAmWmXa8d1puHh61voM0UUfNvz9gfxSYteb2wClTs",
+	"NVJs7/rhVhOgaRRUFSLSt5919nQlMUYLsZ27QJXJ2uo45NwF0ra7X1XA5espYxIo3345x2SnTLn9NG45",
+	"uTJzeqUAqfabVfc3yX38IMAsa3aAFM9Nne/cUJ7dlTDn0kEAHssf912eUD7h4XPBRJyJkdSvaDpXav2j",
+	"VnL7UbJq5uWmRyayZtoU5TumuJZE5VnSBmTmYgqdaUwLRC6CCZHKtJA6RoyjYu1Obh3bv+bz7ef/HwAA",
+	"//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -105,7 +105,8 @@ func (s *Server) authenticate(req *http.Request) (auth.Principal, error) {
 // over whatever else is wrong with the request.
 func (s *Server) domainProblem(operationID string, req *http.Request) *problem {
 	// The embedded spec's operation ids are capitalised: compare without case.
-	register, publish := strings.EqualFold(operationID, "registerWebhook"), strings.EqualFold(operationID, "publishEvent")
+	register := strings.EqualFold(operationID, "registerWebhook") || strings.EqualFold(operationID, "updateWebhook")
+	publish := strings.EqualFold(operationID, "publishEvent")
 	if req.Body == nil || !(register || publish) {
 		return nil
 	}

@@ -84,6 +84,36 @@ func (s *Server) DeleteWebhook(ctx context.Context, req gen.DeleteWebhookRequest
 	return gen.DeleteWebhook200JSONResponse(toAPIWebhook(w, false)), nil
 }
 
+// UpdateWebhook implements updateWebhook.
+func (s *Server) UpdateWebhook(ctx context.Context, req gen.UpdateWebhookRequestObject) (gen.UpdateWebhookResponseObject, error) {
+	var ch store.WebhookChanges
+	if req.Body.Url != nil {
+		normalized, err := s.checkURL(*req.Body.Url)
+		if err != nil {
+			return gen.UpdateWebhook400JSONResponse{BadRequestJSONResponse: gen.BadRequestJSONResponse(ruleError(err))}, nil
+		}
+		ch.URL, ch.NormalizedURL = req.Body.Url, &normalized
+	}
+	if req.Body.Subscription != nil {
+		if err := s.cfg.Catalog.CheckSubscription(req.Body.Subscription.EventTypes); err != nil {
+			return gen.UpdateWebhook400JSONResponse{BadRequestJSONResponse: gen.BadRequestJSONResponse(ruleError(err))}, nil
+		}
+		ch.EventTypes = req.Body.Subscription.EventTypes
+	}
+	ch.Ordered = req.Body.Ordered
+	w, err := s.store.UpdateWebhook(ctx, owner(ctx), req.WebhookId, ch)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return gen.UpdateWebhook404JSONResponse{WebhookNotFoundJSONResponse: webhookNotFound(req.WebhookId)}, nil
+	case errors.Is(err, store.ErrDuplicateURL):
+		return gen.UpdateWebhook409JSONResponse{ConflictJSONResponse: gen.ConflictJSONResponse(
+			apiError(gen.ErrorCodeDUPLICATEURL, "another webhook of yours has this URL"))}, nil
+	case err != nil:
+		return nil, err
+	}
+	return gen.UpdateWebhook200JSONResponse(toAPIWebhook(w, false)), nil
+}
+
 // PauseWebhook implements pauseWebhook.
 func (s *Server) PauseWebhook(ctx context.Context, req gen.PauseWebhookRequestObject) (gen.PauseWebhookResponseObject, error) {
 	w, err := s.store.PauseWebhook(ctx, owner(ctx), req.WebhookId, webhook.PauseReasonUser)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hookferry/hookferry/webhook"
@@ -93,6 +94,79 @@ func (s *Store) DeleteWebhook(ctx context.Context, owner webhook.Owner, id strin
 		return s.notifyWebhooks(tx, []string{id})
 	})
 	if err == nil {
+		s.signal(webhooksChannel, id)
+	}
+	return w, err
+}
+
+// WebhookChanges is what UpdateWebhook changes; a nil field stays as it is.
+type WebhookChanges struct {
+	URL, NormalizedURL *string  // both or neither; checked by webhook.CheckURL
+	EventTypes         []string // checked by Catalog.CheckSubscription
+	Ordered            *bool
+}
+
+// UpdateWebhook applies ch to the owner's webhook id in one transaction and
+// returns the webhook as it is now; changes that change nothing leave it, and
+// its updated_at, untouched. Its deliveries, secret and status stay. It fails
+// with ErrDuplicateURL when another webhook of the owner has the new
+// normalised URL (the database's unique index decides).
+//
+// A new URL or ordering is signalled like a pause: the dispatchers give back
+// the claims they hold for the webhook that have not started, so the next
+// claim reads the new URL and obeys the new ordering; an attempt already
+// started finishes as it began.
+func (s *Store) UpdateWebhook(ctx context.Context, owner webhook.Owner, id string, ch WebhookChanges) (_ webhook.Webhook, err error) {
+	defer wrap(&err, "store.UpdateWebhook(%s)", id)
+	var w webhook.Webhook
+	var resignal bool
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if w, err = s.getWebhook(tx, owner, id, true); err != nil {
+			return err
+		}
+		cols := map[string]any{}
+		if ch.URL != nil && (*ch.URL != w.URL || *ch.NormalizedURL != w.NormalizedURL) {
+			w.URL, w.NormalizedURL = *ch.URL, *ch.NormalizedURL
+			cols["url"], cols["normalized_url"] = w.URL, w.NormalizedURL
+			resignal = true
+		}
+		if ch.Ordered != nil && *ch.Ordered != w.Ordered {
+			w.Ordered = *ch.Ordered
+			cols["ordered"] = w.Ordered
+			resignal = true
+		}
+		types := ch.EventTypes != nil && !slices.Equal(slices.Sorted(slices.Values(ch.EventTypes)), w.EventTypes)
+		if len(cols) == 0 && !types {
+			return nil
+		}
+		w.UpdatedAt = s.clock().UTC().Truncate(time.Microsecond)
+		cols["updated_at"] = w.UpdatedAt
+		if err := tx.Model(&webhookRow{ID: id}).Updates(cols).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return ErrDuplicateURL
+			}
+			return err
+		}
+		if types {
+			w.EventTypes = slices.Sorted(slices.Values(ch.EventTypes))
+			if err := tx.Where("webhook_id = ?", id).Delete(&webhookEventTypeRow{}).Error; err != nil {
+				return err
+			}
+			rows := make([]webhookEventTypeRow, len(w.EventTypes))
+			for i, t := range w.EventTypes {
+				rows[i] = webhookEventTypeRow{WebhookID: id, EventType: t}
+			}
+			if err := tx.Create(&rows).Error; err != nil {
+				return err
+			}
+		}
+		if resignal {
+			return s.notifyWebhooks(tx, []string{id})
+		}
+		return nil
+	})
+	if err == nil && resignal {
 		s.signal(webhooksChannel, id)
 	}
 	return w, err

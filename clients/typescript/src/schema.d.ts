@@ -64,7 +64,26 @@ export interface paths {
         delete: operations["deleteWebhook"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change a webhook
+         * @description Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
+         *     style: a field that is absent stays as it is (`null` is refused), and `{}`
+         *     changes nothing and answers the webhook unchanged. The fields obey the
+         *     rules of registerWebhook and answer the same codes; DUPLICATE_URL when
+         *     another webhook of the caller has the new normalised URL (the webhook's
+         *     own URL is no conflict). The change is one transaction; `updated_at`
+         *     moves only when something changed. The signing secret, the status and
+         *     the deliveries stay as they are.
+         *
+         *     Buffered and retrying deliveries are kept, whatever their event type,
+         *     and go to the new URL: a delivery reads the URL when it is claimed for
+         *     an attempt, and the claims waiting for an attempt are given back at once
+         *     on a URL change. An attempt already under way finishes against the old
+         *     URL. A new subscription applies to the events published after it. With
+         *     `ordered` turned on, the attempts already under way finish, and from the
+         *     next claim on the webhook gets one delivery at a time in publish order.
+         */
+        patch: operations["updateWebhook"];
         trace?: never;
     };
     "/v1/webhooks/{webhook_id}/pause": {
@@ -342,9 +361,20 @@ export interface components {
             subscription: components["schemas"]["Subscription"];
             /**
              * @description Deliver to this webhook strictly in publish order, one delivery at a
-             *     time across all instances (see `Webhook.ordered`). Set at registration.
+             *     time across all instances (see `Webhook.ordered`). updateWebhook changes it.
              * @default false
              */
+            ordered?: boolean;
+        };
+        /** @description The fields to change; an absent field stays as it is. */
+        UpdateWebhookRequest: {
+            /**
+             * @description The new absolute https URL, under the rules of registerWebhook.
+             * @example https://example.com/hooks/orders-v2
+             */
+            url?: string;
+            subscription?: components["schemas"]["Subscription"];
+            /** @description Deliver strictly in publish order (see `Webhook.ordered`). */
             ordered?: boolean;
         };
         /** @enum {string} */
@@ -881,6 +911,71 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
             404: components["responses"]["WebhookNotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    updateWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. An id that is not one of the caller's webhooks answers 404. */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://example.com/hooks/orders-v2",
+                 *       "subscription": {
+                 *         "event_types": [
+                 *           "order.created",
+                 *           "order.cancelled",
+                 *           "order.fulfilled"
+                 *         ]
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["UpdateWebhookRequest"];
+            };
+        };
+        responses: {
+            /** @description The webhook as it is now. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "wh_06h1y7mg7hxdndr1x1rc3s9th0",
+                     *       "url": "https://example.com/hooks/orders-v2",
+                     *       "subscription": {
+                     *         "event_types": [
+                     *           "order.cancelled",
+                     *           "order.created",
+                     *           "order.fulfilled"
+                     *         ]
+                     *       },
+                     *       "status": "ACTIVE",
+                     *       "ordered": false,
+                     *       "buffered_events": 3,
+                     *       "created_at": "2026-11-27T22:27:06.428707Z",
+                     *       "updated_at": "2026-11-28T09:41:12.300518Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["WebhookNotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };
