@@ -1,11 +1,17 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -55,6 +61,10 @@ func (s *Server) contract(next echo.HandlerFunc) echo.HandlerFunc {
 		if req.Body != nil && req.Body != http.NoBody {
 			req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBodyBytes)
 		}
+		normalizeContentType(req)
+		if p := checkText(req, pathParams); p != nil {
+			return p
+		}
 		err = openapi3filter.ValidateRequest(ctx, &openapi3filter.RequestValidationInput{
 			Request: req, PathParams: pathParams, Route: route,
 			Options: &openapi3filter.Options{
@@ -74,6 +84,213 @@ func (s *Server) contract(next echo.HandlerFunc) echo.HandlerFunc {
 		c.SetRequest(req)
 		return next(c)
 	}
+}
+
+// checkText refuses text no database can store faithfully, before the
+// validator or a handler sees it. The rule: a path parameter holding NUL or
+// invalid UTF-8 names an id that cannot exist, so it answers the 404 an unknown
+// id answers (WEBHOOK_NOT_FOUND, DELIVERY_NOT_FOUND; every per-resource
+// operation documents 404, not all document 400); NUL or invalid
+// UTF-8 in a query string, and in a JSON body invalid UTF-8, a \u0000 or a
+// lone surrogate escape in any string, trailing data after the value or a
+// duplicate object key, answer 400 INVALID_REQUEST. PostgreSQL refuses NUL in
+// text and invalid UTF-8 anywhere, and Go's JSON decoder silently replaces
+// invalid text with U+FFFD, so two different inputs would become one.
+func checkText(req *http.Request, pathParams map[string]string) *problem {
+	if badText(req.URL.Path) {
+		for _, p := range []struct {
+			name string
+			code gen.ErrorCode
+			what string
+		}{
+			{"webhook_id", gen.ErrorCodeWEBHOOKNOTFOUND, "no webhook of yours has this id"},
+			{"delivery_id", gen.ErrorCodeDELIVERYNOTFOUND, "this webhook has no delivery with this id"},
+		} {
+			if v, ok := pathParams[p.name]; ok && badPathParam(v) {
+				return newProblem(http.StatusNotFound, p.code, "%s", p.what)
+			}
+		}
+		return newProblem(http.StatusNotFound, gen.ErrorCodeNOTFOUND, "no resource has an id holding NUL or invalid UTF-8")
+	}
+	if req.URL.RawQuery != "" {
+		q, err := url.ParseQuery(req.URL.RawQuery)
+		if err != nil {
+			return newProblem(http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST, "the query string does not parse: %v", err)
+		}
+		for k, vs := range q {
+			if badText(k) {
+				return newProblem(http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST, "a query parameter name holds NUL or invalid UTF-8")
+			}
+			for _, v := range vs {
+				if badText(v) {
+					return newProblem(http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST, "query parameter %s holds NUL or invalid UTF-8", k)
+				}
+			}
+		}
+	}
+	if req.Body == nil || req.Body == http.NoBody || !isJSON(req.Header.Get(echo.HeaderContentType)) {
+		return nil
+	}
+	raw, err := io.ReadAll(req.Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return newProblem(http.StatusRequestEntityTooLarge, gen.ErrorCodePAYLOADTOOLARGE, "the request body is larger than %d bytes", tooLarge.Limit)
+		}
+		return newProblem(http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST, "the request body could not be read")
+	}
+	req.Body = io.NopCloser(bytes.NewReader(raw))
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil // the validator says what an empty body lacks
+	}
+	if err := strictJSON(raw); err != nil {
+		return newProblem(http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST, "the request body is not strict JSON: %v", err)
+	}
+	return nil
+}
+
+// badPathParam judges a path parameter whether or not the router unescaped it.
+func badPathParam(v string) bool {
+	if badText(v) {
+		return true
+	}
+	u, err := url.PathUnescape(v)
+	return err == nil && badText(u)
+}
+
+func badText(s string) bool { return strings.ContainsRune(s, 0) || !utf8.ValidString(s) }
+
+// isJSON reports whether a Content-Type names JSON.
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// normalizeContentType lower-cases the media type and parameter names of the
+// request's Content-Type (they are case-insensitive, RFC 9110 §8.3.1), so that
+// APPLICATION/JSON matches the spec's application/json.
+func normalizeContentType(req *http.Request) {
+	ct := req.Header.Get(echo.HeaderContentType)
+	if ct == "" {
+		return
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return
+	}
+	if cs, ok := params["charset"]; ok {
+		params["charset"] = strings.ToLower(cs)
+	}
+	if f := mime.FormatMediaType(mt, params); f != "" {
+		req.Header.Set(echo.HeaderContentType, f)
+	}
+}
+
+// strictJSON checks that raw is exactly one JSON value, in valid UTF-8, with no
+// duplicate object key, no NUL and no lone surrogate in any string.
+func strictJSON(raw []byte) error {
+	if !utf8.Valid(raw) {
+		return errors.New("it is not valid UTF-8")
+	}
+	if err := surrogatesPaired(raw); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := strictValue(dec); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data follows the JSON value")
+	}
+	return nil
+}
+
+func strictValue(dec *json.Decoder) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch tok := tok.(type) {
+	case json.Delim:
+		switch tok {
+		case '{':
+			seen := map[string]bool{}
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key, _ := k.(string)
+				if seen[key] {
+					return fmt.Errorf("key %q appears twice in one object", key)
+				}
+				seen[key] = true
+				if strings.ContainsRune(key, 0) {
+					return errors.New("an object key holds NUL")
+				}
+				if err := strictValue(dec); err != nil {
+					return err
+				}
+			}
+		case '[':
+			for dec.More() {
+				if err := strictValue(dec); err != nil {
+					return err
+				}
+			}
+		}
+		_, err := dec.Token() // the closing delimiter
+		return err
+	case string:
+		if strings.ContainsRune(tok, 0) {
+			return errors.New("a string holds NUL")
+		}
+	}
+	return nil
+}
+
+// surrogatesPaired refuses \uD800-\uDFFF escapes that do not form a pair,
+// which the decoder would replace with U+FFFD.
+func surrogatesPaired(raw []byte) error {
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString && i+1 < len(raw):
+			i++
+			if raw[i] != 'u' {
+				continue
+			}
+			r, ok := hex4(raw, i+1)
+			if !ok {
+				continue // the decoder refuses it
+			}
+			i += 4
+			if r < 0xD800 || r > 0xDFFF {
+				continue
+			}
+			if r >= 0xDC00 {
+				return errors.New("a string holds a lone surrogate escape")
+			}
+			low, ok := hex4(raw, i+3)
+			if i+2 >= len(raw) || raw[i+1] != '\\' || raw[i+2] != 'u' || !ok || low < 0xDC00 || low > 0xDFFF {
+				return errors.New("a string holds a lone surrogate escape")
+			}
+			i += 6
+		}
+	}
+	return nil
+}
+
+func hex4(raw []byte, at int) (rune, bool) {
+	if at+4 > len(raw) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(raw[at:at+4]), 16, 32)
+	return rune(n), err == nil
 }
 
 func orUnknown(perm string) string {

@@ -88,6 +88,23 @@ var urlSeeds = []string{
 	"https://example.com/" + strings.Repeat("a", 1000) + "[" + strings.Repeat("a", webhook.MaxURLLength-len("https://example.com/")-1001),
 	"https://example.com/" + strings.Repeat("ü", (webhook.MaxURLLength-len("https://example.com/"))/2),
 	"https://example.com/" + strings.Repeat("a b", 600),
+	// Issue 9: forms that resolve to a private host or to another webhook's.
+	"https://１２７.０.０.１/",
+	"https://ｌｏｃａｌｈｏｓｔ/",
+	"https://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/",
+	"https://①②⑦.0.0.1/",
+	"https://127。0。0。1/",
+	"https://[::ffff:0:7f00:1]/",
+	"https://[::ffff:0:a00:1]/",
+	"https://exam\u00adple.com/",
+	"https://exam\u200bple.com/",
+	"https://ｅｘａｍｐｌｅ.com/",
+	"https://xn--/",
+	"https://a\u202eb.com/",
+	"https://\u0627\u0031.com/",
+	// Found by FuzzCheckURL: IDNA maps U+FFFD to xn--zn7c, which it refuses.
+	"https://\x9a",
+	"https://\ufffd.com/",
 }
 
 func FuzzCheckURL(f *testing.F) {

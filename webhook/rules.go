@@ -1,12 +1,16 @@
 package webhook
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // Code names a broken rule; the values are the API's error codes.
@@ -35,8 +39,8 @@ func ruleErrorf(code Code, format string, args ...any) *RuleError {
 const MaxURLLength = 2048
 
 // CheckURL checks a webhook URL against the rules of registration and returns its
-// normalised form (lower-case scheme and host, default port dropped), on which
-// duplicates are judged. Loopback, private, link-local, unspecified and
+// normalised form (lower-case scheme, host mapped with IDNA to its ASCII form,
+// default port dropped), on which duplicates are judged and which is stored. Loopback, private, link-local, unspecified and
 // multicast IP literals, and localhost, are refused unless allowPrivate is set.
 func CheckURL(raw string, allowPrivate bool) (string, error) {
 	if raw == "" {
@@ -75,6 +79,13 @@ func CheckURL(raw string, allowPrivate bool) (string, error) {
 	} else if strings.HasSuffix(u.Host, ":") {
 		return "", ruleErrorf(CodeInvalidURL, "url has an empty port")
 	}
+	if !strings.Contains(host, ":") { // not an IPv6 literal
+		ascii, err := toASCII(host)
+		if err != nil {
+			return "", ruleErrorf(CodeInvalidURL, "url host %q is not a valid host name: %s", host, describeIDNAError(err))
+		}
+		host = ascii
+	}
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
 	if host == "" {
 		return "", ruleErrorf(CodeInvalidURL, "url must name a host")
@@ -102,6 +113,34 @@ func CheckURL(raw string, allowPrivate bool) (string, error) {
 		return "", ruleErrorf(CodeInvalidURL, "url is longer than %d characters once normalised", MaxURLLength)
 	}
 	return normalized, nil
+}
+
+// hostProfile maps a host as a resolver would (UTS #46 for lookup: width and
+// compatibility forms folded, soft hyphens and zero-width characters dropped,
+// labels to Punycode), so that the private-address and duplicate checks judge
+// what the name resolves to. Underscores stay allowed, as they are in DNS.
+var hostProfile = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.ValidateLabels(true), idna.StrictDomainName(false))
+
+// toASCII maps host with hostProfile, and refuses a host whose mapping is not
+// its own mapping (such as U+FFFD, whose Punycode form IDNA refuses), so that
+// a normalised URL passes CheckURL again.
+func toASCII(host string) (string, error) {
+	if !utf8.ValidString(host) {
+		return "", errors.New("it is not valid UTF-8")
+	}
+	ascii, err := hostProfile.ToASCII(host)
+	if err != nil {
+		return "", err
+	}
+	if again, err := hostProfile.ToASCII(ascii); err != nil || again != ascii {
+		return "", fmt.Errorf("its mapping %q does not map to itself", ascii)
+	}
+	return ascii, nil
+}
+
+func describeIDNAError(err error) string {
+	msg := err.Error()
+	return strings.TrimPrefix(msg, "idna: ")
 }
 
 // IsPublicAddr reports whether addr may receive deliveries from a deployment
@@ -137,8 +176,11 @@ var nonPublic = []netip.Prefix{
 }
 
 var (
-	nat64     = []netip.Prefix{netip.MustParsePrefix("64:ff9b::/96"), netip.MustParsePrefix("64:ff9b:1::/48")}
-	sixToFour = netip.MustParsePrefix("2002::/16")
+	nat64 = []netip.Prefix{netip.MustParsePrefix("64:ff9b::/96"), netip.MustParsePrefix("64:ff9b:1::/48")}
+	// IPv4-translated addresses (RFC 2765, ::ffff:0:a.b.c.d) reach a.b.c.d, as
+	// IPv4-mapped ones (::ffff:a.b.c.d, handled by Unmap) do.
+	translated = netip.MustParsePrefix("::ffff:0:0:0/96")
+	sixToFour  = netip.MustParsePrefix("2002::/16")
 )
 
 func embeddedIPv4(addr netip.Addr) (netip.Addr, bool) {
@@ -146,7 +188,7 @@ func embeddedIPv4(addr netip.Addr) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	b := addr.As16()
-	for _, p := range nat64 {
+	for _, p := range append(nat64, translated) {
 		if p.Contains(addr) {
 			return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
 		}

@@ -204,6 +204,31 @@ var privateHosts = []struct {
 	{"localhost default port", "https://LocalHost.:443/hook", "https://localhost/hook"},
 	{"sub.localhost", "https://sub.localhost/", "https://sub.localhost/"},
 	{"deep sub.localhost", "https://a.b.Localhost./", "https://a.b.localhost/"},
+	// Judged as what IDNA maps them to (issue 9).
+	{"full-width loopback", "https://１２７.０.０.１/", "https://127.0.0.1/"},
+	{"ideographic full stops", "https://127。0。0。1/", "https://127.0.0.1/"},
+	{"circled loopback", "https://①②⑦.⓪.⓪.①/", "https://127.0.0.1/"},
+	{"full-width localhost", "https://ｌｏｃａｌｈｏｓｔ/", "https://localhost/"},
+	{"circled localhost", "https://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/", "https://localhost/"},
+	{"soft hyphen in localhost", "https://local\u00adhost/", "https://localhost/"},
+	{"IPv4-translated loopback", "https://[::ffff:0:7f00:1]/", "https://[::ffff:0:7f00:1]/"},
+	{"IPv4-translated private", "https://[::ffff:0:a00:1]/", "https://[::ffff:0:a00:1]/"},
+}
+
+func TestCheckURLRefusesWhatIDNARefuses(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{
+		"https://xn--a/",             // bad Punycode
+		"https://a\u202eb.example/",  // a bidi control
+		"https://\u0627\u0031a.com/", // breaks the bidi rule
+		"https://\u0301a.com/",       // a label starting with a combining mark
+		"https://\ufffd.com/",        // maps to xn--zn7c, which IDNA refuses
+		"https://a\x9a.com/",         // not UTF-8
+	} {
+		got, err := webhook.CheckURL(raw, true)
+		requireRuleError(t, err, webhook.CodeInvalidURL, "not a valid host name")
+		require.Empty(t, got, raw)
+	}
 }
 
 func TestCheckURLRejectsPrivateHosts(t *testing.T) {
@@ -347,6 +372,12 @@ func TestCheckURLSpellingsNormaliseEqual(t *testing.T) {
 			"https://example.com:443/",
 			"https://Example.Com.:443/",
 			"hTTpS://eXaMpLe.CoM.",
+			// Issue 9: IDNA drops soft hyphens and zero-width spaces and
+			// folds width, so these are the same webhook.
+			"https://exam\u00adple.com/",
+			"https://exam\u200bple.com/",
+			"https://ｅｘａｍｐｌｅ.ｃｏｍ/",
+			"https://ⓔⓧⓐⓜⓟⓛⓔ.com/",
 		},
 		{
 			"https://example.com:8443/hooks?x=1",

@@ -65,7 +65,10 @@ const secretBytes = 32
 
 // New builds an ACTIVE webhook with a fresh id and signing secret. The URL and
 // event types must already have passed CheckURL and Catalog.CheckSubscription;
-// the event types are kept sorted, as every answer lists them.
+// the event types are kept sorted, as every answer lists them. The webhook's URL
+// is the normalised one when it is given, so that deliveries go to, and answers
+// show, exactly what the private-address and duplicate checks judged: a caller
+// who sent https://ＥＸＡＭＰＬＥ.com sees https://example.com/.
 func New(owner Owner, url, normalizedURL string, eventTypes []string, now time.Time, random io.Reader) (Webhook, error) {
 	if random == nil {
 		random = rand.Reader
@@ -79,6 +82,9 @@ func New(owner Owner, url, normalizedURL string, eventTypes []string, now time.T
 		return Webhook{}, fmt.Errorf("webhook secret: %w", err)
 	}
 	now = now.UTC().Truncate(time.Microsecond)
+	if normalizedURL != "" {
+		url = normalizedURL
+	}
 	return Webhook{
 		ID:            id,
 		Owner:         owner,

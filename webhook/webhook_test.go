@@ -197,7 +197,7 @@ func TestNew(t *testing.T) {
 	decodeID(t, "wh", w.ID)
 	decodeSecret(t, w.Secret)
 	require.Equal(t, owner, w.Owner)
-	require.Equal(t, "HTTPS://Example.com:443/hook", w.URL)
+	require.Equal(t, "https://example.com/hook", w.URL, "the stored URL is the normalised one")
 	require.Equal(t, "https://example.com/hook", w.NormalizedURL)
 	require.Equal(t, eventTypes, w.EventTypes)
 	require.Equal(t, webhook.StatusActive, w.Status)
