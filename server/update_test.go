@@ -86,9 +86,10 @@ func TestUpdateWebhook(t *testing.T) {
 		}
 		require.Equal(t, before, e.getWebhook(e.alice, w.Id))
 
-		// Another spelling of the own URL is no conflict, and it is what is stored.
+		// Another spelling of the own URL is no conflict; the normalised form
+		// is what is stored, as at registration.
 		respelt := e.updated(e.alice, w.Id, `{"url":"HTTPS://EXAMPLE.com:443/new"}`)
-		require.Equal(t, "HTTPS://EXAMPLE.com:443/new", respelt.Url)
+		require.Equal(t, "https://example.com/new", respelt.Url)
 
 		// A paused webhook stays paused.
 		_, err = e.alice.PauseWebhookWithResponse(ctx, w.Id)

@@ -92,7 +92,8 @@ func (s *Server) UpdateWebhook(ctx context.Context, req gen.UpdateWebhookRequest
 		if err != nil {
 			return gen.UpdateWebhook400JSONResponse{BadRequestJSONResponse: gen.BadRequestJSONResponse(ruleError(err))}, nil
 		}
-		ch.URL, ch.NormalizedURL = req.Body.Url, &normalized
+		// Stored as registration stores it: the normalised form.
+		ch.URL, ch.NormalizedURL = &normalized, &normalized
 	}
 	if req.Body.Subscription != nil {
 		if err := s.cfg.Catalog.CheckSubscription(req.Body.Subscription.EventTypes); err != nil {
