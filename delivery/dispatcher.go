@@ -9,6 +9,7 @@ import (
 
 	"github.com/hookferry/hookferry/metrics"
 	"github.com/hookferry/hookferry/store"
+	"github.com/hookferry/hookferry/webhook"
 )
 
 // DefaultRetrySchedule is the delay before each retry after the first attempt,
@@ -236,13 +237,14 @@ type loop struct {
 	claimAfter time.Time // after a failed claim, not before this
 	backoff    time.Duration
 	nextRetry  time.Time // the earliest retry this dispatcher scheduled
-	// excludedHooks and excludedOwners (tenants and users) were left out of
-	// the last claim.
-	excludedHooks, excludedOwners map[string]bool
-	fenceSeen                     uint64 // forgotten webhooks up to this epoch are dropped
-	stopping                      bool
-	heldBackNow                   int
-	flushes                       []flush // tests waiting for the loop
+	// excludedHooks, excludedTenants and excludedUsers were left out of the
+	// last claim.
+	excludedHooks, excludedTenants map[string]bool
+	excludedUsers                  map[webhook.Owner]bool
+	fenceSeen                      uint64 // forgotten webhooks up to this epoch are dropped
+	stopping                       bool
+	heldBackNow                    int
+	flushes                        []flush // tests waiting for the loop
 }
 
 func (l *loop) run(ctx context.Context, cancelSends context.CancelFunc) {
@@ -322,7 +324,7 @@ func (l *loop) handle(m any) {
 		l.running--
 		if m.a.running {
 			l.release(backFull, l.sched.finished(m.a, l.verdict(m.out, m.ran), now)...)
-			if l.excludedHooks[m.a.WebhookID] || (l.excludedOwners[m.a.TenantID] || l.excludedOwners[m.a.TenantID+"\x00"+m.a.UserID]) &&
+			if l.excludedHooks[m.a.WebhookID] || (l.excludedTenants[m.a.TenantID] || l.excludedUsers[webhook.Owner{TenantID: m.a.TenantID, UserID: m.a.UserID}]) &&
 				l.sched.claimableAgain(m.a.TenantID, m.a.UserID, l.maxTenantHeld()) {
 				l.wantClaim = true // claimable again
 			}
@@ -419,10 +421,7 @@ func (l *loop) maybeClaim(ctx context.Context) {
 	}
 	l.claimAsked = l.wantClaim
 	hooks, tenants, users, room, tenantRoom := l.sched.excluded(l.maxTenantHeld())
-	l.excludedHooks, l.excludedOwners = set(hooks), set(tenants)
-	for _, u := range users {
-		l.excludedOwners[u.TenantID+"\x00"+u.UserID] = true
-	}
+	l.excludedHooks, l.excludedTenants, l.excludedUsers = set(hooks), set(tenants), set(users)
 	req := store.ClaimRequest{Limit: min(l.room(), d.cfg.BatchSize, tenantRoom), Lease: d.cfg.Lease,
 		PerWebhook: l.sched.room(""), WebhookRoom: room, ExcludeWebhooks: hooks, ExcludeTenants: tenants, ExcludeUsers: users}
 	l.claiming, l.wantClaim, l.pollDue = true, false, false
@@ -529,8 +528,8 @@ func (d *Dispatcher) attempt(ctx context.Context, a *attempt) {
 	d.tell(finished{a: a, out: out, ran: out.Kind != Cancelled && out.Kind != Internal})
 }
 
-func set(ids []string) map[string]bool {
-	m := make(map[string]bool, len(ids))
+func set[K comparable](ids []K) map[K]bool {
+	m := make(map[K]bool, len(ids))
 	for _, id := range ids {
 		m[id] = true
 	}

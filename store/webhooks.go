@@ -342,22 +342,3 @@ func utcPtr(t *time.Time) *time.Time {
 	u := t.UTC()
 	return &u
 }
-
-// ActiveWebhooks returns those of ids that exist and are active.
-func (s *Store) ActiveWebhooks(ctx context.Context, ids []string) (_ map[string]bool, err error) {
-	defer wrap(&err, "store.ActiveWebhooks(%d)", len(ids))
-	active := make(map[string]bool, len(ids))
-	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), 500)]
-		ids = ids[len(chunk):]
-		var found []string
-		if err := s.db.WithContext(ctx).Model(&webhookRow{}).Where("id IN ? AND status = ?", chunk, webhook.StatusActive).
-			Pluck("id", &found).Error; err != nil {
-			return nil, err
-		}
-		for _, id := range found {
-			active[id] = true
-		}
-	}
-	return active, nil
-}
