@@ -172,7 +172,7 @@ func TestSendDialEndsWithAttempt(t *testing.T) {
 	outs := make([]Outcome, 8) // more attempts than MaxConnsPerHost: some queue for a dial
 	var wg sync.WaitGroup
 	for i := range outs {
-		m := Message{URL: "https://" + sl.addr + "/", Secret: secret, EventID: "evt_" + strconv.Itoa(i)}
+		m := Message{URL: "https://" + sl.addr + "/", Keys: []string{secret}, EventID: "evt_" + strconv.Itoa(i)}
 		wg.Go(func() { outs[i] = s.Send(context.Background(), m) })
 	}
 	wg.Wait()
@@ -313,7 +313,7 @@ func TestSendDialEndsWithCallerDeadline(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		t.Cleanup(cancel)
 
-		out := s.Send(ctx, Message{URL: "https://" + sl.addr + "/", Secret: newSecret(t), EventID: "evt_1"})
+		out := s.Send(ctx, Message{URL: "https://" + sl.addr + "/", Keys: []string{newSecret(t)}, EventID: "evt_1"})
 		require.Equal(t, Cancelled, out.Kind)
 		accepted, open := sl.settle(deadline) // far short of the Sender's minute
 		require.Equal(t, 1, accepted)
@@ -333,7 +333,7 @@ func TestSendDialEndsWithCallerDeadline(t *testing.T) {
 		})
 
 		start := time.Now()
-		out := s.Send(ctx, Message{URL: "https://" + sl.addr + "/", Secret: newSecret(t), EventID: "evt_1"})
+		out := s.Send(ctx, Message{URL: "https://" + sl.addr + "/", Keys: []string{newSecret(t)}, EventID: "evt_1"})
 		require.Equal(t, Cancelled, out.Kind)
 		if len(sl.closed) > 0 { // a peek: settle counts it below
 			t.Log("the dial ended with the cancelled request")

@@ -514,7 +514,10 @@ func (d *Dispatcher) attempt(ctx context.Context, a *attempt) {
 	}
 	slow := time.AfterFunc(d.cfg.SlowAfter, func() { d.tell(overtime{a}) })
 	d.cfg.Metrics.InFlight(1)
-	out := d.sender.Send(ctx, Message{URL: c.URL, Secret: c.Secret, EventID: c.EventID, Body: c.Payload})
+	// The keys that sign are those valid now: a previous key past its expiry
+	// signs nothing, even for a claim made before.
+	keys := webhook.SigningKeys(c.Secret, c.PreviousKeys, d.cfg.Now())
+	out := d.sender.Send(ctx, Message{URL: c.URL, Keys: keys, EventID: c.EventID, Body: c.Payload})
 	d.cfg.Metrics.InFlight(-1)
 	slow.Stop()
 	r := d.result(c, out)

@@ -460,7 +460,7 @@ func newReceiver(t *testing.T, st *store.Store, opts ...option) *receiver {
 		rc.srv.Close()
 	})
 	url := rc.srv.URL + "/hooks"
-	hook, err := webhook.New(w.Owner, url, url, w.EventTypes, time.Now(), nil)
+	hook, err := webhook.New(w.Owner, url, url, w.EventTypes, webhook.SigningSymmetric, time.Now(), nil)
 	require.NoError(t, err)
 	hook.Ordered = w.Ordered
 	require.NoError(t, st.RegisterWebhook(ctx, hook, 1000))

@@ -24,9 +24,9 @@ func senderParsesRetryAfter(t *testing.T) bool {
 	sender, err := delivery.NewSender(delivery.SenderConfig{RootCAs: roots(), AllowPrivate: true})
 	require.NoError(t, err)
 	defer sender.Close()
-	w, err := webhook.New(owner, srv.URL, srv.URL, []string{"probe"}, time.Now(), nil)
+	w, err := webhook.New(owner, srv.URL, srv.URL, []string{"probe"}, webhook.SigningSymmetric, time.Now(), nil)
 	require.NoError(t, err)
-	out := sender.Send(ctx, delivery.Message{URL: srv.URL, Secret: w.Secret, EventID: "evt_probe", Body: []byte(`{}`)})
+	out := sender.Send(ctx, delivery.Message{URL: srv.URL, Keys: []string{w.Secret}, EventID: "evt_probe", Body: []byte(`{}`)})
 	require.Equal(t, http.StatusTooManyRequests, out.StatusCode)
 	return out.RetryAfter == 2*time.Minute
 }

@@ -42,11 +42,12 @@ type SenderConfig struct {
 	Now             func() time.Time // signature timestamps; the reference for a Retry-After date
 }
 
-// Message is one request to make: the body is sent as is and signed with
-// Secret; EventID is the webhook-id header, stable across attempts.
+// Message is one request to make: the body is sent as is and signed with each
+// of Keys (newest first; see Sign); EventID is the webhook-id header, stable
+// across attempts.
 type Message struct {
 	URL     string
-	Secret  string
+	Keys    []string
 	EventID string
 	Body    []byte
 }
@@ -196,7 +197,7 @@ func (s *Sender) send(ctx context.Context, m Message) Outcome {
 		return Outcome{Kind: Cancelled, Error: cancelledError(ctx)}
 	}
 	timestamp := s.now()
-	signature, err := Sign(m.Secret, m.EventID, timestamp, m.Body)
+	signature, err := Sign(m.Keys, m.EventID, timestamp, m.Body)
 	if err != nil {
 		return Outcome{Kind: Internal, Error: err.Error()}
 	}

@@ -85,7 +85,7 @@ func TestSendGone(t *testing.T) {
 			require.NoError(t, err)
 			t.Cleanup(s.Close)
 
-			out := s.Send(context.Background(), Message{URL: url, Secret: newSecret(t), EventID: "evt_gone"})
+			out := s.Send(context.Background(), Message{URL: url, Keys: []string{newSecret(t)}, EventID: "evt_gone"})
 			require.Equal(t, Rejected, out.Kind)
 			require.Equal(t, want, out.Error)
 			require.EqualValues(t, 1, requests.Load())

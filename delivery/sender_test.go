@@ -115,7 +115,7 @@ func (rcv *receiver) requireVerified(t testing.TB, n int, m Message) []received 
 func (rcv *receiver) message(id string) Message {
 	return Message{
 		URL:     rcv.srv.URL + "/hooks/in",
-		Secret:  rcv.secret,
+		Keys:    []string{rcv.secret},
 		EventID: id,
 		Body:    []byte(`{"id":"` + id + `","type":"order.created","timestamp":"2025-01-02T03:04:05Z","data":{"n":1}}`),
 	}
@@ -247,7 +247,7 @@ func TestSendTimeoutInHandshake(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 
-	out := s.Send(context.Background(), Message{URL: "https://" + sl.addr + "/", Secret: newSecret(t), EventID: "evt_1"})
+	out := s.Send(context.Background(), Message{URL: "https://" + sl.addr + "/", Keys: []string{newSecret(t)}, EventID: "evt_1"})
 	require.Equal(t, Unreachable, out.Kind)
 	require.Equal(t, "timeout after 300ms", out.Error)
 	require.False(t, out.Refused)
@@ -378,7 +378,7 @@ func TestSendInternal(t *testing.T) {
 	s := newSender(t, rcv, SenderConfig{AllowPrivate: true})
 
 	m := rcv.message("evt_internal")
-	m.Secret = "whsec_!!secret-material!!"
+	m.Keys = []string{"whsec_!!secret-material!!"}
 	out := s.Send(context.Background(), m)
 	require.Equal(t, Internal, out.Kind)
 	require.Contains(t, out.Error, "bad signing secret")

@@ -34,7 +34,7 @@ func signedHeaders(id string, ts time.Time, sig string) http.Header {
 // known answer is the one in the reference library's tests.
 func TestSignKnownAnswer(t *testing.T) {
 	t.Parallel()
-	got, err := Sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
+	got, err := Sign([]string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, "msg_p5jXN8AQM9LWM0D4loKWxJek",
 		time.Unix(1614265330, 0), []byte(`{"test": 2432232314}`))
 	require.NoError(t, err)
 	require.Equal(t, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", got)
@@ -50,7 +50,7 @@ func TestSignSpecSignedContent(t *testing.T) {
 	mac.Write([]byte(content))
 	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
 
-	got, err := Sign("whsec_"+base64.StdEncoding.EncodeToString(key), "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+	got, err := Sign([]string{"whsec_" + base64.StdEncoding.EncodeToString(key)}, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
 		time.Unix(1674087231, 0), body)
 	require.NoError(t, err)
 	require.Equal(t, want, got)
@@ -63,7 +63,7 @@ func TestSignVerifiedByReference(t *testing.T) {
 		secret := newSecret(t)
 		id := fmt.Sprintf("evt_%d", i)
 		ts := time.Now().Add(-time.Minute)
-		sig, err := Sign(secret, id, ts, body)
+		sig, err := Sign([]string{secret}, id, ts, body)
 		require.NoError(t, err)
 
 		wh, err := standardwebhooks.NewWebhook(secret)
@@ -92,7 +92,7 @@ func TestSignBadSecret(t *testing.T) {
 	} {
 		t.Run(secret, func(t *testing.T) {
 			t.Parallel()
-			sig, err := Sign(secret, "evt_1", time.Now(), []byte(`{}`))
+			sig, err := Sign([]string{secret}, "evt_1", time.Now(), []byte(`{}`))
 			require.ErrorIs(t, err, ErrBadSecret)
 			require.Empty(t, sig)
 			if secret != "" {
@@ -109,7 +109,7 @@ func BenchmarkSign(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := Sign(secret, "evt_01jq3v7x8m9n0p1q2r3s4t5v6w", ts, body); err != nil {
+		if _, err := Sign([]string{secret}, "evt_01jq3v7x8m9n0p1q2r3s4t5v6w", ts, body); err != nil {
 			b.Fatal(err)
 		}
 	}

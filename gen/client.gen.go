@@ -216,14 +216,18 @@ type ClientInterface interface {
 
 	// UpdateWebhookWithBody Change a webhook
 	//
-	// Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
-	// style: a field that is absent stays as it is (`null` is refused), and `{}`
+	// Changes the webhook's `url`, `subscription`, `ordered` or `signing`,
+	// merge-patch style: a field that is absent stays as it is (`null` is refused), and `{}`
 	// changes nothing and answers the webhook unchanged. The fields obey the
 	// rules of registerWebhook and answer the same codes; DUPLICATE_URL when
 	// another webhook of the caller has the new normalised URL (the webhook's
 	// own URL is no conflict). The change is one transaction; `updated_at`
-	// moves only when something changed. The signing secret, the status and
-	// the deliveries stay as they are.
+	// moves only when something changed. The status and the deliveries stay as
+	// they are; so does the signing secret, unless `signing` changes: then the
+	// webhook gets a new key of the new kind, exactly as rotateWebhookSecret
+	// with the default overlap does (the old key keeps signing for 24 hours,
+	// so a receiver can switch without missing a delivery). The response then
+	// carries the new key in `authentication`.
 	//
 	// Buffered and retrying deliveries are kept, whatever their event type,
 	// and go to the new URL: a delivery reads the URL when it is claimed for
@@ -240,14 +244,18 @@ type ClientInterface interface {
 
 	// UpdateWebhook Change a webhook
 	//
-	// Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
-	// style: a field that is absent stays as it is (`null` is refused), and `{}`
+	// Changes the webhook's `url`, `subscription`, `ordered` or `signing`,
+	// merge-patch style: a field that is absent stays as it is (`null` is refused), and `{}`
 	// changes nothing and answers the webhook unchanged. The fields obey the
 	// rules of registerWebhook and answer the same codes; DUPLICATE_URL when
 	// another webhook of the caller has the new normalised URL (the webhook's
 	// own URL is no conflict). The change is one transaction; `updated_at`
-	// moves only when something changed. The signing secret, the status and
-	// the deliveries stay as they are.
+	// moves only when something changed. The status and the deliveries stay as
+	// they are; so does the signing secret, unless `signing` changes: then the
+	// webhook gets a new key of the new kind, exactly as rotateWebhookSecret
+	// with the default overlap does (the old key keeps signing for 24 hours,
+	// so a receiver can switch without missing a delivery). The response then
+	// carries the new key in `authentication`.
 	//
 	// Buffered and retrying deliveries are kept, whatever their event type,
 	// and go to the new URL: a delivery reads the URL when it is claimed for
@@ -297,6 +305,38 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/webhooks/{webhook_id}/ping (the `PingWebhook` operationId).
 	PingWebhook(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateWebhookSecretWithBody Rotate a webhook's signing secret
+	//
+	// Gives the webhook a new signing key of its kind (`signing`) and answers
+	// it in `authentication`. The key it replaces keeps signing for
+	// `previous_secret_ttl_seconds` (default 86400, one day; 0 drops it at
+	// once): until `previous_secret_expires_at`, every attempt carries one
+	// signature per valid key, newest first (`v1,<new> v1,<old>`), so a
+	// receiver verifying with either key accepts it, and can switch to the new
+	// one at its own pace. Up to 5 previous keys overlap; a sixth rotation
+	// within their lifetime drops the oldest. Keys are stored encrypted.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/webhooks/{webhook_id}/rotate-secret (the `RotateWebhookSecret` operationId).
+	RotateWebhookSecretWithBody(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateWebhookSecret Rotate a webhook's signing secret
+	//
+	// Gives the webhook a new signing key of its kind (`signing`) and answers
+	// it in `authentication`. The key it replaces keeps signing for
+	// `previous_secret_ttl_seconds` (default 86400, one day; 0 drops it at
+	// once): until `previous_secret_expires_at`, every attempt carries one
+	// signature per valid key, newest first (`v1,<new> v1,<old>`), so a
+	// receiver verifying with either key accepts it, and can switch to the new
+	// one at its own pace. Up to 5 previous keys overlap; a sixth rotation
+	// within their lifetime drops the oldest. Keys are stored encrypted.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/webhooks/{webhook_id}/rotate-secret (the `RotateWebhookSecret` operationId).
+	RotateWebhookSecret(ctx context.Context, webhookId WebhookID, body RotateWebhookSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// UnpauseWebhook Unpause a webhook
 	//
@@ -553,14 +593,18 @@ func (c *Client) GetWebhook(ctx context.Context, webhookId WebhookID, params *Ge
 
 // UpdateWebhookWithBody Change a webhook
 //
-// Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
-// style: a field that is absent stays as it is (`null` is refused), and `{}`
+// Changes the webhook's `url`, `subscription`, `ordered` or `signing`,
+// merge-patch style: a field that is absent stays as it is (`null` is refused), and `{}`
 // changes nothing and answers the webhook unchanged. The fields obey the
 // rules of registerWebhook and answer the same codes; DUPLICATE_URL when
 // another webhook of the caller has the new normalised URL (the webhook's
 // own URL is no conflict). The change is one transaction; `updated_at`
-// moves only when something changed. The signing secret, the status and
-// the deliveries stay as they are.
+// moves only when something changed. The status and the deliveries stay as
+// they are; so does the signing secret, unless `signing` changes: then the
+// webhook gets a new key of the new kind, exactly as rotateWebhookSecret
+// with the default overlap does (the old key keeps signing for 24 hours,
+// so a receiver can switch without missing a delivery). The response then
+// carries the new key in `authentication`.
 //
 // Buffered and retrying deliveries are kept, whatever their event type,
 // and go to the new URL: a delivery reads the URL when it is claimed for
@@ -587,14 +631,18 @@ func (c *Client) UpdateWebhookWithBody(ctx context.Context, webhookId WebhookID,
 
 // UpdateWebhook Change a webhook
 //
-// Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
-// style: a field that is absent stays as it is (`null` is refused), and `{}`
+// Changes the webhook's `url`, `subscription`, `ordered` or `signing`,
+// merge-patch style: a field that is absent stays as it is (`null` is refused), and `{}`
 // changes nothing and answers the webhook unchanged. The fields obey the
 // rules of registerWebhook and answer the same codes; DUPLICATE_URL when
 // another webhook of the caller has the new normalised URL (the webhook's
 // own URL is no conflict). The change is one transaction; `updated_at`
-// moves only when something changed. The signing secret, the status and
-// the deliveries stay as they are.
+// moves only when something changed. The status and the deliveries stay as
+// they are; so does the signing secret, unless `signing` changes: then the
+// webhook gets a new key of the new kind, exactly as rotateWebhookSecret
+// with the default overlap does (the old key keeps signing for 24 hours,
+// so a receiver can switch without missing a delivery). The response then
+// carries the new key in `authentication`.
 //
 // Buffered and retrying deliveries are kept, whatever their event type,
 // and go to the new URL: a delivery reads the URL when it is claimed for
@@ -685,6 +733,58 @@ func (c *Client) PauseWebhook(ctx context.Context, webhookId WebhookID, reqEdito
 // Corresponds with POST /v1/webhooks/{webhook_id}/ping (the `PingWebhook` operationId).
 func (c *Client) PingWebhook(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPingWebhookRequest(c.Server, webhookId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateWebhookSecretWithBody Rotate a webhook's signing secret
+//
+// Gives the webhook a new signing key of its kind (`signing`) and answers
+// it in `authentication`. The key it replaces keeps signing for
+// `previous_secret_ttl_seconds` (default 86400, one day; 0 drops it at
+// once): until `previous_secret_expires_at`, every attempt carries one
+// signature per valid key, newest first (`v1,<new> v1,<old>`), so a
+// receiver verifying with either key accepts it, and can switch to the new
+// one at its own pace. Up to 5 previous keys overlap; a sixth rotation
+// within their lifetime drops the oldest. Keys are stored encrypted.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/webhooks/{webhook_id}/rotate-secret (the `RotateWebhookSecret` operationId).
+func (c *Client) RotateWebhookSecretWithBody(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateWebhookSecretRequestWithBody(c.Server, webhookId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateWebhookSecret Rotate a webhook's signing secret
+//
+// Gives the webhook a new signing key of its kind (`signing`) and answers
+// it in `authentication`. The key it replaces keeps signing for
+// `previous_secret_ttl_seconds` (default 86400, one day; 0 drops it at
+// once): until `previous_secret_expires_at`, every attempt carries one
+// signature per valid key, newest first (`v1,<new> v1,<old>`), so a
+// receiver verifying with either key accepts it, and can switch to the new
+// one at its own pace. Up to 5 previous keys overlap; a sixth rotation
+// within their lifetime drops the oldest. Keys are stored encrypted.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/webhooks/{webhook_id}/rotate-secret (the `RotateWebhookSecret` operationId).
+func (c *Client) RotateWebhookSecret(ctx context.Context, webhookId WebhookID, body RotateWebhookSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateWebhookSecretRequest(c.Server, webhookId, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1320,6 +1420,53 @@ func NewPingWebhookRequest(server string, webhookId WebhookID) (*http.Request, e
 	return req, nil
 }
 
+// NewRotateWebhookSecretRequest calls the generic RotateWebhookSecret builder with application/json body
+func NewRotateWebhookSecretRequest(server string, webhookId WebhookID, body RotateWebhookSecretJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRotateWebhookSecretRequestWithBody(server, webhookId, "application/json", bodyReader)
+}
+
+// NewRotateWebhookSecretRequestWithBody constructs an http.Request for the RotateWebhookSecret method, with any body, and a specified content type
+func NewRotateWebhookSecretRequestWithBody(server string, webhookId WebhookID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook_id", webhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s/rotate-secret", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewUnpauseWebhookRequest constructs an http.Request for the UnpauseWebhook method
 func NewUnpauseWebhookRequest(server string, webhookId WebhookID, params *UnpauseWebhookParams) (*http.Request, error) {
 	var err error
@@ -1565,14 +1712,18 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateWebhookWithBodyWithResponse Change a webhook
 	//
-	// Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
-	// style: a field that is absent stays as it is (`null` is refused), and `{}`
+	// Changes the webhook's `url`, `subscription`, `ordered` or `signing`,
+	// merge-patch style: a field that is absent stays as it is (`null` is refused), and `{}`
 	// changes nothing and answers the webhook unchanged. The fields obey the
 	// rules of registerWebhook and answer the same codes; DUPLICATE_URL when
 	// another webhook of the caller has the new normalised URL (the webhook's
 	// own URL is no conflict). The change is one transaction; `updated_at`
-	// moves only when something changed. The signing secret, the status and
-	// the deliveries stay as they are.
+	// moves only when something changed. The status and the deliveries stay as
+	// they are; so does the signing secret, unless `signing` changes: then the
+	// webhook gets a new key of the new kind, exactly as rotateWebhookSecret
+	// with the default overlap does (the old key keeps signing for 24 hours,
+	// so a receiver can switch without missing a delivery). The response then
+	// carries the new key in `authentication`.
 	//
 	// Buffered and retrying deliveries are kept, whatever their event type,
 	// and go to the new URL: a delivery reads the URL when it is claimed for
@@ -1589,14 +1740,18 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateWebhookWithResponse Change a webhook
 	//
-	// Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
-	// style: a field that is absent stays as it is (`null` is refused), and `{}`
+	// Changes the webhook's `url`, `subscription`, `ordered` or `signing`,
+	// merge-patch style: a field that is absent stays as it is (`null` is refused), and `{}`
 	// changes nothing and answers the webhook unchanged. The fields obey the
 	// rules of registerWebhook and answer the same codes; DUPLICATE_URL when
 	// another webhook of the caller has the new normalised URL (the webhook's
 	// own URL is no conflict). The change is one transaction; `updated_at`
-	// moves only when something changed. The signing secret, the status and
-	// the deliveries stay as they are.
+	// moves only when something changed. The status and the deliveries stay as
+	// they are; so does the signing secret, unless `signing` changes: then the
+	// webhook gets a new key of the new kind, exactly as rotateWebhookSecret
+	// with the default overlap does (the old key keeps signing for 24 hours,
+	// so a receiver can switch without missing a delivery). The response then
+	// carries the new key in `authentication`.
 	//
 	// Buffered and retrying deliveries are kept, whatever their event type,
 	// and go to the new URL: a delivery reads the URL when it is claimed for
@@ -1654,6 +1809,38 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/webhooks/{webhook_id}/ping (the `PingWebhook` operationId).
 	PingWebhookWithResponse(ctx context.Context, webhookId WebhookID, reqEditors ...RequestEditorFn) (*PingWebhookResponse, error)
+
+	// RotateWebhookSecretWithBodyWithResponse Rotate a webhook's signing secret
+	//
+	// Gives the webhook a new signing key of its kind (`signing`) and answers
+	// it in `authentication`. The key it replaces keeps signing for
+	// `previous_secret_ttl_seconds` (default 86400, one day; 0 drops it at
+	// once): until `previous_secret_expires_at`, every attempt carries one
+	// signature per valid key, newest first (`v1,<new> v1,<old>`), so a
+	// receiver verifying with either key accepts it, and can switch to the new
+	// one at its own pace. Up to 5 previous keys overlap; a sixth rotation
+	// within their lifetime drops the oldest. Keys are stored encrypted.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/{webhook_id}/rotate-secret (the `RotateWebhookSecret` operationId).
+	RotateWebhookSecretWithBodyWithResponse(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateWebhookSecretResponse, error)
+
+	// RotateWebhookSecretWithResponse Rotate a webhook's signing secret
+	//
+	// Gives the webhook a new signing key of its kind (`signing`) and answers
+	// it in `authentication`. The key it replaces keeps signing for
+	// `previous_secret_ttl_seconds` (default 86400, one day; 0 drops it at
+	// once): until `previous_secret_expires_at`, every attempt carries one
+	// signature per valid key, newest first (`v1,<new> v1,<old>`), so a
+	// receiver verifying with either key accepts it, and can switch to the new
+	// one at its own pace. Up to 5 previous keys overlap; a sixth rotation
+	// within their lifetime drops the oldest. Keys are stored encrypted.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/{webhook_id}/rotate-secret (the `RotateWebhookSecret` operationId).
+	RotateWebhookSecretWithResponse(ctx context.Context, webhookId WebhookID, body RotateWebhookSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateWebhookSecretResponse, error)
 
 	// UnpauseWebhookWithResponse Unpause a webhook
 	//
@@ -2836,6 +3023,103 @@ func (r PingWebhookResponse) ContentType() string {
 	return ""
 }
 
+// RotateWebhookSecretResponse429Headers the declared response headers of an HTTP 429 response for RotateWebhookSecret
+type RotateWebhookSecretResponse429Headers struct {
+	RetryAfter int
+}
+
+type RotateWebhookSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Webhook
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *PermissionDenied
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *WebhookNotFound
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RotateWebhookSecretResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RotateWebhookSecretResponse) GetJSON200() *Webhook {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RotateWebhookSecretResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RotateWebhookSecretResponse) GetJSON401() *Unauthenticated {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RotateWebhookSecretResponse) GetJSON403() *PermissionDenied {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RotateWebhookSecretResponse) GetJSON404() *WebhookNotFound {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r RotateWebhookSecretResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RotateWebhookSecretResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RotateWebhookSecretResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateWebhookSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateWebhookSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateWebhookSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateWebhookSecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // UnpauseWebhookResponse429Headers the declared response headers of an HTTP 429 response for UnpauseWebhook
 type UnpauseWebhookResponse429Headers struct {
 	RetryAfter int
@@ -3138,14 +3422,18 @@ func (c *ClientWithResponses) GetWebhookWithResponse(ctx context.Context, webhoo
 
 // UpdateWebhookWithBodyWithResponse Change a webhook
 //
-// Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
-// style: a field that is absent stays as it is (`null` is refused), and `{}`
+// Changes the webhook's `url`, `subscription`, `ordered` or `signing`,
+// merge-patch style: a field that is absent stays as it is (`null` is refused), and `{}`
 // changes nothing and answers the webhook unchanged. The fields obey the
 // rules of registerWebhook and answer the same codes; DUPLICATE_URL when
 // another webhook of the caller has the new normalised URL (the webhook's
 // own URL is no conflict). The change is one transaction; `updated_at`
-// moves only when something changed. The signing secret, the status and
-// the deliveries stay as they are.
+// moves only when something changed. The status and the deliveries stay as
+// they are; so does the signing secret, unless `signing` changes: then the
+// webhook gets a new key of the new kind, exactly as rotateWebhookSecret
+// with the default overlap does (the old key keeps signing for 24 hours,
+// so a receiver can switch without missing a delivery). The response then
+// carries the new key in `authentication`.
 //
 // Buffered and retrying deliveries are kept, whatever their event type,
 // and go to the new URL: a delivery reads the URL when it is claimed for
@@ -3168,14 +3456,18 @@ func (c *ClientWithResponses) UpdateWebhookWithBodyWithResponse(ctx context.Cont
 
 // UpdateWebhookWithResponse Change a webhook
 //
-// Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
-// style: a field that is absent stays as it is (`null` is refused), and `{}`
+// Changes the webhook's `url`, `subscription`, `ordered` or `signing`,
+// merge-patch style: a field that is absent stays as it is (`null` is refused), and `{}`
 // changes nothing and answers the webhook unchanged. The fields obey the
 // rules of registerWebhook and answer the same codes; DUPLICATE_URL when
 // another webhook of the caller has the new normalised URL (the webhook's
 // own URL is no conflict). The change is one transaction; `updated_at`
-// moves only when something changed. The signing secret, the status and
-// the deliveries stay as they are.
+// moves only when something changed. The status and the deliveries stay as
+// they are; so does the signing secret, unless `signing` changes: then the
+// webhook gets a new key of the new kind, exactly as rotateWebhookSecret
+// with the default overlap does (the old key keeps signing for 24 hours,
+// so a receiver can switch without missing a delivery). The response then
+// carries the new key in `authentication`.
 //
 // Buffered and retrying deliveries are kept, whatever their event type,
 // and go to the new URL: a delivery reads the URL when it is claimed for
@@ -3262,6 +3554,50 @@ func (c *ClientWithResponses) PingWebhookWithResponse(ctx context.Context, webho
 		return nil, err
 	}
 	return ParsePingWebhookResponse(rsp)
+}
+
+// RotateWebhookSecretWithBodyWithResponse Rotate a webhook's signing secret
+//
+// Gives the webhook a new signing key of its kind (`signing`) and answers
+// it in `authentication`. The key it replaces keeps signing for
+// `previous_secret_ttl_seconds` (default 86400, one day; 0 drops it at
+// once): until `previous_secret_expires_at`, every attempt carries one
+// signature per valid key, newest first (`v1,<new> v1,<old>`), so a
+// receiver verifying with either key accepts it, and can switch to the new
+// one at its own pace. Up to 5 previous keys overlap; a sixth rotation
+// within their lifetime drops the oldest. Keys are stored encrypted.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/{webhook_id}/rotate-secret (the `RotateWebhookSecret` operationId).
+func (c *ClientWithResponses) RotateWebhookSecretWithBodyWithResponse(ctx context.Context, webhookId WebhookID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateWebhookSecretResponse, error) {
+	rsp, err := c.RotateWebhookSecretWithBody(ctx, webhookId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateWebhookSecretResponse(rsp)
+}
+
+// RotateWebhookSecretWithResponse Rotate a webhook's signing secret
+//
+// Gives the webhook a new signing key of its kind (`signing`) and answers
+// it in `authentication`. The key it replaces keeps signing for
+// `previous_secret_ttl_seconds` (default 86400, one day; 0 drops it at
+// once): until `previous_secret_expires_at`, every attempt carries one
+// signature per valid key, newest first (`v1,<new> v1,<old>`), so a
+// receiver verifying with either key accepts it, and can switch to the new
+// one at its own pace. Up to 5 previous keys overlap; a sixth rotation
+// within their lifetime drops the oldest. Keys are stored encrypted.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/{webhook_id}/rotate-secret (the `RotateWebhookSecret` operationId).
+func (c *ClientWithResponses) RotateWebhookSecretWithResponse(ctx context.Context, webhookId WebhookID, body RotateWebhookSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateWebhookSecretResponse, error) {
+	rsp, err := c.RotateWebhookSecret(ctx, webhookId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateWebhookSecretResponse(rsp)
 }
 
 // UnpauseWebhookWithResponse Unpause a webhook
@@ -4281,6 +4617,94 @@ func ParsePingWebhookResponse(rsp *http.Response) (*PingWebhookResponse, error) 
 	switch {
 	case rsp.StatusCode == 429:
 		var headers PingWebhookResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRotateWebhookSecretResponse parses an HTTP response from a RotateWebhookSecretWithResponse call
+func ParseRotateWebhookSecretResponse(rsp *http.Response) (*RotateWebhookSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateWebhookSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Webhook
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PermissionDenied
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest WebhookNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers RotateWebhookSecretResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

@@ -143,6 +143,24 @@ func (e PauseReason) Valid() bool {
 	}
 }
 
+// Defines values for Signing.
+const (
+	SigningASYMMETRIC Signing = "ASYMMETRIC"
+	SigningSYMMETRIC  Signing = "SYMMETRIC"
+)
+
+// Valid indicates whether the value is a known member of the Signing enum.
+func (e Signing) Valid() bool {
+	switch e {
+	case SigningASYMMETRIC:
+		return true
+	case SigningSYMMETRIC:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for WebhookStatus.
 const (
 	WebhookStatusACTIVE WebhookStatus = "ACTIVE"
@@ -170,7 +188,10 @@ type Audience struct {
 type Authentication struct {
 	Scheme AuthenticationScheme `json:"scheme"`
 
-	// Secret The Standard Webhooks signing secret (`whsec_` + base64).
+	// Secret What the receiver verifies with: for SYMMETRIC signing the shared
+	// secret (`whsec_` + base64), for ASYMMETRIC the ed25519 public key
+	// (`whpk_` + base64 of its 32 bytes). The private key is never shown.
+	//
 	//
 	// Example: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 	Secret string `json:"secret"`
@@ -317,6 +338,15 @@ type RegisterWebhookRequest struct {
 	// time across all instances (see `Webhook.ordered`). updateWebhook changes it.
 	Ordered *bool `json:"ordered,omitempty"`
 
+	// Signing How deliveries are signed, per Standard Webhooks. SYMMETRIC (the
+	// default): HMAC-SHA256 with a shared secret `whsec_…`, signatures `v1,…`.
+	// ASYMMETRIC: ed25519, signatures `v1a,…`; `authentication` shows the
+	// public key `whpk_…` and the private key never leaves hookferry, which the
+	// spec recommends when the receiver is not yours to secure. Later versions
+	// may add schemes: treat one you do not know as a reason to verify nothing
+	// you cannot.
+	Signing *Signing `json:"signing,omitempty"`
+
 	// Subscription The event types a webhook receives.
 	Subscription Subscription `json:"subscription"`
 
@@ -325,6 +355,22 @@ type RegisterWebhookRequest struct {
 	// Example: https://example.com/hooks/orders
 	Url string `json:"url"`
 }
+
+// RotateSecretRequest defines model for RotateSecretRequest.
+type RotateSecretRequest struct {
+	// PreviousSecretTtlSeconds How long the replaced key keeps signing, in seconds (at most 7 days);
+	// 0 stops it at once.
+	PreviousSecretTtlSeconds *int `json:"previous_secret_ttl_seconds,omitempty"`
+}
+
+// Signing How deliveries are signed, per Standard Webhooks. SYMMETRIC (the
+// default): HMAC-SHA256 with a shared secret `whsec_…`, signatures `v1,…`.
+// ASYMMETRIC: ed25519, signatures `v1a,…`; `authentication` shows the
+// public key `whpk_…` and the private key never leaves hookferry, which the
+// spec recommends when the receiver is not yours to secure. Later versions
+// may add schemes: treat one you do not know as a reason to verify nothing
+// you cannot.
+type Signing string
 
 // Subscription The event types a webhook receives.
 type Subscription struct {
@@ -335,6 +381,15 @@ type Subscription struct {
 type UpdateWebhookRequest struct {
 	// Ordered Deliver strictly in publish order (see `Webhook.ordered`).
 	Ordered *bool `json:"ordered,omitempty"`
+
+	// Signing How deliveries are signed, per Standard Webhooks. SYMMETRIC (the
+	// default): HMAC-SHA256 with a shared secret `whsec_…`, signatures `v1,…`.
+	// ASYMMETRIC: ed25519, signatures `v1a,…`; `authentication` shows the
+	// public key `whpk_…` and the private key never leaves hookferry, which the
+	// spec recommends when the receiver is not yours to secure. Later versions
+	// may add schemes: treat one you do not know as a reason to verify nothing
+	// you cannot.
+	Signing *Signing `json:"signing,omitempty"`
 
 	// Subscription The event types a webhook receives.
 	Subscription *Subscription `json:"subscription,omitempty"`
@@ -377,8 +432,21 @@ type Webhook struct {
 	PauseReason *PauseReason `json:"pause_reason,omitempty"`
 
 	// PausedAt When the webhook was paused; present while PAUSED.
-	PausedAt *time.Time    `json:"paused_at,omitempty"`
-	Status   WebhookStatus `json:"status"`
+	PausedAt *time.Time `json:"paused_at,omitempty"`
+
+	// PreviousSecretExpiresAt While a key replaced by rotateWebhookSecret (or a change of `signing`)
+	// still signs beside the current one: when the last of them stops.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
+
+	// Signing How deliveries are signed, per Standard Webhooks. SYMMETRIC (the
+	// default): HMAC-SHA256 with a shared secret `whsec_…`, signatures `v1,…`.
+	// ASYMMETRIC: ed25519, signatures `v1a,…`; `authentication` shows the
+	// public key `whpk_…` and the private key never leaves hookferry, which the
+	// spec recommends when the receiver is not yours to secure. Later versions
+	// may add schemes: treat one you do not know as a reason to verify nothing
+	// you cannot.
+	Signing Signing       `json:"signing"`
+	Status  WebhookStatus `json:"status"`
 
 	// Subscription The event types a webhook receives.
 	Subscription Subscription `json:"subscription"`
@@ -473,3 +541,6 @@ type RegisterWebhookJSONRequestBody = RegisterWebhookRequest
 
 // UpdateWebhookJSONRequestBody defines body for UpdateWebhook for application/json ContentType.
 type UpdateWebhookJSONRequestBody = UpdateWebhookRequest
+
+// RotateWebhookSecretJSONRequestBody defines body for RotateWebhookSecret for application/json ContentType.
+type RotateWebhookSecretJSONRequestBody = RotateSecretRequest

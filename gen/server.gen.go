@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -68,6 +69,9 @@ type ServerInterface interface {
 	// PingWebhook Ping a webhook
 	// (POST /v1/webhooks/{webhook_id}/ping)
 	PingWebhook(ctx echo.Context, webhookId WebhookID) error
+	// RotateWebhookSecret Rotate a webhook's signing secret
+	// (POST /v1/webhooks/{webhook_id}/rotate-secret)
+	RotateWebhookSecret(ctx echo.Context, webhookId WebhookID) error
 	// UnpauseWebhook Unpause a webhook
 	// (POST /v1/webhooks/{webhook_id}/unpause)
 	UnpauseWebhook(ctx echo.Context, webhookId WebhookID, params UnpauseWebhookParams) error
@@ -311,6 +315,22 @@ func (w *ServerInterfaceWrapper) PingWebhook(ctx echo.Context) error {
 	return err
 }
 
+// RotateWebhookSecret converts echo context to params.
+func (w *ServerInterfaceWrapper) RotateWebhookSecret(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhook_id" -------------
+	var webhookId WebhookID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_id", ctx.Param("webhook_id"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhook_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RotateWebhookSecret(ctx, webhookId)
+	return err
+}
+
 // UnpauseWebhook converts echo context to params.
 func (w *ServerInterfaceWrapper) UnpauseWebhook(ctx echo.Context) error {
 	var err error
@@ -388,6 +408,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/v1/webhooks/:webhook_id", wrapper.DeleteWebhook, options.OperationMiddlewares["deleteWebhook"]...)
 	router.GET(options.BaseURL+"/v1/webhooks/:webhook_id", wrapper.GetWebhook, options.OperationMiddlewares["getWebhook"]...)
 	router.PATCH(options.BaseURL+"/v1/webhooks/:webhook_id", wrapper.UpdateWebhook, options.OperationMiddlewares["updateWebhook"]...)
+	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/rotate-secret", wrapper.RotateWebhookSecret, options.OperationMiddlewares["rotateWebhookSecret"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/pause", wrapper.PauseWebhook, options.OperationMiddlewares["pauseWebhook"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/unpause", wrapper.UnpauseWebhook, options.OperationMiddlewares["unpauseWebhook"]...)
 	router.GET(options.BaseURL+"/v1/event-types", wrapper.ListEventTypes, options.OperationMiddlewares["listEventTypes"]...)
@@ -1733,6 +1754,128 @@ func (response PingWebhook500JSONResponse) VisitPingWebhookResponse(w http.Respo
 	return err
 }
 
+type RotateWebhookSecretRequestObject struct {
+	WebhookId WebhookID `json:"webhook_id"`
+	Body      *RotateWebhookSecretJSONRequestBody
+}
+
+type RotateWebhookSecretResponseObject interface {
+	VisitRotateWebhookSecretResponse(w http.ResponseWriter) error
+}
+
+type RotateWebhookSecret200JSONResponse Webhook
+
+func (response RotateWebhookSecret200JSONResponse) VisitRotateWebhookSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookSecret400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RotateWebhookSecret400JSONResponse) VisitRotateWebhookSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookSecret401JSONResponse struct{ UnauthenticatedJSONResponse }
+
+func (response RotateWebhookSecret401JSONResponse) VisitRotateWebhookSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookSecret403JSONResponse struct{ PermissionDeniedJSONResponse }
+
+func (response RotateWebhookSecret403JSONResponse) VisitRotateWebhookSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookSecret404JSONResponse struct{ WebhookNotFoundJSONResponse }
+
+func (response RotateWebhookSecret404JSONResponse) VisitRotateWebhookSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookSecret413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response RotateWebhookSecret413JSONResponse) VisitRotateWebhookSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookSecret429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response RotateWebhookSecret429JSONResponse) VisitRotateWebhookSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookSecret500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response RotateWebhookSecret500JSONResponse) VisitRotateWebhookSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UnpauseWebhookRequestObject struct {
 	WebhookId WebhookID `json:"webhook_id"`
 	Params    UnpauseWebhookParams
@@ -1888,6 +2031,9 @@ type StrictServerInterface interface {
 	// PingWebhook Ping a webhook
 	// (POST /v1/webhooks/{webhook_id}/ping)
 	PingWebhook(ctx context.Context, request PingWebhookRequestObject) (PingWebhookResponseObject, error)
+	// RotateWebhookSecret Rotate a webhook's signing secret
+	// (POST /v1/webhooks/{webhook_id}/rotate-secret)
+	RotateWebhookSecret(ctx context.Context, request RotateWebhookSecretRequestObject) (RotateWebhookSecretResponseObject, error)
 	// UnpauseWebhook Unpause a webhook
 	// (POST /v1/webhooks/{webhook_id}/unpause)
 	UnpauseWebhook(ctx context.Context, request UnpauseWebhookRequestObject) (UnpauseWebhookResponseObject, error)
@@ -2338,6 +2484,57 @@ func (sh *strictHandler) PingWebhook(ctx echo.Context, webhookId WebhookID) erro
 	return nil
 }
 
+// RotateWebhookSecret operation middleware
+func (sh *strictHandler) RotateWebhookSecret(ctx echo.Context, webhookId WebhookID) error {
+	var request RotateWebhookSecretRequestObject
+
+	request.WebhookId = webhookId
+
+	var body RotateWebhookSecretJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateWebhookSecret(ctx.Request().Context(), request.(RotateWebhookSecretRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateWebhookSecret")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RotateWebhookSecretResponseObject); ok {
+		return validResponse.VisitRotateWebhookSecretResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // UnpauseWebhook operation middleware
 func (sh *strictHandler) UnpauseWebhook(ctx echo.Context, webhookId WebhookID, params UnpauseWebhookParams) error {
 	var request UnpauseWebhookRequestObject
@@ -2369,147 +2566,162 @@ func (sh *strictHandler) UnpauseWebhook(ctx echo.Context, webhookId WebhookID, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3pctu41uCroDhfVeweWtbmTa7vhzrWTTzt2L623LndkceCSUhCTAEMAEpWd6VqnmYebJ5kCgcAF5GS",
-	"rcTd6dzbP1IViyCWg7Nv/N0L+DTmjDAlvc7vXowFnhJFBPx1PeHzbqImhCkaYEU507+GRAaCxuZP75QF",
-	"URISpCYESTpmlI2RJIEgCm0NceHl4TaiDAYKImPOJKl5vkf1LJ8SIhae7zE8JV7HkxM+vyu+7PmeDCZk",
-	"is0WRjiJlNcZ4UgS31OLWL92z3lEMPM+f/a99+R+wvnD6Ul5y/0JQXPz+JVENKyhLkM0RGqCFaISMa4Q",
-	"ZwTxEWw2wFFExCvp3pEIMzknQqJ2vZ2eIMZqkh3ADr2joed7gnxKqCCh11EiIflz2H1LJSgbe5/1vh1o",
-	"4AJ+xOEV+ZQQqfRfAWeKMPgvjuPIAmb3ozT3Qh7xNI7Mi5TNcETD14mQXOgfZDKdYrHwOl5EpTohEZ0R",
-	"QYlEc6omCKMARiI1oRJJImZEoJCGAIoJZiHiifJ8b4ajhJithHrjp+c/d89OT+6uev+86V33Pd+bEinx",
-	"WD8zM3ZQjKVE9zh4AGAy8qju7GJ8hDCKBZlRnkgU69c0BOzecwfPNt9F9zxcmJsKOTF3NcUqmJir4kwJ",
-	"HGy6VT1nB8WCx0SoBRp45FEJPPA0MiRMJnHMhSJhfnfXyX0OpfJbFGRMpSLCIqAFMENkRphC+sY1MCW1",
-	"NBNghSM+XrPj65sfr19fnV72Ty/OC9uWuT3UYPo7Pb38UL/toIHHRUhETU5oHJPQHEZDa2kro8Iucie8",
-	"EdFzDoZurs4KlIODgMQK30dkzZlurs4KR0lEhCZcKhTxAEfwPzcdipP7iAYIh6EgUsIWE/bA+Jz19Dn6",
-	"QEP5jcILcgJPvxz8N+c/nV+8P7/r/dw779/1f7nsFXb8RfBFW296fbQ7a+zCkB24LqQpUuph021zOhGd",
-	"c/VWqVh+0Q1M4M21wL87vb47v+jf3Vyfnr+5e9vvX16X7mOaSIUSScx8Pkw98PQfA8/wqoyR/ZcgI6/j",
-	"/Y/dTJzsmqdytycEF+aFMh8WhsrXETPiAt0LgjXjRSKJSA314XFIkGa3ALoBG1EShQgrBKKhg3Kn9dH6",
-	"o/sDVkVsPirjANrKY9e2rze3xFoGbMQFwmyhJloYkkiS2oB5n33vdUQJUwYez+bnz+RhP+IQOZb59VfT",
-	"RQHsFRE9AnGW0SFhYcwpU3ALkqR/S6TwA0GMI8riRPlI8gHTaDoiQixSmcm0ZFUcYTQnUbQz4mJKQocG",
-	"xyiiD0TTj1i4pUfmeruXpz5I5TlPohAFWE+q0QTOAGLBQZmzUUSDTUVmmJjnpMT4+qkSgHAkCA4XyFEi",
-	"CY3INPxsmeBObi7PTl93+70Sv8NOmTA07ObQFFxeApiC4vwdZgtL+nLlDvUMCgATE7GTSCJQRKe0SiT2",
-	"Ly7u3nXPf7l73/vx7cXFT9d3V703p9f93lXvpLBbPRtMom+juZcpQjERCJagEgmCgwkJj1FIIqII3NWI",
-	"Co2OL8QrnrgDxsUUR1SSEEC5VYD+tiZU++aATTAwDTTVgiZT68xZpniBJnhG0NY6AG1bbDtligiGo6+h",
-	"6n7v6rxbRBBqpzVUcGy1ZsMraajhbVXpf+1Yqt85DdGE4JCIl6B/hhJGHmMSKBKiEaZRIvSVGjUf9MNX",
-	"EoEU3XL7367phc+5+gdPWLgp9RmNdJF/vYjfjmD03TGO3As5AgJlu0SDvbPTn3tXvwDP/8fFzfkyalP5",
-	"vKk1kOzA6k2e83SiguWADLat2qDFrRX7Y4VJFzwRsjDfS9DWczaOtkr7NMJPla9GJsEkA+JW+QYMplzi",
-	"RcRx2Of8DIsx+SLauez+cnbRPbnTlHrWvXrTK/EtRzRgN1CJIr2W3jZmqLnfbLTb6H6hiPReVp+B5chj",
-	"QEgorW38m2OiW6VdW4AQMaVSUs5OCKMk/DKI9K7enV5fn16c3530zk97Feiu+ANhKMLBg9mau9l33fPu",
-	"m9673nlfM3a7lReCy/Ka2tSCo7ySucXQVmn7BjR9I/0sq5MbMheBFTnToCcVfEURhhnoznxGDD6HJI74",
-	"YkqYeiWRfvlpEWpVsusKaBfnp0pmsnSv7hDGyFJJAs7CYySIEgvN4RvIGTwxTiR5zXkU8vmSxWkfOqtA",
-	"cq2ujZQ9TGpg22FfdopUXcHpRCGacg0jifCY5/dch02/AN5otXGMqcYbfZqt0j63O0UPTfkuB2zFZaIt",
-	"zBZouDtrDDNkLMrZObAzNWBa2aQEnCDA9HykNfwi2P0CJ6wC04DhMddag+8ZOQ24eaXBttPV11X2VL2f",
-	"8IhYrNB0i+aYKnRPRlwQpMRC2xcAodpaN9OUMjpNpl6nkbrKtH4xJgD2z753w3LONrKp7AbiZeO+JvGS",
-	"SOwmasIF/Q1edwpKlbXdvem/7Z33QWMrMi1JWAjQNUzEKj5VE3fQjwQLIlD/4qfeed5VULG5rp3Pmc52",
-	"pBZqgsz4Awk33Gdui5WzvZCsvjdHhJVABINFtfIQaGtpz4ajvi+rMhvLmq9UXb6Z4lLzspsADO4mISUs",
-	"gLPhMKR6fhxdGocg1VhuHc1lwaZNBonmEy5JZkkIEhA6Mx4m8PQcI3wvtT09JZhJa+CCtWE3bjiXJuM4",
-	"t+rvnh5zR0Pj1FVkaggOP54RNlYTr9Pc2/M1fbu/Mwp3TmVfDz81rzbq9ToMd3+no7EQeOFpcqGfEmIf",
-	"az5ifNKOs3zINnSbvsvvP5IAvA5PBQve8rlTDCkBhpZnmliYEAIJy3CAy4L7IUxzsg/edb97ftK9OkmN",
-	"s9yOsrObUER1DOBaYRZiESJnVJcDGPOJJMHdEP1PdI8l2W9v652lhOCZx+9GP/3zSBy++emXT6I//3hz",
-	"eXJ4enb56ylvnuEzfD33Svtagqk9XLrbKtBal/0CojQF0GClyDRWsnzIrn2CpjgkSHI0wkIfIJUH9bI8",
-	"8L1AEC0E7jCAbaStauV1vBArsqMo7LMEZnupG75lfNY0rAiFuIfKenfX8gfnBj7HU6JfNTNm1xRGs7t2",
-	"s2oHEZbqjjjTfVn4GgeTHoMskMEUJqGP5hPN5hUKKSBr9cRSYZXIO8MtqzDwbb9/icwoxwjyq9lljE4C",
-	"HEVYPxrJr5q7Owiv2LftVSwfyk6oR6anohKFCTnWuiJwqfmERgRd9s5PTs/f+I53mV/zFEslsjrOltGb",
-	"rc1HJZqQKEQJUzRyihDQzvMQw4DkqXt3JHFtRi9TFVjbKYoVECpdwc+op4D46yjwjJqoVJEKU+ac/uc5",
-	"W9fzFjiwu8MgjdwV7+8yvSHC0FSrgbAeGvEo4vNjE22jCmGJhmaOYe1J/mO2vO7M1+mFLG3HoIi96JQL",
-	"gFaSgImjzQJKJPBNy7ntS57vnDOgR/2je3rWO6lk4qlvrQhyR1dP6g6v9UDgUgrTSK6W8kZxLh7xHQ4m",
-	"lJEdQXCI7yMTlyCPyjd+DutJLEYfciDPYJlqRiU2jSbJFLNsBfIYR5iBDH368gAK2exVt5gBobT2km6I",
-	"2vWGj0pGOGrXWz4qKVKoXW/7A1Z28MCDquhJu173B6wwDm05l5HgiSLbPnrX67+9OIHZumdnF+9h/T1/",
-	"Oc5iJ8uFduCXJ2I9xTH5cI+dr+A2Ru36kY/W+YHNiJJHB7UbLX/AShYrajeP9PLGZYr26nVjETraKNsX",
-	"VQ6dKsW70tFZGcTMDyjD2vMr4kzFuO2TgcQVoevleMgTAYgq516VqyJ1oFfyjnyMuMg/CpRQoYGYXI6N",
-	"dI8l2oQZKinSvfYSwiQ74l9cmhSBVakRaYhBYsiaKHrGeYcmBm8F97ConBeeeX7eamo0D5etplgrAkJv",
-	"439/6O78ind+q+8c3Wb/vat1dm5/+K8qbeUtwZGeZfkWMy3GUTd/ABMLzzCNIEPi9knTwMxRBc1LrVRd",
-	"ESyrLC2tvOKyntZBN9e9K2QC1CBnaECVeXiMUhaiZfHNVe8aEGPAqJJ5s+2BWEVYm0p6qoiz1Kde8p/O",
-	"KQv5/HjAeucnlxen5/27NxfnvTWaLWo36ugNZ6SG3k+wIs4rK+CoPsID51hzx7tPRiNthet9AtZIq5BQ",
-	"6xMx42voDPyIMyIk5UybRYsBw2Fop5YdpDS2gENlwRMUckhJeGB8rrENGziZGDU4sdWECLnEwK97V3lu",
-	"7EDp+V4BAJXM6jKXW5DLf1rrklgyBnOejHU8I/V4aLUIK7yZTtR3fo1XGrEgjOPntD+rExE2IxGPySuJ",
-	"hnqNISKPOFDRQg/QfKesJvne486Y79gfP0rOald4/s7qNqlpV95NLHiYBOAEpiGZxlwRFizQA1n4yPg0",
-	"wMFu3CwdZJM4NAJDcAZPyYDR0LqbXa4C3LGgYwqBWGBHmIXoU0ISk62iJzDXv6FL5gvM2iXGYO0YuLtK",
-	"7mBOSEKYpkr4OXqudtNMMVsUfDXuys3xw4IxR5nabz/pWFh1dw6TaOgDWjj8GVr63qHh0Dp4tSQocqMi",
-	"zyczdVffnzQW+/vT+p4SR+Sg3jwK5o02Dpv1p0WXlhM5yFQB9qqYhPVlZAqyiYRVuaxF+FgDzLjKcnEY",
-	"fQAgJcocMiOY1CTJpJY4Vppfajsb4UBwKRGOIkSZVJgFRKItSQga2rPU7LaG2zWUxNpCdzGlYILZmGgO",
-	"a9B9OeHWLyQjPoXZheRJk/BWjRn4XvIoUTYFLUt0szJDopzXoYQL8E5nd9f+Ugv4dBfcfLtwTLlEtfX2",
-	"Wp1g8vb2g+qbf/Hl7Qd5fdvZ3X0So/TRloBThVTL6aQbOqEzVUnmpL6DUtmbmksW3VzLdF62glv5K73K",
-	"+Q1Vwecmj43PJbkynMBKB7+zQehjrQVZ75ax4KXCC6kZEKgOZcgVCLeKUFcS5kpS+/PIiZF5BUlpARk6",
-	"HSuJiDRumwKX24yydmbNP4y4Sqhhd1jhFy8FI9YrRIXRn33PaJUkvDMq5corhyx6TJXThvN8+guk5Je4",
-	"36sk60WMtdZDQ32qESViOXRxV298DD/tz44eDkatafPxULTV3mL/twN8WLXGSsx/PyFaDy44hsdEySVB",
-	"/YTIGjAtqtAaSQVUDQH/BRpz8C8GnAWJEISBUslCFGA2YFgIOiMIFLmFWWK7hrqZUDT2pT1QumeQLNqs",
-	"keg+4sGDHDDjkNc2A2ekaFQUfJ3Gd6nXsJbJ0twD9kBIXDBQqN2A3rYGQEBSO8VHocCUmZRwE+7WRgmY",
-	"swN2RRxM2RjFidIcPz0Z1FlQBgulmmsc4YDkoD5gMFcnTSRITxkTFupps1vzc5kkWrGgDI0iOp6oGuoO",
-	"WKwHU5lZ62AaAdQ1SvhWV7RzzG2M2iVw2tVWaRQAjDuRGrjrqDdvC7tXw/UBkHyqhhlfin90b657Jy8d",
-	"tbD8ygUtvpLVg1zcjFlY8bCRovQMtblC08mYRi7gssxWCxyvcKLb1dz+JdxmTnD8xZ1mRXzJOZO6r/un",
-	"P/fAT6rxtNqXJEmQCKoW1xBihvdN/oiWdxWhCIa4kRsmkWVrOBnd/b//83+H28jekkmKHWaJ/WageQoH",
-	"daF6u1B2dI1nJo2DshEvL57NKRUXeZtT8zhjur+SSC4kwNvJEM33LcMyLNO3WQQDFlvOVRHpj0lAR1ba",
-	"+y4TwUQIAhxFwEhvrs4k2nJZHdtaHtjc+nQzJv3DaUsg/3PKeG3ABqxXrGYwuR9pylnB2SDxlEDqqI+G",
-	"ELQZ+ja1ZBjwkAwRlQNmSxOHaVRnWEO9pUmNRmey2xjkoOJC3tCAbQ0LCVRp5tRm931scuxyGZxasKbb",
-	"MEtTCW7d0Amm4eNOOt1O9uoQRErmO4REfJOrl8vKA+2U4GCS+nLStE0Y61sAw9kHrAzndvMIlcMy5pS5",
-	"ZLyhbxCLFzw9A/bDDy4mWvvhB9TTGzEXPuYmowX2ZtngfU69AAfi8PLiuj+0XowBcx4yh7Hgoyohq9Yr",
-	"mo+P9gSwVVp2tBorX2tFKTFQdVysQwLpa3MYsiQDE6INbXr/UsakpuYwiYifCnFq67Py0X6nAJ3kfsMK",
-	"RQRLpTE2IJ3U0at1p7TYxtUUVPh6TJlXToHUatuApSrmahUQVWiA2sqJiJRL+QsDNnSWGKiWkNQB2iso",
-	"X0+4WapU1gFLdVbfAjunUi2Mbukcj89QLgfMAHel/aix8iqFrVTEJf7igGjUKWC186Nt2aRSSCDEzGSi",
-	"aMm7jbhWoYFMuEB79ZbDuyl+sDy5kDsCsRmssgMyTQMioi4iQNWAYfkgfRTgOAbEM2fnbAylfyTCCxfi",
-	"MVnEDunQVqOOJuh+gayXbBt4hAsQGL2teKXgvg+IJei8DjlEBQf8sSVBK18EQU4z8TWt2ho+s4RfHU8w",
-	"/OA1n8ZY0XsaUQVM4b0h0FkDbcVYTWSeG2+nrjS9onFfzDQVRIvOgDGeMU8/rZK3rgm9IaitzerlEKSn",
-	"GtaD53hheBbjA+YGjMGQwMjpGmauGjon82wpjQWxcaOkMxtXia9nyu9CwgpaBTFrQxAF6XvFooZMgaM0",
-	"paNms/mxYFAt8mEVXxOWYdjpOluY5YWbJqLiPUIIKEW3odEsh9sdBMWiIIJcGqyRulAqer8A4ZNLuQJo",
-	"DRjoa6nNkr5qQKsmgifjCdqSEz5HWrxEfIyo2kYCW6sXMyBywExzuYYgbM2qyUPVd8DIHE3xR55GoNDW",
-	"cHfWBBL2fC+iAWESwgK2i0A3xsGE7DRrdatfZ7r6fD6vYXhc42K8a9+Vu2enr3vn1z14Ryu2VBkV38lb",
-	"z/fs4l7Ha9TqZhiPCcMx9Tpeq1avtTzwzkxAW9ydQHTzN/3/cVUmZdfK1Wa9nssQiwUPNLeFWjGZCm+t",
-	"H6Zodxp6He8NUTZ+utT7oFmvb5aU7Mwvz+j0z8sttmuvqFpxp9BEH0PadPtf/1o1Zbr73Xydb14J9zof",
-	"bv1cBvoZnRGm548FvwdbDY+lVu0NzL1b/fKuvZyaO/LaW3CDF3gaadk4I0LzC8XR/7q+ODeFC7a0d0yY",
-	"vgguqm/lIiase3mqX/vqq3H6/lejYzGDfslWqr5Dew4U8iCZQtDxpa+xrym8e3n6SqY168DXLOjcpabN",
-	"KYrXqm9qs2u14THbpmOOJbpPaGRbHWgWtfEl/9J9d7bZJbtd/8dfsgXdiksGR9emvDPECt9jSZzJ4oMW",
-	"BtJpTk3TnNJFXhEcUs1L/opsdPlAX3g7vrdXb33hYfJJNy99qrR3hTlebS0epRe1nukXW4SsRKArohLB",
-	"ZDnrxjUcMQ4H548wRWqmaQZGeV/dgGk9TgMWU2b0kSKOnVGp0hDg12OZ9dB9KOfCBolUfGoZm3VC1LLO",
-	"Su5xmtj12a9wYlE241RbAeDcpfkJ7KOa/rn6ZeOXh+W1GRdFhQ3YtDL35KkpwPle8f7q3aMYG/+H2UGs",
-	"ElGYwD6uySQICAn1JLfPr6UqJB6ubLTg8uyg75FWnfXahmzrjafJdrmeEN5rPf1eqQJav9g8evrF5fpg",
-	"4BX1p98rdm8Aus1pZ1Ll0l6UxXtHrnnyvPW9ap9Wrkguq672ChRu+q5xWUHd10tu0Hz2USHLw7odxcK0",
-	"z6FsnNrDWya3yTjL/Lxjyvo89Ql8xOeMCFda6ZLIjrVFBeapsCGSbX/AKDMVhwIzqZ9rU9VGkgwD1Ms3",
-	"680OBNcDbU1FJByT0B6CSqStbjFgEZeqBuYyT6Bxklt4ZYGcbXxBVQ1dkZhgCLriAXPpX2hIw+Fm+Vva",
-	"LKtiePlcPFtdS6T6kYeLzTidy64DuodiJ69RN9VIXOHI6xwd1fZsDNcM2tHPd7LEVacBLTGOZ1J8VU7h",
-	"52L4ATIyShy9ueE5cwllTXucNB3r42j20JCT1qiFj0igJo+H4f3hxmdwyWwr2FaKXhA+COGul2LQLncN",
-	"GNIz+EOuAd834X2N57y41EfjW/LMyzQmY25jmV+uZ5VQpXB9d3nz49np9duUTc5zPY8qtaAzaKBmeEYW",
-	"zTfVwJrCgY9k7YJ8xKPQ+LiENH2sXOXngNnST+Az0NkyBOec9SdWNKb8b009w1UqU9qvyS/01vxQDeRs",
-	"yG5F783Pty+ndZWSW+rFzBNN//s7jcZO86DfbHaaB536fq3dPDyoH/zqWeqeTwxxH0zHB5PHkIWi8dgQ",
-	"QUseqUk9F/x1+VipMp5GLpdD34W8tA8lVctf4oG3SxHwJzZd9KCtjHZrlawEnkZ7LXxajU67Xms0Dpv1",
-	"dgk++FMraP52ON1TD+P6bH5/INrkMA8fk2JdzHeozCDP5TVkGzjs11udRrNTP6rt7TXqzdavXg7WNjj8",
-	"JKwLarGfKpkmVrQG0pWrFyF9T4EMa3mIO5rezbwEG2ix+SyAtc3C8l1bqY1aUm718+9HDHxzFbgEzRxj",
-	"T3/aVAv2V6i9LsNausBUMSRvQjNIErVk3RpOnmVIY6HkgBlm43pljgSRkycr/yEmmggGMesBW+5jbBbS",
-	"W4FAx32WqOxDw8whYP7QN9VMGDqb+qZlIcR4tDzaoWzEbbgGjQQeT6FNhB4qTfwAC4IizmN9bh/Fgs6w",
-	"XiCi7GEH2qQOGHShsakMJESnlyiiiggcmdgGGqbtVIc+zCfICPLTslhoIeKOo4jPpVsLKa1PKIg/gwgN",
-	"MGNcZdkOWenEUu89NacB8ZHe39RkmFVVBhUbFEI07T1IWcsYOwhE65ckFtoUt9VR2iyx8BhVxlWrBPpS",
-	"6v/XWAXPk3ypCbAsCW8/byDOnslUVxQ2PMtWaGx2+nJqbpo0VG7rkTXxsP02jt73yNHe43zv+mjx0y/j",
-	"j8l993z2Ro7/1Zx9Wvz8T3I5bo7i+0PSO7j578pE3r91nY2RI02Wq5a2c9cEy8Yglhlqrdj06oyv6hDj",
-	"GKu1+hmZ51OpN+ik/r2I9vozRHva0fZ7NAkdW8kKU15Cd1gyDXd/zzruf7beCKJIlW4x5bPllBEWGuPR",
-	"+INszrLWMqiJ8ZTcXZA3IHK+91ySFwXHbZX4OIE95YXH19hyJa7W+uO52pKJYmtdK62Sg36z1Wm0O62D",
-	"WmO/vX/4RUbJVzHF0vLfhidmOOG8pELjII6+kTu93n76xeXmcN+SfxiqeVnu4a+Ppq37+EcNddniGV8L",
-	"SRMVpW89SeCqZjbJSOoxfv5LIuX2KlU85A1RGQP5C3iU/tat/iw+8v14K743DvOGqJdmL5tRZvatIk2Q",
-	"MVZBRWnGa5s3qgpfLxomIhr6aJingCHiIjWihz6aEjEmOzDtgEm1iEgHYZtU6riYLYItlr+irSFLomho",
-	"2vuPTADQOBZ+/zx02Y5ZJE0/ycfenARM7MjQOE5sIim/JwvjgVhVdZqbMCuPCHiojfZimybTp8Rx13VN",
-	"QY1NsfytgAJQB5D/aT/HwDgKrPq9bT88YnI8qVzWC4/RMOMiwwEzmqaJHkwIQ5JPiQFUARzLric4qekJ",
-	"CHpmscYdrsimgC0QFgT8Jj9aNgwQgxzqYhkfOH8eiGkpmPVUoflqFV8DMERj7iLDGlA3V2edfIGhINg2",
-	"NHdgt6gSRJhOjdqs58mqC7Bt3gsDipWy2TDY35jOCDMljDaLe8DgyyN6KQMy+FRX+o6tIzTp1XO8QCPK",
-	"qJzo40Les/Fd8igcsJursxrqwpHypIJAvGWtSG02eOzijbbogdowda5aAFn/IFQPTYjblFy5KwOJkeBT",
-	"g/SQRA9AcTUQBR9XqYuD8WAt1yFU6QiFYvlv6KRyv4ySaEQ3dFvtzJrPF6CV3QGe5bf6DmyuF9d2VlzL",
-	"qujOUafd6DSatVa9vtfYwI7a6AY3MqWAK8///fWhf3vXkFFp/jzH0G6x6dF4VWPolO/aDMp19qCvZUqa",
-	"TOBDk7AxyfXdsV9AHOZqiodWyGUFwrZxhC2t0jOsSijImk6UDcCV7SliIsykK7636T5vUfGFzWYdOnnY",
-	"7wfYRi+rvybgV8GzeHYLycKHH1dtzNZgFz5mkLUV2W9XlDyX+mBo/SunCUGOGyQJab668gukrlz9efyr",
-	"1Ir4BVM1sv7ejTXSptVp7HUa7dr+fqNVhyB81l07l4fFmgFTR7LV2G+xoDX52FLxuNgbudw4EaYIo9nd",
-	"gVfsmO3t1VvomogZDQi6yWVYV/W/3qu3KvpTV5xhr3bY2G/u7xc9hrZnsL7fDCCHawDS6NSbnb1GrXVQ",
-	"bzb2VgJk+mnvt3pw+CCb8/vxqKFa+ICsAEhOoqYg2V8GSUhxhFQQo2a9VavXGo1WrVHvtNutjrYjGAlU",
-	"+h+tf1qzKn9U2wi5eNInrr7daTVqR/v1prn6Yjv26sEH+/ut9kqwVObrPRdPGpUI0Ky3c6fMWj9rWik0",
-	"XLBzfN6U+Falg3QNS+ajQquwv70pf2DOCM65KMK8xHLyvdhk70/zrjxTO9j93akA8EC4ljvLn8jeaHF/",
-	"naphPkRd/THp3F42ioHerkqw+adJgC4U8YPF7KMwIQjqcgv5MsWq7MyHYFrDWkmKTm0TBOj8zoLSpwJM",
-	"MnkN/cOY/qUeSYX9wEzms9F8fTsjVOpmNGCbtzOqTPdw1/61udEZH2/9J4jwZqtWP6w39w5WiPAN+frK",
-	"Aiz73C+mdf8VGfRfJZJmGi1rUn8ZXryWn5rPzX0Ny1zJwa4Vj+XqTwmZ/ga51g5S0SjK2idgFqbdHszn",
-	"mqmqoUucSHBjo6X+0kt+7spqkdyn4LzvMaj2d2h/A39UET/+DuQ/rzYEmqf/ec6eWGtBfwj3sfoTTrsW",
-	"1fRaQxdLWWrVjCPOcjqTaTuTpw7fNKQlge1BWeyKDzzLtF3RvG6kuV3OjhkwQMj1jRg7Ltyy3PPSeFON",
-	"+BywZ7RpXOJ6lI1XMr2vqB9rlOrHJmH7SI4f92YPM6z22uzjmL14/RgAEcD3HWgUfynKNlKzTNh/lGbh",
-	"PmX7h1D3FZHJlKzRLo5T3cGpGLYXWaGsbMBuYJcmMO4qaVepFKhrP/OKyGhEzFh7SsRHxjaC8HfatrS6",
-	"CxwK7CeCC/3u5iZ2mW8EVhk4LHzR9i+aYNT8d0swAmWmXa8d1puHh61voM0UUfNvz9gfxSYteb2wClTs",
-	"NVJs7/rhVhOgaRRUFSLSt5919nQlMUYLsZ27QJXJ2uo45NwF0ra7X1XA5espYxIo3345x2SnTLn9NG45",
-	"uTJzeqUAqfabVfc3yX38IMAsa3aAFM9Nne/cUJ7dlTDn0kEAHssf912eUD7h4XPBRJyJkdSvaDpXav2j",
-	"VnL7UbJq5uWmRyayZtoU5TumuJZE5VnSBmTmYgqdaUwLRC6CCZHKtJA6RoyjYu1Obh3bv+bz7ef/HwAA",
-	"//8=",
+	"7H3rchu38ueroGb/VZGyI2p4kSxR9f/A2Dy2NrKkI1JxElMrQjMgCWsIjAGQFJNy1T7NPtg+yRYawFw4",
+	"Q0q0lOPknHxwlcWZwaWBvv260fjdC/k04YwwJb32716CBZ4SRQT81ZvwRWemJoQpGmJFOdO/RkSGgibm",
+	"T++UhfEsIkhNCJJ0zCgbI0lCQRTaGeLCx8NdRBm8KIhMOJOk5vke1a18nhGx9HyP4Snx2p6c8MVt8WPP",
+	"92Q4IVNshjDCs1h57RGOJfE9tUz0Z3ecxwQz78sX3/tA7iac35++KQ+5PyFoYR5/JxGNaqjDEI2QmmCF",
+	"qESMK8QZQXwEgw1xHBPxnXTfSISZXBAhUStopTNIsJpkE7Cv3tLI8z1BPs+oIJHXVmJG8vOw45ZKUDb2",
+	"vuhxO9LAAvyAoyvyeUak0n+FnCnC4L84SWJLmP1P0qwLecDTJDYfUjbHMY1ez4TkQv8gZ9MpFkuv7cVU",
+	"qjckpnMiKJFoQdUEYRTCm0hNqESSiDkRKKIRkGKCWYT4THm+N8fxjJihRHrgp+c/dc5O39xedf953e31",
+	"Pd+bEinxWD8zLbZRgqVEdzi8B2Iy8qBubWd8hDBKBJlTPpMo0Z9pCtix5yaeDb6D7ni0NCsVcWLWaopV",
+	"ODFLxZkSONx2qLrNNkoET4hQSzTwyIMSeODpzTBjcpYkXCgS5UfXm93ltlR+iIKMqVRE2A1oCcwQmROm",
+	"kF5xTUxJLc+EWOGYjzeMuHf9Q+/11ell//TivDBsmRtDDZq/1c3Lj8FNGw08LiIianJCk4REZjKaWitD",
+	"GRVGkZvhtYifMjF0fXVW4BwchiRR+C4mG+Z0fXVWmMpMxGjCpUIxD3EM/3PNoWR2F9MQ4SgSREoY4ozd",
+	"M75gXT2PPvBQfqDwgZzA068n//X5j+cXH85vuz91z/u3/V8uu4URfxV90c7bbh/tz+v78MoeLBfSHCn1",
+	"a9NdMzsRn3P1TqlEftUKTODLjcS/Pe3dnl/0b697p+dvb9/1+5e90npMZ1KhmSSmPR+aHnj6j4FnZFUm",
+	"yP5LkJHX9v7HfqZO9s1Tud8VggvzQVkOC8Plm5gZcYHuBMFa8CIxi0kN9eFxRJAWt0C6ARtREkcIKwSq",
+	"oY1ys/XR5qn7A1bFbD4q7wG0k99du74e3IpoGbARFwizpZpoZUhiSWoD5n3xvdcxJUwZejxZnj9Rhv2A",
+	"I+RE5vOXpoNCGCsi+g3EWcaHhEUJp0zBKkiS/i2RwvcEMY4oS2bKR5IPmN6mIyLEMtWZTGtWxRFGCxLH",
+	"eyMupiRy2+AExfSeaP4RS9f1yCxv5/LUB6284LM4QiHWjeptAnMAteCozNkopuG2KjOameekJPj6qRGA",
+	"cCwIjpbIcSKJjMo08myV4d5cX56dvu70uyV5h50xYXjYtaE5uNwFCAXF+XvMlpb15doR6hYUECYhYm8m",
+	"iUAxndIqldi/uLh93zn/5fZD94d3Fxc/9m6vum9Pe/3uVfdNYbS6NWhEr0bjIDOEEiIQdEElEgSHExKd",
+	"oIjERBFYqxEVeju+kKx4ZA0YF1McU0kiIOVOgfq7mlHtlwM2wSA00FQrmsysM3OZ4iWa4DlBO5sItGt3",
+	"2ylTRDAcP4er+92r805xg1DbrOGCE2s1G1lJI01va0r/vGe5fu80QhOCIyJegv8ZmjHykJBQkQiNMI1n",
+	"Qi+pMfPBPvxOItCiO278uzXd8TlX/+AzFm3LfcYiXeY/L+5vxzB67RhH7oMcA4GxXeLB7tnpT92rX0Dm",
+	"/+Pi+nx1a1P5tKY1keyL1YM852lDBc8Bmd22boB2b60ZHys0uuQzIQvtvQRvPWXgaKc0TqP8VHlp5Cyc",
+	"ZETcKa+A2SmXeBlzHPU5P8NiTL6Kdy47v5xddN7cak4961y97ZbklmMa8BuoRLHuSw8bM9Q4bNRbLXS3",
+	"VER6L2vPQHfkISQkktY3/s0J0Z3SqC1BiJhSKSlnbwijJPo6inSv3p/2eqcX57dvuuen3Yrtrvg9YSjG",
+	"4b0ZmlvZ953zztvu++55Xwt2O5QXostqn9rVgql8J3OdoZ3S8A1p+kb7WVEntxQuAitypklPKuSKIgwz",
+	"sJ35nJj9HJEk5sspYeo7ifTHj6tQa5L1KqhdbJ8qmenSg8BtGKNLJQk5i06QIEostYSvI+fwJHgmyWvO",
+	"44gvVjxO+9B5BZJrc22k7GRSB9u+9nWzSM0VnDYUoSnXNJIIj3l+zAEM+gX2jTYbx5jqfaNns1Ma5267",
+	"iNCU13LA1iwm2sFsiYb78/ow24xFPbsAcaYGTBublAAIAkLPR9rCL5LdL0jCKjINGB5zbTX4ntHTsDev",
+	"NNn2Onq5ykjVhwmPid0Vmm/RAlOF7siIC4KUWGr/AihU2wgzTSmj09nUa9dTqEzbF2MCZP/ie9csB7aR",
+	"bXU3MC8b9zWLl1RiZ6YmXNDf4HNnoFR5253r/rvueR8stqLQkoRFQF0jRKzhU9VwG/1AsCAC9S9+7J7n",
+	"oYKKwXVse851tm9qpSbInN+TaMtx5oZY2doL6eo7M0XoCVQweFRrJ4F2VsZsJOqHsimzta55punyzQyX",
+	"mpetBOzgziyihIUwNxxFVLeP40sDCFK9yy3QXFZs2mWQaDHhkmSehCAhoXODMAHSc4LwndT+9JRgJq2D",
+	"C96GHbiRXJqNk1yvv3v6nVsaGVBXkalhOPxwRthYTbx24+DA1/zt/s443IHKvn791HxaD4IAXnd/p29j",
+	"IfDS0+xCP8+IfazliMGknWT5mA3oJv2W330iIaAOjwUL3vGFMwwpAYGWF5pYmBACicp0gMWC9SFMS7KP",
+	"Xq/fOX/TuXqTOme5EWVzN6GIKslqvWS7VALpMY0cIt4GCd/75f37bv/q9HUa2QBLboIFiQYsjXIsJpKE",
+	"t0P0P9EdluSwtWv0Qyf7HPZB1Dg4qB87GOWeLAdMf5vc5z7V20FbCM2GsUp3DdaVCDrXmuuegA3L9P5B",
+	"csIXzOiTlDU9M5b3ox//eSyO3v74y2fRX3y6vnxzdHp2+espb5zhM9xbeCVKrayyJXdKv6rFtkGEJcSN",
+	"CouFlSLTRMky2Tv2CZriiCDJ0QgLvdiphgrKGsr3QkG0WrrFsJAj7ecrr+1FWJE9RWGcpYW322zLrwyK",
+	"TqOK4Ix7qCzevFFiOWD6HE+J/tS0mC1TFM9vW42qEcRYqlviwITVTWsgL/0OskQG55xEPlpMtOJRKKLA",
+	"PtUNS4XVTN4a+V0VF3vX718i85YTTfnebDcFxjHIHsn3mls7CPjYr+1SrE7KNqjfTGdFJYpm5ERbryA3",
+	"FxMaE3TZPX9zev7Wd9LU/JqXIVQia3XtGEveeqFUogmJIzRjisbONNvVQ37axjAkeWzdHUv0zNurXAX+",
+	"f7rFChsq7cHPuKew8Tdx4Bk1cbIiF6bqIv3PU4au2y3oBLeGYRpLLK7fZbpChKGpNkyhPzTiccwXJyb+",
+	"RxXCEg1NG8Pao/LHDHnTnHvpgqwMx2wRu9CpFAA7aQZOl3ZUKJF6EE6X2I8838FFYNn9o3N61n1TqVZS",
+	"tK9IcsdXj1ozr/WLIKUUprFcb3cYU744xfc4nFBG9gTBEb6LTaSEPCjfIC8W2yzGQ3Ikz2iZ2molMY0m",
+	"sylmWQ/kIYkxA63++OIBFbLWq1YxI0Kp7xVrFbWCuo9KsABqBU0flUw71Apa/oCVISd4UBXPaQWBP2CF",
+	"99COA7EEnymy66P33f67izfQWufs7OID9H/gr0Z+bGO5YBP88kj0qfhOPgBl2ysA2agVHPtoEzJt3ihh",
+	"TKhVb/oDVvKhUatxrLs3IC46CAJrU1jeKHs8VRBTlStQCb1WhlXzL5Rp7fkVka9iJPnR0OaaYPpqhOaR",
+	"kEgV3FgFnqSQfqXsyEeti/KjwAkVFojJLtnK9ljhTWihkiPdZy+hTLIp/sm1SZFYlRaRphikqmyI62eS",
+	"d2iyAqzihrFlVl/hmefn/bh642jVj0u0ISD0MP73x87er3jvt2Dv+Cb7722tvXfz/X9VWSvvCI51K6ur",
+	"mFkxjrv5PTh9eI5pDDkbN4+6BqaNKmpeaqPqimBZ5ftp4xWX7bQ2uu51r5AJmYOeoSFV5uEJSkWI1sXX",
+	"V90ebIwB0z5SzpG8J9YQ1j6abirmLEX5S4jugrKIL04GrHv+5vLi9Lx/+/bivLvBskWteoDeckZqSPuN",
+	"xOHEAqbqIzxwUJ+b3t1sNCJCgi8Hu0Zag4RalMa8X0NngGzOiZCUM+0WLQcMR5FtWraR0rsFIJ4ln6GI",
+	"Q5LEPeMLvduwoZOJmgOsriZEyBUB3ute5aWxI6XnewUCVAqry1y2Qy4jayNIsuIM5rCVTTIjxWC0WYQV",
+	"3s4m6juk5Tu9sSCw5OesP2sTETYnMU/IdxINdR9DRB5wqOKlfkHLnbKZ5HsPe2O+Z3/8JDmrXeHFe2vb",
+	"pK5deTSJ4NEsBFiaRmSacEVYuNQuvI8MygKQvwF+2simlaQgA56SAaORBcBd9gSssaBjCqFhEEeYRejz",
+	"jMxM/oxuwCz/liDRV7i1K4LB+jGwdpXSwcyQRNBMlfJz/FwNHE0xWxbQI7fkZvpRwZmjTB22HgUW1q2d",
+	"20k08mFbuP0ztPy9R6OhhZwdYpMNrCjzyVzdBoeT+vLwcBocKHFMXgWN43BRb+GoETyuurSeyFGmirBX",
+	"xbSwr2NT0E0kqsquLdLHOmAGvMtFhvQEgJUoc5sZQaMmbSf1xLHS8lL72QiHgkuJcBwjyqTCLCQS7UhC",
+	"0NDOpWaHNdytoVmiPXQX5QonmI2JlrBmu6+mAPuexewe29Q9+5r+YiWpc+Nn+XdN0l71XsJ3ksczZdPo",
+	"smQ9q2UkyuEUpd0D37T39+0vtZBP9wFi3gfCyBU+D1obrYjJu5uPqm/+JZc3H2Xvpr2//+ge1FNbIU7l",
+	"NuQKK9IDwPDr9qALVd4a1PFWqfjWBr8K+/LoUDtGFSJCq32rmZMYhyQCxPSekEQ6CNfX+9NF1HawMjlA",
+	"r1CEl3L3ZMACJBVPjI2p9W5IUnFqBMlh0DqyKPpayfKlgjy9bDumE/FSiNjzN0PlGTbug9roKcwiLCLk",
+	"EsJqObR6xwY+oZfdNnr3vvN6r/eu0zg4dDmjBsR2mfoWwv5//+f/Dn3oBquZIBIN53Vf/1gbsAzNbjso",
+	"e/VVDO+eoNW0f0CqbZZmhn4jg33rT0CHqRWc24DcMcGaR9I8Qh8tJtQkiA6YTEio+YhPp0QvZ9mCsxmx",
+	"JvikuJ7vTJBVs2vApniJtNllcO/HzS5jnukWIWywdKp3wPTrIWaMq6IVll/pjJaVNtdqbvmWEanMS5E5",
+	"g9uJm3JoJZc5vr2D5wDuQozpmSGm/ICqBM11XhE8VdKU6QQAGewKo0tOtANigWUDnkmFl1IvOFjtZcoV",
+	"dGaVjlyrE9dquT+zJmNkUaHNtDUbOYdoFhNpMNaCSbKdUtubN/4wvVbaTHaEFUGsUixzs/dSePuL7xkX",
+	"kES3xv9bu0kg5Iipcq5r3qj6CpP2a2JlVWbwRYK1i0IjPasRJaK2Eme8Deqfos+H8+P7V6PmtPFwJFrq",
+	"YHn42yt8VNXHWl75MCHaaS1EccZEyRWr+hH7csC0XYk2mJUgByBfaInGHIIBIWfhTAjCwANkkRbcA4aF",
+	"oHOCwOtami52a6iTWbAGDLITSscMRt0I01iiu5iH93LATPRMaxrOSBEBKAQmTKBB92FhhJW2B8yYMDk0",
+	"gdoB6GH7YKakoIKPIoEpMydKTLaMVmWAPQ3YFXE0ZWOUzJTWEenM4JgWZdBR6maCJZWj+oBBW+00Dymd",
+	"ZUJYpJvNVs3PJaJpZUoZGsV0PFE11BmwRL9MZQatAY4BVNdbwreOnW1jYVNcXP637W2d+Q/EuBUpGrWJ",
+	"e/PAlfs02hytzGd6mfdLwcrOda/75ukhxlXrlzwkVBC5Zhi6BwyGUmrr3i2RABvcyrSeTVDgAmGr4/Te",
+	"HVp1MtwdMKloHIMZJ9EdyU5FGa7QS9bOrCoIBBvgc2qsZEP7J0ZQt1diT4q5usnakOszdR+YFttJT6sv",
+	"t3LanuD0V3hdmRTNyJkLHK9qnIIyKMztZr0ifAn43+nUPzn4X9w5OVC887p/+lMX4j2ahasxcXAlqFr2",
+	"jMugvzeZedoUqAipMsSNSjUpgjvDyQicn11kV8m4ZsPsyJR50TyFibokKNtRNnW940yCHGUjXu48a1Mq",
+	"LvLYmRb/BoL8TiK5lEBvp161SrSy3GgT3/qgA5ZYoV7yQ5F2yujIGkK+y/Eykc4QxzHomOurM4l2XL7c",
+	"rlaVNh8rHYxJrHOGJJhGOc+mNmAD1i2eEzNZdWkybwE0lXhKICnfR0MIPg99m7Q3DHlEhojKAbOHvodp",
+	"dHpYQ92VRo2xa/KGGWT340JG5oDtDAupqWlO6nbrfWL95Sw3Xtsc6TBM19q9xVMSOZ09fNhLm9vLPh2C",
+	"ts1iIHDEyWRB5/KdwXAnWDvXFpNOE+LhXd8SGOY+YGU6txrHqBxeNrPMpTkPfbOxeAGxHrDvv3e5HbXv",
+	"v0ddPRCz4GNucgVhbFYg3uUsL/DIh5cXvf7QorED5pB+t2PXgSYd1Hh4sDOAodJywMigldpgTJmBqpPi",
+	"CU8wTGwuVpYsZVJNIntwaiUXXXNzNIuJn9o3FtgoZC052/BN7jesUEywVHrHhqSdwh3arEyPMbrTWhWY",
+	"tUkqzNnW2qIdsNT6Xm8dowrjWDuAMZFyJQ9rwIbOrQWrG5LTwLC39sNGuLjKmh+w1Jz3LbFz1ubSmN0u",
+	"gPIEu3vADHHXOuN6V16ltJWKuCMVOCR66xR2tYsH7FhwEVKzMTMZdVrz7iKuvQtgEy7QQdB0+26K761M",
+	"LuTAgamFVTZBpnlAxNRFNqkaMCzvpY9CnCSw8czcORvDoWoS46ULVZvzGW7ToZ16gCbaZHQwIcgIF+g0",
+	"Jm1xSS0cahk6b14PUSGQeGJZ0OoXQZCzTHzNq/Z0tOnCr46LGnnwmk8TrOgdjakCofDBMOi8jnYSrCYy",
+	"L41305CA7tFgQXPNBfGyPWCMZ8LTT+uPWJxHDwiqFmQnkREk/hvRgxd4aWQW4wPmXhiDj4WRszVMWzV0",
+	"ThZZV3oXJAaTSls2uJOvW8qPQkIP2gQxfUMwGOl1xaKGzNFxaQ7lm8Hm3wVfc5nHKQHnNgI77WcHs7xy",
+	"00xUXEcIZafbbWgsy+FuG8ExfFBB7oCB0bpwCP9uCconlzoK1BowsNdSdy791JBWTQSfjSdoR074Amn1",
+	"EvMxomoXCWwBAcyAyWFnWv8FGMJWAzAZ/noNGFmgKf7EU0gX7Qz35w1gYc/3YhoSJiG8aeuzdBIcTshe",
+	"oxZYSzuz2heLRQ3D4xoX4337rdw/O33dPe914Rtt2FJljH2nbz3fs517ba9eC8xrPCEMJ9Rre81aUGt6",
+	"AFxNwFrcn0CWxm/6/+OqHPWO1auNIMhluiaCh1rawilcmSpvbR+m2+408treW6JsHshKVZlGEGx33MM5",
+	"Yp6x6Z92asP2veY8oJuFZvoEDqS0fv55XZPp6PfzFRTyRrjX/njj5872nNE5Ybr9RPA78NrwWGrT3tDc",
+	"u9Ef79vFqbkpb1wF9/IST2OtG+dEaHmhOPpfvYtzk/JviyaMCdMLwUX1qlwkhHUuT/Vnz14aZ+8/ezsW",
+	"zyat+ErVa2jngSIezqaQPPHSy9jXHN65PP1OptVAQK5Z0rlFTcv+FJdVr9R2y2rD/LYA0gJLdDejsS0i",
+	"o0XU1ov8S+f92XaL7Eb9H7/IlnRrFhkwwG1lZ4QVvsOSOJfFBysMtNOCmnJkpYW8IjiiWpb8GcXo6oS+",
+	"cnV87yBofuVk8smDLz2rtCqQmV5t4z5KF2qz0C8WX1q7ga6Imgkmy9mDrpSTARwcHmGO/5pyRBjlUTsT",
+	"XNaExdQe1yrusTMqVRpPff4uswjdx3JOfziTik+tYLMgRC2rWecepwmqX/wKEIuyOafaCwDcm+YbsI9q",
+	"+ufqj03IArrXblwcFwZg02Pdk8eaMKh3+fv1o0cJNviHGUGiZqLQgH1ck7MwJCTSjdw8/ZRqIYF6bQkb",
+	"ly8MFeW06az7Nmwb1B9n29WT2vBd8/HvSrUl9IeN48c/XK28ALIiePy7Yl0c4NucdSZVLn1P2X3v2DXP",
+	"nje+V41p5Y4fZ3UrvAKHm5wiLiu4u7cCg+azKAvZahZ2FEtTmIyyceoP75gcTQOW+XlgymKeegY+4gtG",
+	"hDu07pJhT7RHBe6psNGjXX/AKDNnuQVmUj/XrqoNshkBqLtvBI02ZCqE2puKSTQmkZ2EOxo6YDGXqgbu",
+	"Mp9BSTrX8dqjx7akEFU1dEUSgiEejQfMpbGiIY2G2+WharesSuDlc4pt3QIi1Q88Wm4n6VyWMPA9HNr0",
+	"6oE5VckVjr328XHtwIa3zUt7+vleloDvLKAVwfFEjq/Kjf5SDD9AektJoje2nGcuMbZhp5OmlX4aze/r",
+	"ctIcNfExCdXk4Si6O9p6Di4pd43YSrcXhA8iWOuV8LzLwQWB9AT5kCtt+k1kX/0pH65UKPqWMvMyjcmY",
+	"1ViVl5tFJZy26t1eXv9wdtp7l4rJRa6aXKUVdAalKY3MyBIdTJ0FzeEgR7JCbD7icWQwLiFNhUCXd5me",
+	"lwc5AzWDIwDnLJ5YUfL3vzX3DNeZTGklPL9QtfhjNZGzV/Yrqhp/uXk5q6uU9xMUk3I0/x/u1et7jVf9",
+	"RqPdeNUODmutxtGr4NWvnuXuxcQw96vp+NXkIWKRqD/URdiUx2oS5MLALrktja0X0gxTEz2NZ66Gxgup",
+	"fx9LBpi/IhlvViLkj0yliKutjYZrQ61EtHprI9Wa9XYrqNXrR42gVaIa/twMG78dTQ/U/TiYL+5eiRY5",
+	"ylPNHCApJohUno/JJYJkAzjqB812vdEOjmsHB/Wg0fzVy69Ap3IJbCT50SUo2NB+apGawNKGBagcVHEB",
+	"7ijwbC2/EE4A7GeQwhYmbz5lYGPNxnzxbGpDnJRbY/6vozO+ub1comZOC6Q/bWsy+2tsZHesRLooVjF+",
+	"b+I4SBK14gobsZ8dC8FCyQEzMsiln48EkZOq5IFCBXkIoM4EgwD3gK3mlZuO9FAgKnKXnbXwoW7xEHb+",
+	"0DdHODEUmPZN5VgICGnltUfZiNvYDhoJPJ5CtR79qjTBBiwIijlP9Lx9l6Huo5iy+z2oVj1gUAzM5j2Q",
+	"CJ1eopgqInBsAiFomFa1HvrQniAjyPPLAqeF8DyOY76QaTa80saHgmA16FuTXp6lRmTnxVZKoKoFDYmP",
+	"9PimJlOv6jhksU4shN4+gEq28rKNQA9/TYKmTRVcH9LNEjRPUGUQtkr7r5x3eo4L8TSFmPoLqwry5ssW",
+	"Wu6JQnXNaa4nORb17WZfTnFOM4zK1ZWyWkq2yNDxhy45PnhYHPSOlz/+Mv40u+ucz9/K8c+N+eflT/8k",
+	"l+PGKLk7It1X1/9dmRD9t2H0Qlsmzber1sELV6HQhjFWxWytWJHwjK8r3+XErQUOGFnkE9W3uObir6Lw",
+	"gyco/LTc+F/Rq3TCJjso9BIWxYp3uf97dh3KFwtoEEWqLI4pn69mnbDI+J8GUrIZ4dr2oCZMVELMIPVA",
+	"5OD7XJ4YBey3Sqm8gTHlVcpz3MGSrGv+8bJuxZ+xx/4rXZhX/UazXW+1m69q9cPW4VHRg3mWA/MsUVka",
+	"1LeRlNlOcfCr0DsTx98Ipw9aj3+4Ws/zW0oVw0svK1P8zWG6Tfc11VCHLZ9wwVOaASl9C1EBBs5s9pLU",
+	"7/j5y5/K9aeqJMtbojKx8ieAqv62w76tHfbXwTv+anLnLVEvLXS249fs0jnNpglWYcVJkNc2TVUVrqEb",
+	"zkQ89NEwzwH6b+cIIy6yk1v+gE2JGJM96AJJtYxJG2GbzurEnD3LXDzFjHaGbBbHQ3Nly8iEHg1K8fuX",
+	"ocuzzGJ4+kk+6udU5My+GRkUxqaw8juyNHDGuqPAuQazgxkhj4g8QcVCd6bSkxO/mwo9G1dk9f6XAn0H",
+	"kHlqr9hhHIXWarcFdm12KZWr5uQJGmYCZThgxkA1cYsJYUjyKTGEKpDDVlB1dQ0KKAleIuwSdrEgJ0hy",
+	"k+hSvkIxTa1PV94lOduUeiB1AZQxybD3ZJn30u4pi/x8raOKc4IDZq87IS4lHM5/xDgxowN68riipAZY",
+	"440WmvCZkP6ASQ5p0bYEQ4gZkguq9+nCxqNtwfjcyVO7DGmmsoK1N3X3sxWG8sesVF8CIKsfrFYDmkOu",
+	"e/EkKuBu98SUsM1qeNH8qSJfb7cIjbmL4OtOr6/O2vkzsoJge6WH26SWscIY06nxTXQ72SkQtwvgheJh",
+	"7+w1GN+Yzgkzp3Bttv2Awd1buiuz8nBZZfqNPQpr0uAXeIlGlFE50dOF/HQDG/M4GrDrq7Ma6sCU8jIG",
+	"gbWQFeO2WfuJiwvbwynUphPkTnUgC83CKa8JcYOSa0dlKDESfGr2LRx2AKK4syqFnVyqGmTAw9XzIlUm",
+	"V6FCxDfEB90vo1k8olsihnvzxtMtj8qSGE+CDP8Cju2/yHhcs1jrwm3H7Va9XW/UmkFwUN/CWd1qXbfy",
+	"V0GzLf79zct/e1TOWIj/Okxuv1h6r9LR7ufPJdr8101Ot681TZoK4kOpyjHJVX+zNwMPcyfCh1b1Zce7",
+	"bUUUezBOt7AuHSSrplL2stfWXUmIMI2uuYfaXftUcfN0I8jVBKsXCoJV3bLjV9GzOHdLycKFyOsGZk/Q",
+	"Fy75yerlHLYqDqyXCrxoGzZnH0GGIqR4abm69mZuV2zgafKrVBD/BRNtslsm6ht0ULNdP2jXW7XDw3oz",
+	"gKyI7I6HXBYda4RMHctm/bDJwubkU1Ml42KF/nL5Xmgiiue3r7zivQ3eQdBEPSLmNCToOpcfX3ULw0HQ",
+	"rLgloWIOB7Wj+mHj8PDXAixrK9fr9c0IcrSBIPV20Ggf1GvNV0GjfrCWINPPB78F4dG9bCzuxqO6auJX",
+	"ZA1Bcho1JcnhKkkiimOkwgQ1gmYtqNXrzVo9aLdazbb2xRgJVfofbZVa1zQ/VVuOvzjTR5a+1W7Wa8eH",
+	"QcMsffFSkOqXXx0eNltryVKZbfnUfVKv3ACNoJWbZXYBgeaVQrkM28aXbZlvXX5Ox4hkPiqUn/wbnPoD",
+	"k3hwDvGJ8hrL6fdiqdd/GVj1ROtg/3dnAsAD4WpJQaL913bubzI1oAhvqowSDKdZrS7KjWWr8PPNuoyn",
+	"f5r09UIJBvCjfRTNCIJT1YUEpuKZ+gxZMAXKrSZFp7aEBdw/wsLShTXmKEAN/cMAAqXiX4XxQEtgJim+",
+	"uU4XKpXpGrDt63RV5t+4ZX9uZnsmx5v/CSq80awFR0Hj4NUaFb6lXF97fM4+94tJ+X9GAf1nCVeacv+a",
+	"1V9GFm+Up+Ya1ueIzLUSrAe1i9desWeqU+QKc5j6b2nxC8yitFbHgJkkixq6xDML167ccrASK6g865O7",
+	"ItX7K0Yu/86qeDZKVdw1f+dQPO28D1zs8a+DgBJbm/HlZZK1qnBaiaqWQCTLxl1WrhHAMWc5S8qUEspz",
+	"h28qNpPQllwt3tgCkswE3tILPXPezYDBhtxcd7TtQjOrJV4NxmqU6oA9oSrpiiykbLxWFD7jTGC9dCZw",
+	"ErWO5fjhYH4/x+qgxT6N2YufCQQiAvn+AnbGn4qzjS4tM/YfZW+YYO9edhXuy/P4W1rK2zSRRhshtvFo",
+	"7a/cUxahnawIbT7DQPtNlRFeiA5D+Fe5ereyHIQesOGGKySGaMcFts0FEibCiJcnKECRSC99MFX1dtu2",
+	"MtlwfV3eoSuJ6OKxLmANBanTyxEAZp7jmEbm9p88MI52hvO6P5gFQTNkZAH/ISj9iceR+Wm46yPJER6w",
+	"4oXFEOUGn5RQyJPQRHJSkNrgcy4EnwW2TblLLby0E7lgtqrddaLfOchg6HuylC4T4ARhJOmDmpgEAqhu",
+	"kRVNpALFdEQgSmvoaYPPRKoa+lG3Y2xOOENMWCiW2uqsdDHL+QnPCeNuvFikeRgETz+dUXHJyRcbaH2O",
+	"afu8oxj84rD3LjmLPp1TfC0Ozq7PWO8uuVPdo/oUj9jB5c9v797U303Vr8E3O4qxqbx1PrBadwB1PWg1",
+	"640nGNF/fPbgUb8elEb1jXKT00McK/L13x+5/csdrgBZUcB8i+ldf7hRb+tp/jE6/4rI2ZRsQBtOUizB",
+	"QQ62smyhSMCAXcMoTbKhq4uyDmJAHXt5EyKjETHv2lkiPjJYKaQU5tmloqYvCjmPI6328tWLFybDKV/W",
+	"tTK9yHT4587qbvxnZHUDuNEKakdB4+io+Q3kcnHD/h0/+6OkqWW6F4ZEivXkiiX8P95otjTFIKsSSfTq",
+	"Z9Xb3Ulmg0rY6qwAbWSlE93m3AeGt6Nfd+7e100mJFS+veXVZLZO+ZysOeeShcZSglRH16pr2OVuCwOP",
+	"wRW0Qornms5X5yq37srU5FJJgR5p+Qfrvqw2KB+JA7qUI5wplzT6aKqTJ1o9lIKDlKxrebWwpcm/MaUo",
+	"81XxXNnJcitpkVmzMIXqg6bMNRfhhEhlyoSeIMZR0c7P9WNrFH65+fL/AwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

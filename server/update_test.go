@@ -129,7 +129,6 @@ func TestUpdateWebhookRejectsBadInput(t *testing.T) {
 		{"malformed event type", `{"subscription":{"event_types":["no spaces"]}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "event_types[0]"},
 		{"subscription extra field", `{"subscription":{"event_types":["order.created"],"filter":1}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "filter"},
 		{"unknown field", `{"colour":"red"}`, gen.ErrorCodeINVALIDREQUEST, "colour"},
-		{"signing is not a field yet", `{"signing":"ASYMMETRIC"}`, gen.ErrorCodeINVALIDREQUEST, "signing"},
 		{"ordered null", `{"ordered":null}`, gen.ErrorCodeINVALIDREQUEST, "ordered"},
 		{"ordered not a boolean", `{"ordered":"yes"}`, gen.ErrorCodeINVALIDREQUEST, "ordered"},
 		{"malformed JSON", `{"url":`, gen.ErrorCodeINVALIDREQUEST, "body"},

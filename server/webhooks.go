@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/hookferry/hookferry/auth"
 	"github.com/hookferry/hookferry/gen"
@@ -25,7 +26,7 @@ func (s *Server) ListWebhooks(ctx context.Context, req gen.ListWebhooksRequestOb
 	}
 	items := make([]gen.Webhook, len(ws))
 	for i, w := range ws {
-		items[i] = toAPIWebhook(w, wantSecret(req.Params.ShowAuthentication))
+		items[i] = s.toAPIWebhook(w, wantSecret(req.Params.ShowAuthentication))
 	}
 	return gen.ListWebhooks200JSONResponse{Items: items}, nil
 }
@@ -39,7 +40,11 @@ func (s *Server) RegisterWebhook(ctx context.Context, req gen.RegisterWebhookReq
 	if err := s.cfg.Catalog.CheckSubscription(req.Body.Subscription.EventTypes); err != nil {
 		return gen.RegisterWebhook400JSONResponse{BadRequestJSONResponse: gen.BadRequestJSONResponse(ruleError(err))}, nil
 	}
-	w, err := webhook.New(owner(ctx), req.Body.Url, normalized, req.Body.Subscription.EventTypes, s.cfg.Now(), s.cfg.Random)
+	signing := webhook.SigningSymmetric
+	if req.Body.Signing != nil {
+		signing = webhook.Signing(*req.Body.Signing)
+	}
+	w, err := webhook.New(owner(ctx), req.Body.Url, normalized, req.Body.Subscription.EventTypes, signing, s.cfg.Now(), s.cfg.Random)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +60,7 @@ func (s *Server) RegisterWebhook(ctx context.Context, req gen.RegisterWebhookReq
 		return nil, err
 	}
 	return gen.RegisterWebhook201JSONResponse{
-		Body:    toAPIWebhook(w, true),
+		Body:    s.toAPIWebhook(w, true),
 		Headers: gen.RegisterWebhook201ResponseHeaders{Location: "/v1/webhooks/" + w.ID},
 	}, nil
 }
@@ -69,7 +74,7 @@ func (s *Server) GetWebhook(ctx context.Context, req gen.GetWebhookRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetWebhook200JSONResponse(toAPIWebhook(w, wantSecret(req.Params.ShowAuthentication))), nil
+	return gen.GetWebhook200JSONResponse(s.toAPIWebhook(w, wantSecret(req.Params.ShowAuthentication))), nil
 }
 
 // DeleteWebhook implements deleteWebhook.
@@ -81,7 +86,7 @@ func (s *Server) DeleteWebhook(ctx context.Context, req gen.DeleteWebhookRequest
 	if err != nil {
 		return nil, err
 	}
-	return gen.DeleteWebhook200JSONResponse(toAPIWebhook(w, false)), nil
+	return gen.DeleteWebhook200JSONResponse(s.toAPIWebhook(w, false)), nil
 }
 
 // UpdateWebhook implements updateWebhook.
@@ -102,6 +107,10 @@ func (s *Server) UpdateWebhook(ctx context.Context, req gen.UpdateWebhookRequest
 		ch.EventTypes = req.Body.Subscription.EventTypes
 	}
 	ch.Ordered = req.Body.Ordered
+	if req.Body.Signing != nil {
+		signing := webhook.Signing(*req.Body.Signing)
+		ch.Signing = &signing
+	}
 	w, err := s.store.UpdateWebhook(ctx, owner(ctx), req.WebhookId, ch)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -112,7 +121,25 @@ func (s *Server) UpdateWebhook(ctx context.Context, req gen.UpdateWebhookRequest
 	case err != nil:
 		return nil, err
 	}
-	return gen.UpdateWebhook200JSONResponse(toAPIWebhook(w, false)), nil
+	// Asking for a signing shows the key, new or not, as registration does.
+	return gen.UpdateWebhook200JSONResponse(s.toAPIWebhook(w, req.Body.Signing != nil)), nil
+}
+
+// RotateWebhookSecret implements rotateWebhookSecret.
+func (s *Server) RotateWebhookSecret(ctx context.Context, req gen.RotateWebhookSecretRequestObject) (gen.RotateWebhookSecretResponseObject, error) {
+	ttl := webhook.DefaultPreviousTTL
+	if req.Body != nil && req.Body.PreviousSecretTtlSeconds != nil {
+		// The contract bounds it to [0, 604800].
+		ttl = time.Duration(*req.Body.PreviousSecretTtlSeconds) * time.Second
+	}
+	w, err := s.store.RotateSecret(ctx, owner(ctx), req.WebhookId, ttl)
+	if errors.Is(err, store.ErrNotFound) {
+		return gen.RotateWebhookSecret404JSONResponse{WebhookNotFoundJSONResponse: webhookNotFound(req.WebhookId)}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return gen.RotateWebhookSecret200JSONResponse(s.toAPIWebhook(w, true)), nil
 }
 
 // PauseWebhook implements pauseWebhook.
@@ -124,7 +151,7 @@ func (s *Server) PauseWebhook(ctx context.Context, req gen.PauseWebhookRequestOb
 	if err != nil {
 		return nil, err
 	}
-	return gen.PauseWebhook200JSONResponse(toAPIWebhook(w, false)), nil
+	return gen.PauseWebhook200JSONResponse(s.toAPIWebhook(w, false)), nil
 }
 
 // UnpauseWebhook implements unpauseWebhook.
@@ -143,7 +170,7 @@ func (s *Server) UnpauseWebhook(ctx context.Context, req gen.UnpauseWebhookReque
 	case err != nil:
 		return nil, err
 	}
-	return gen.UnpauseWebhook200JSONResponse(toAPIWebhook(w, wantSecret(req.Params.ShowAuthentication))), nil
+	return gen.UnpauseWebhook200JSONResponse(s.toAPIWebhook(w, wantSecret(req.Params.ShowAuthentication))), nil
 }
 
 func webhookNotFound(id string) gen.WebhookNotFoundJSONResponse {

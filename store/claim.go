@@ -12,18 +12,21 @@ import (
 
 // Claim is a delivery leased to this worker.
 type Claim struct {
-	DeliveryID  int64
-	ClaimSeq    int64 // the fence: a result is written only while it still matches
-	EventID     string
-	WebhookID   string
-	TenantID    string
-	UserID      string
-	Ordered     bool
-	URL         string
-	Secret      string
-	Payload     []byte
-	Attempts    int
-	SchedulePos int
+	DeliveryID int64
+	ClaimSeq   int64 // the fence: a result is written only while it still matches
+	EventID    string
+	WebhookID  string
+	TenantID   string
+	UserID     string
+	Ordered    bool
+	URL        string
+	// Secret is the webhook's signing key; PreviousKeys the keys a rotation
+	// replaced, which sign beside it until they expire.
+	Secret       string
+	PreviousKeys []webhook.PreviousKey
+	Payload      []byte
+	Attempts     int
+	SchedulePos  int
 	// LeasedUntil is the end of the lease as the database wrote it, on the
 	// database's clock (PostgreSQL's now()); compare it there (Startable).
 	LeasedUntil time.Time
@@ -51,19 +54,20 @@ type ClaimRequest struct {
 const claimScan = 4096
 
 type claimRow struct {
-	ID          int64
-	ClaimSeq    int64
-	LeasedUntil time.Time
-	EventID     string
-	WebhookID   string
-	TenantID    string
-	UserID      string
-	Ordered     bool
-	Attempts    int
-	SchedulePos int
-	URL         string
-	Secret      string
-	Payload     []byte
+	ID              int64
+	ClaimSeq        int64
+	LeasedUntil     time.Time
+	EventID         string
+	WebhookID       string
+	TenantID        string
+	UserID          string
+	Ordered         bool
+	Attempts        int
+	SchedulePos     int
+	URL             string
+	Secret          string
+	PreviousSecrets string
+	Payload         []byte
 }
 
 // Claim leases up to req.Limit due deliveries of active webhooks, oldest due
@@ -142,19 +146,30 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) (_ []Claim, err err
 		return nil, err
 	}
 	out := make([]Claim, len(rows))
-	secrets := map[string]string{} // opened once per webhook of the batch
+	type keys struct {
+		secret   string
+		previous []webhook.PreviousKey
+	}
+	opened := map[string]keys{} // once per webhook of the batch
 	for i, r := range rows {
-		secret, ok := secrets[r.WebhookID]
+		k, ok := opened[r.WebhookID]
 		if !ok {
-			// A secret that cannot be opened leaves the claim's secret empty:
-			// the sender refuses it as a failure on our side (Internal).
-			if secret, err = s.openSecret(r.Secret); err != nil && s.log != nil {
+			// A key that cannot be opened leaves the claim's secret empty: the
+			// sender refuses it as a failure on our side (Internal).
+			var err error
+			if k.secret, err = s.openSecret(r.Secret); err == nil {
+				if k.previous, err = s.openPrevious(r.PreviousSecrets); err != nil {
+					k.secret = ""
+				}
+			}
+			if err != nil && s.log != nil {
 				s.log.Error("store: cannot open a signing secret", "webhook", r.WebhookID, "error", err)
 			}
-			secrets[r.WebhookID] = secret
+			opened[r.WebhookID] = k
 		}
 		out[i] = Claim{DeliveryID: r.ID, ClaimSeq: r.ClaimSeq, EventID: r.EventID, WebhookID: r.WebhookID,
-			TenantID: r.TenantID, UserID: r.UserID, Ordered: r.Ordered, URL: r.URL, Secret: secret, Payload: r.Payload,
+			TenantID: r.TenantID, UserID: r.UserID, Ordered: r.Ordered, URL: r.URL,
+			Secret: k.secret, PreviousKeys: k.previous, Payload: r.Payload,
 			Attempts: r.Attempts, SchedulePos: r.SchedulePos, LeasedUntil: r.LeasedUntil.UTC()}
 	}
 	// The order of RETURNING is not promised: restore the claim order.

@@ -134,7 +134,7 @@ func (e *env) open(now func() time.Time) *store.Store {
 
 func (e *env) webhook(owner webhook.Owner, url string, ordered bool) webhook.Webhook {
 	e.t.Helper()
-	w, err := webhook.New(owner, url, url, []string{"order.created", "order.boom"}, e.clk.Now(), nil)
+	w, err := webhook.New(owner, url, url, []string{"order.created", "order.boom"}, webhook.SigningSymmetric, e.clk.Now(), nil)
 	require.NoError(e.t, err)
 	w.Ordered = ordered
 	require.NoError(e.t, e.st.RegisterWebhook(ctx, w, 25))

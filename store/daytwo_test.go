@@ -23,7 +23,7 @@ func (c *clock) Now() time.Time { return c.t }
 
 func register(t testing.TB, st *store.Store, owner webhook.Owner, url string) webhook.Webhook {
 	t.Helper()
-	w, err := webhook.New(owner, url, url, []string{"order.created"}, time.Now(), nil)
+	w, err := webhook.New(owner, url, url, []string{"order.created"}, webhook.SigningSymmetric, time.Now(), nil)
 	require.NoError(t, err)
 	require.NoError(t, st.RegisterWebhook(ctx, w, 25))
 	return w

@@ -48,7 +48,7 @@ func (d postgresDialect) claim(tx *gorm.DB, due string, args []any, leaseSQL str
 			FOR UPDATE SKIP LOCKED)
 		AND e.id = d.event_id AND w.id = d.webhook_id
 		RETURNING d.id, d.claim_seq, d.leased_until, d.event_id, d.webhook_id, w.tenant_id, w.user_id, w.ordered,
-			d.attempts, d.schedule_pos, w.url, w.secret, e.payload`
+			d.attempts, d.schedule_pos, w.url, w.secret, w.previous_secrets, e.payload`
 	var rows []claimRow
 	if err := tx.Raw(q, append(leaseArgs, args...)...).Scan(&rows).Error; err != nil {
 		return nil, err

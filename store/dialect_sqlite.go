@@ -115,7 +115,7 @@ func completeClaims(tx *gorm.DB, rows []claimRow) error {
 		return err
 	}
 	var hooks []webhookRow
-	if err := tx.Select("id", "tenant_id", "user_id", "ordered", "url", "secret").Where("id IN ?", unique(webhookIDs)).Find(&hooks).Error; err != nil {
+	if err := tx.Select("id", "tenant_id", "user_id", "ordered", "url", "secret", "previous_secrets").Where("id IN ?", unique(webhookIDs)).Find(&hooks).Error; err != nil {
 		return err
 	}
 	payloads := make(map[string][]byte, len(events))
@@ -129,7 +129,8 @@ func completeClaims(tx *gorm.DB, rows []claimRow) error {
 	for i := range rows {
 		w := byID[rows[i].WebhookID]
 		rows[i].Payload = payloads[rows[i].EventID]
-		rows[i].URL, rows[i].Secret, rows[i].TenantID, rows[i].UserID, rows[i].Ordered = w.URL, w.Secret, w.TenantID, w.UserID, w.Ordered
+		rows[i].URL, rows[i].Secret, rows[i].PreviousSecrets = w.URL, w.Secret, w.PreviousSecrets
+		rows[i].TenantID, rows[i].UserID, rows[i].Ordered = w.TenantID, w.UserID, w.Ordered
 	}
 	return nil
 }

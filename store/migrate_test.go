@@ -82,7 +82,8 @@ func TestUpgradeFromB90ae96(t *testing.T) {
 
 			st, err := store.Open(ctx, url, store.Options{Keys: storetest.Keys()})
 			require.NoError(t, err)
-			require.Equal(t, []int64{1, 2, 3}, st.Applied())
+			require.Len(t, st.Applied(), migrations)
+			require.EqualValues(t, migrations, st.Applied()[migrations-1])
 
 			p, err := st.Authenticate(ctx, facts.Tokens["alice"])
 			require.NoError(t, err)
@@ -139,7 +140,7 @@ func TestUpgradeFromB90ae96(t *testing.T) {
 			require.NoError(t, st.Close())
 			status, err := store.Status(ctx, url)
 			require.NoError(t, err)
-			require.EqualValues(t, 3, status.Current)
+			require.EqualValues(t, migrations, status.Current)
 			require.Equal(t, status.Latest, status.Current)
 		})
 	}
@@ -197,7 +198,7 @@ func concurrentStarts(t *testing.T, url string) {
 		require.NoError(t, err, "store %d", i)
 		total += len(applied[i])
 	}
-	require.Equal(t, 3, total, "every migration applied exactly once")
+	require.Equal(t, migrations, total, "every migration applied exactly once")
 }
 
 // TestSchemaVersionChecks: a schema newer than the build is refused, and so is
@@ -223,3 +224,6 @@ func TestSchemaVersionChecks(t *testing.T) {
 		})
 	}
 }
+
+// migrations is how many numbered migrations each dialect has.
+const migrations = 4

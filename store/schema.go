@@ -6,18 +6,21 @@ import "time"
 // tags only describe it). Times are UTC; uniqueness is the database's job.
 
 type webhookRow struct {
-	ID             string    `gorm:"primaryKey;size:40"`
-	TenantID       string    `gorm:"not null;size:255;uniqueIndex:ux_webhooks_owner_url,priority:1;index:ix_webhooks_owner,priority:1"`
-	UserID         string    `gorm:"not null;size:255;uniqueIndex:ux_webhooks_owner_url,priority:2;index:ix_webhooks_owner,priority:2"`
-	URL            string    `gorm:"not null"`
-	NormalizedURL  string    `gorm:"not null;uniqueIndex:ux_webhooks_owner_url,priority:3"`
-	Status         string    `gorm:"not null;size:16"`
-	PauseReason    string    `gorm:"not null;size:32;default:''"`
-	Secret         string    `gorm:"not null"`
-	CreatedAt      time.Time `gorm:"not null;index:ix_webhooks_owner,priority:3"`
-	UpdatedAt      time.Time `gorm:"not null"`
-	PausedAt       *time.Time
-	LastUnpausedAt *time.Time
+	ID            string `gorm:"primaryKey;size:40"`
+	TenantID      string `gorm:"not null;size:255;uniqueIndex:ux_webhooks_owner_url,priority:1;index:ix_webhooks_owner,priority:1"`
+	UserID        string `gorm:"not null;size:255;uniqueIndex:ux_webhooks_owner_url,priority:2;index:ix_webhooks_owner,priority:2"`
+	URL           string `gorm:"not null"`
+	NormalizedURL string `gorm:"not null;uniqueIndex:ux_webhooks_owner_url,priority:3"`
+	Status        string `gorm:"not null;size:16"`
+	PauseReason   string `gorm:"not null;size:32;default:''"`
+	Secret        string `gorm:"not null"`
+	// PreviousSecrets: the sealed JSON of the replaced keys that still sign
+	// ([]webhook.PreviousKey), or '' for none.
+	PreviousSecrets string    `gorm:"not null;default:''"`
+	CreatedAt       time.Time `gorm:"not null;index:ix_webhooks_owner,priority:3"`
+	UpdatedAt       time.Time `gorm:"not null"`
+	PausedAt        *time.Time
+	LastUnpausedAt  *time.Time
 	// FailingSince is the first failed attempt since the last success; the
 	// webhook is auto-paused once it is older than the auto-pause window.
 	FailingSince *time.Time

@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/hookferry/hookferry/keyring"
+	"github.com/hookferry/hookferry/webhook"
+	"gorm.io/gorm"
 )
 
 // Signing secrets are stored sealed by the keyring (AES-256-GCM); they are
@@ -18,6 +21,50 @@ func (s *Store) openSecret(stored string) (string, error) {
 		return "", fmt.Errorf("signing secret: %w", err)
 	}
 	return plain, nil
+}
+
+// sealPrevious seals the keys a rotation replaced, as one value; none is "".
+func (s *Store) sealPrevious(keys []webhook.PreviousKey) (string, error) {
+	if len(keys) == 0 {
+		return "", nil
+	}
+	plain, err := json.Marshal(keys)
+	if err != nil {
+		return "", err
+	}
+	return s.sealSecret(string(plain))
+}
+
+// openPrevious opens what sealPrevious sealed.
+func (s *Store) openPrevious(stored string) ([]webhook.PreviousKey, error) {
+	if stored == "" {
+		return nil, nil
+	}
+	plain, err := s.openSecret(stored)
+	if err != nil {
+		return nil, err
+	}
+	var keys []webhook.PreviousKey
+	if err := json.Unmarshal([]byte(plain), &keys); err != nil {
+		// The message of a JSON syntax error quotes no input.
+		return nil, fmt.Errorf("previous signing keys: %w", err)
+	}
+	return keys, nil
+}
+
+// writeKeys stores w's current and previous keys, sealed.
+func (s *Store) writeKeys(tx *gorm.DB, w webhook.Webhook) error {
+	secret, err := s.sealSecret(w.Secret)
+	if err != nil {
+		return err
+	}
+	previous, err := s.sealPrevious(w.PreviousKeys)
+	if err != nil {
+		return err
+	}
+	return tx.Model(&webhookRow{ID: w.ID}).Updates(map[string]any{
+		"secret": secret, "previous_secrets": previous, "updated_at": w.UpdatedAt,
+	}).Error
 }
 
 // checkKeys fails when the newest stored secret cannot be opened: a wrong or
@@ -62,34 +109,46 @@ func (s *Store) RotateKeys(ctx context.Context) (_ int64, err error) {
 	return s.reseal(ctx, func(stored string) bool { return !s.keys.SealedByPrimary(stored) }, s.openSecret)
 }
 
-// reseal rewrites, batch by batch, the secrets that need it, as open reads them.
+// reseal rewrites, batch by batch, the secrets that need it (the current key
+// and the sealed previous keys of each webhook), as open reads them.
 func (s *Store) reseal(ctx context.Context, needs func(string) bool, open func(string) (string, error)) (int64, error) {
 	var total int64
 	after := ""
+	// again seals what open read; "" (no previous keys) stays "".
+	again := func(stored string) (string, bool, error) {
+		if stored == "" || !needs(stored) {
+			return stored, false, nil
+		}
+		plain, err := open(stored)
+		if err != nil {
+			return "", false, err
+		}
+		sealed, err := s.sealSecret(plain)
+		return sealed, err == nil, err
+	}
 	for {
 		var rows []webhookRow
-		if err := s.db.WithContext(ctx).Select("id", "secret").Where("id > ?", after).Order("id").Limit(resealBatch).Find(&rows).Error; err != nil {
+		if err := s.db.WithContext(ctx).Select("id", "secret", "previous_secrets").Where("id > ?", after).Order("id").Limit(resealBatch).Find(&rows).Error; err != nil {
 			return total, err
 		}
 		if len(rows) == 0 {
 			return total, nil
 		}
 		after = rows[len(rows)-1].ID
-		type change struct{ id, old, sealed string }
+		type change struct{ old, sealed webhookRow }
 		var changes []change
 		for _, r := range rows {
-			if !needs(r.Secret) {
-				continue
-			}
-			plain, err := open(r.Secret)
+			secret, changed, err := again(r.Secret)
 			if err != nil {
 				return total, fmt.Errorf("webhook %s: %w", r.ID, err)
 			}
-			sealed, err := s.sealSecret(plain)
+			previous, changedPrevious, err := again(r.PreviousSecrets)
 			if err != nil {
-				return total, err
+				return total, fmt.Errorf("webhook %s: previous keys: %w", r.ID, err)
 			}
-			changes = append(changes, change{r.ID, r.Secret, sealed})
+			if changed || changedPrevious {
+				changes = append(changes, change{r, webhookRow{Secret: secret, PreviousSecrets: previous}})
+			}
 		}
 		if len(changes) == 0 {
 			continue
@@ -97,7 +156,8 @@ func (s *Store) reseal(ctx context.Context, needs func(string) bool, open func(s
 		tx := s.db.WithContext(ctx).Begin()
 		for _, c := range changes {
 			// Only if unchanged meanwhile (a concurrent rotation).
-			res := tx.Model(&webhookRow{}).Where("id = ? AND secret = ?", c.id, c.old).Update("secret", c.sealed)
+			res := tx.Model(&webhookRow{}).Where("id = ? AND secret = ? AND previous_secrets = ?", c.old.ID, c.old.Secret, c.old.PreviousSecrets).
+				Updates(map[string]any{"secret": c.sealed.Secret, "previous_secrets": c.sealed.PreviousSecrets})
 			if res.Error != nil {
 				tx.Rollback()
 				return total, res.Error

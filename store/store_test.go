@@ -28,7 +28,7 @@ func TestReopenKeepsData(t *testing.T) {
 			st, err := store.Open(ctx, url, store.Options{Keys: storetest.Keys(), Now: now})
 			require.NoError(t, err)
 			owner := webhook.Owner{TenantID: "acme", UserID: "alice"}
-			w, err := webhook.New(owner, "https://example.com/h", "https://example.com/h", []string{"order.created"}, now(), nil)
+			w, err := webhook.New(owner, "https://example.com/h", "https://example.com/h", []string{"order.created"}, webhook.SigningSymmetric, now(), nil)
 			require.NoError(t, err)
 			require.NoError(t, st.RegisterWebhook(ctx, w, 25))
 			_, secret, err := st.CreateToken(ctx, "acme", "alice", []auth.Permission{auth.PermissionWebhookManagement})

@@ -104,11 +104,15 @@ type WebhookChanges struct {
 	URL, NormalizedURL *string  // both or neither; checked by webhook.CheckURL
 	EventTypes         []string // checked by Catalog.CheckSubscription
 	Ordered            *bool
+	// Signing, when it differs from the webhook's, rotates its key to one of
+	// the new kind, the old one signing on for webhook.DefaultPreviousTTL.
+	Signing *webhook.Signing
 }
 
 // UpdateWebhook applies ch to the owner's webhook id in one transaction and
 // returns the webhook as it is now; changes that change nothing leave it, and
-// its updated_at, untouched. Its deliveries, secret and status stay. It fails
+// its updated_at, untouched. Its deliveries and status stay, and so does its
+// secret unless the signing changes. It fails
 // with ErrDuplicateURL when another webhook of the owner has the new
 // normalised URL (the database's unique index decides).
 //
@@ -137,16 +141,24 @@ func (s *Store) UpdateWebhook(ctx context.Context, owner webhook.Owner, id strin
 			resignal = true
 		}
 		types := ch.EventTypes != nil && !slices.Equal(slices.Sorted(slices.Values(ch.EventTypes)), w.EventTypes)
-		if len(cols) == 0 && !types {
+		rotate := ch.Signing != nil && *ch.Signing != w.Signing()
+		if len(cols) == 0 && !types && !rotate {
 			return nil
 		}
-		w.UpdatedAt = s.clock().UTC().Truncate(time.Microsecond)
+		now := s.clock()
+		w.UpdatedAt = now.UTC().Truncate(time.Microsecond)
 		cols["updated_at"] = w.UpdatedAt
 		if err := tx.Model(&webhookRow{ID: id}).Updates(cols).Error; err != nil {
 			if errors.Is(err, gorm.ErrDuplicatedKey) {
 				return ErrDuplicateURL
 			}
 			return err
+		}
+		if rotate {
+			if err := s.rotateKeys(tx, &w, *ch.Signing, webhook.DefaultPreviousTTL, now); err != nil {
+				return err
+			}
+			resignal = true
 		}
 		if types {
 			w.EventTypes = slices.Sorted(slices.Values(ch.EventTypes))
@@ -170,6 +182,41 @@ func (s *Store) UpdateWebhook(ctx context.Context, owner webhook.Owner, id strin
 		s.signal(webhooksChannel, id)
 	}
 	return w, err
+}
+
+// RotateSecret gives the owner's webhook id a new signing key of its kind; the
+// one it replaces signs on for ttl (see webhook.Webhook.Rotate). Like a URL
+// change it is signalled as a pause is, so the claims waiting for an attempt
+// are given back and the next claim signs with the new keys: with ttl 0 the
+// old key signs nothing started after the answer.
+func (s *Store) RotateSecret(ctx context.Context, owner webhook.Owner, id string, ttl time.Duration) (_ webhook.Webhook, err error) {
+	defer wrap(&err, "store.RotateSecret(%s)", id)
+	var w webhook.Webhook
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if w, err = s.getWebhook(tx, owner, id, true); err != nil {
+			return err
+		}
+		now := s.clock()
+		w.UpdatedAt = now.UTC().Truncate(time.Microsecond)
+		if err := s.rotateKeys(tx, &w, w.Signing(), ttl, now); err != nil {
+			return err
+		}
+		return s.notifyWebhooks(tx, []string{id})
+	})
+	if err == nil {
+		s.signal(webhooksChannel, id)
+	}
+	return w, err
+}
+
+// rotateKeys rotates w's key to a new one of kind signing and writes the keys
+// and w.UpdatedAt.
+func (s *Store) rotateKeys(tx *gorm.DB, w *webhook.Webhook, signing webhook.Signing, ttl time.Duration, now time.Time) error {
+	if err := w.Rotate(signing, ttl, now, s.random); err != nil {
+		return err
+	}
+	return s.writeKeys(tx, *w)
 }
 
 // PauseWebhook pauses the owner's webhook id for reason; pausing a paused
@@ -292,6 +339,9 @@ func (s *Store) complete(tx *gorm.DB, rows []webhookRow) ([]webhook.Webhook, err
 			return nil, fmt.Errorf("webhook %s: %w", r.ID, err)
 		}
 		out[i].Secret = secret
+		if out[i].PreviousKeys, err = s.openPrevious(r.PreviousSecrets); err != nil {
+			return nil, fmt.Errorf("webhook %s: %w", r.ID, err)
+		}
 		byID[r.ID] = &out[i]
 	}
 	var types []webhookEventTypeRow

@@ -5,7 +5,6 @@ package webhook
 import (
 	"crypto/rand"
 	"encoding/base32"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"slices"
@@ -50,7 +49,10 @@ type Webhook struct {
 	EventTypes    []string
 	Status        Status
 	PauseReason   PauseReason // empty while ACTIVE
-	Secret        string      // whsec_ + base64 of the HMAC key
+	// Secret is the current signing key: "whsec_…" (SYMMETRIC) or "whsk_…"
+	// (ASYMMETRIC); PreviousKeys are the ones it replaced that still sign.
+	Secret       string
+	PreviousKeys []PreviousKey
 	// Ordered webhooks get their deliveries one at a time, in publish order.
 	Ordered        bool
 	BufferedEvents int64
@@ -63,13 +65,14 @@ type Webhook struct {
 // secretBytes is the size of a signing key; Standard Webhooks asks for 24 to 64.
 const secretBytes = 32
 
-// New builds an ACTIVE webhook with a fresh id and signing secret. The URL and
+// New builds an ACTIVE webhook with a fresh id and a signing key of the kind
+// signing. The URL and
 // event types must already have passed CheckURL and Catalog.CheckSubscription;
 // the event types are kept sorted, as every answer lists them. The webhook's URL
 // is the normalised one when it is given, so that deliveries go to, and answers
 // show, exactly what the private-address and duplicate checks judged: a caller
 // who sent https://ＥＸＡＭＰＬＥ.com sees https://example.com/.
-func New(owner Owner, url, normalizedURL string, eventTypes []string, now time.Time, random io.Reader) (Webhook, error) {
+func New(owner Owner, url, normalizedURL string, eventTypes []string, signing Signing, now time.Time, random io.Reader) (Webhook, error) {
 	if random == nil {
 		random = rand.Reader
 	}
@@ -77,9 +80,9 @@ func New(owner Owner, url, normalizedURL string, eventTypes []string, now time.T
 	if err != nil {
 		return Webhook{}, err
 	}
-	key := make([]byte, secretBytes)
-	if _, err := io.ReadFull(random, key); err != nil {
-		return Webhook{}, fmt.Errorf("webhook secret: %w", err)
+	secret, err := NewSecret(signing, random)
+	if err != nil {
+		return Webhook{}, err
 	}
 	now = now.UTC().Truncate(time.Microsecond)
 	if normalizedURL != "" {
@@ -92,7 +95,7 @@ func New(owner Owner, url, normalizedURL string, eventTypes []string, now time.T
 		NormalizedURL: normalizedURL,
 		EventTypes:    slices.Sorted(slices.Values(eventTypes)),
 		Status:        StatusActive,
-		Secret:        "whsec_" + base64.StdEncoding.EncodeToString(key),
+		Secret:        secret,
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	}, nil

@@ -191,7 +191,7 @@ func TestNew(t *testing.T) {
 	eventTypes := []string{"order.created", "payment.failed"}
 	now := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.FixedZone("CEST", 2*60*60))
 
-	w, err := webhook.New(owner, "HTTPS://Example.com:443/hook", "https://example.com/hook", eventTypes, now, nil)
+	w, err := webhook.New(owner, "HTTPS://Example.com:443/hook", "https://example.com/hook", eventTypes, webhook.SigningSymmetric, now, nil)
 	require.NoError(t, err)
 
 	decodeID(t, "wh", w.ID)
@@ -216,7 +216,7 @@ func TestNew(t *testing.T) {
 func TestNewSortsEventTypes(t *testing.T) {
 	t.Parallel()
 	in := []string{"payment.failed", "invoice.paid", "order.created"}
-	w, err := webhook.New(webhook.Owner{}, "https://example.com/", "https://example.com/", in, time.Now(), nil)
+	w, err := webhook.New(webhook.Owner{}, "https://example.com/", "https://example.com/", in, webhook.SigningSymmetric, time.Now(), nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{"invoice.paid", "order.created", "payment.failed"}, w.EventTypes)
 	// The caller's slice is neither reordered nor shared.
@@ -228,7 +228,7 @@ func TestNewSortsEventTypes(t *testing.T) {
 func TestNewSecretFromReader(t *testing.T) {
 	t.Parallel()
 	data := sequence(48)
-	w, err := webhook.New(webhook.Owner{}, "https://example.com/", "https://example.com/", []string{"a"}, time.Unix(0, 0), bytes.NewReader(data))
+	w, err := webhook.New(webhook.Owner{}, "https://example.com/", "https://example.com/", []string{"a"}, webhook.SigningSymmetric, time.Unix(0, 0), bytes.NewReader(data))
 	require.NoError(t, err)
 	// The id takes the first 16 bytes, the signing key the next 32.
 	require.Equal(t, randomTail(data[:16]), decodeID(t, "wh", w.ID)[8:])
@@ -242,7 +242,7 @@ func TestNewDeterministicReader(t *testing.T) {
 		var s [32]byte
 		s[0] = seed
 		w, err := webhook.New(webhook.Owner{TenantID: "t", UserID: "u"}, "https://example.com/", "https://example.com/",
-			[]string{"order.created"}, time.Unix(1700000000, 0), rand.NewChaCha8(s))
+			[]string{"order.created"}, webhook.SigningSymmetric, time.Unix(1700000000, 0), rand.NewChaCha8(s))
 		require.NoError(t, err)
 		return w
 	}
@@ -261,7 +261,7 @@ func TestNewUnique(t *testing.T) {
 	ids := make(map[string]bool, n)
 	secrets := make(map[string]bool, n)
 	for range n {
-		w, err := webhook.New(webhook.Owner{}, "https://example.com/", "https://example.com/", []string{"a"}, time.Now(), nil)
+		w, err := webhook.New(webhook.Owner{}, "https://example.com/", "https://example.com/", []string{"a"}, webhook.SigningSymmetric, time.Now(), nil)
 		require.NoError(t, err)
 		require.False(t, ids[w.ID], "duplicate id")
 		require.False(t, secrets[w.Secret], "duplicate secret")
@@ -285,7 +285,7 @@ func TestNewReaderErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			w, err := webhook.New(webhook.Owner{}, "https://example.com/", "https://example.com/", []string{"a"}, time.Now(), tt.r)
+			w, err := webhook.New(webhook.Owner{}, "https://example.com/", "https://example.com/", []string{"a"}, webhook.SigningSymmetric, time.Now(), tt.r)
 			require.Error(t, err)
 			require.Contains(t, err.Error(), tt.contains)
 			require.Equal(t, webhook.Webhook{}, w)

@@ -509,7 +509,7 @@ func seedWebhook(t *testing.T, db string) webhook.Webhook {
 	require.NoError(t, err)
 	defer st.Close()
 	w, err := webhook.New(webhook.Owner{TenantID: "acme", UserID: "alice"}, "https://example.com/h", "https://example.com/h",
-		[]string{"order.created"}, time.Now(), nil)
+		[]string{"order.created"}, webhook.SigningSymmetric, time.Now(), nil)
 	require.NoError(t, err)
 	require.NoError(t, st.RegisterWebhook(ctx, w, 25))
 	_, err = st.Publish(ctx, store.Event{TenantID: "acme", Type: "order.created", Data: []byte(`{}`)})

@@ -66,14 +66,18 @@ export interface paths {
         head?: never;
         /**
          * Change a webhook
-         * @description Changes the webhook's `url`, `subscription` or `ordered`, merge-patch
-         *     style: a field that is absent stays as it is (`null` is refused), and `{}`
+         * @description Changes the webhook's `url`, `subscription`, `ordered` or `signing`,
+         *     merge-patch style: a field that is absent stays as it is (`null` is refused), and `{}`
          *     changes nothing and answers the webhook unchanged. The fields obey the
          *     rules of registerWebhook and answer the same codes; DUPLICATE_URL when
          *     another webhook of the caller has the new normalised URL (the webhook's
          *     own URL is no conflict). The change is one transaction; `updated_at`
-         *     moves only when something changed. The signing secret, the status and
-         *     the deliveries stay as they are.
+         *     moves only when something changed. The status and the deliveries stay as
+         *     they are; so does the signing secret, unless `signing` changes: then the
+         *     webhook gets a new key of the new kind, exactly as rotateWebhookSecret
+         *     with the default overlap does (the old key keeps signing for 24 hours,
+         *     so a receiver can switch without missing a delivery). The response then
+         *     carries the new key in `authentication`.
          *
          *     Buffered and retrying deliveries are kept, whatever their event type,
          *     and go to the new URL: a delivery reads the URL when it is claimed for
@@ -84,6 +88,36 @@ export interface paths {
          *     next claim on the webhook gets one delivery at a time in publish order.
          */
         patch: operations["updateWebhook"];
+        trace?: never;
+    };
+    "/v1/webhooks/{webhook_id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. An id that is not one of the caller's webhooks answers 404. */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate a webhook's signing secret
+         * @description Gives the webhook a new signing key of its kind (`signing`) and answers
+         *     it in `authentication`. The key it replaces keeps signing for
+         *     `previous_secret_ttl_seconds` (default 86400, one day; 0 drops it at
+         *     once): until `previous_secret_expires_at`, every attempt carries one
+         *     signature per valid key, newest first (`v1,<new> v1,<old>`), so a
+         *     receiver verifying with either key accepts it, and can switch to the new
+         *     one at its own pace. Up to 5 previous keys overlap; a sixth rotation
+         *     within their lifetime drops the oldest. Keys are stored encrypted.
+         */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/webhooks/{webhook_id}/pause": {
@@ -365,6 +399,7 @@ export interface components {
              * @default false
              */
             ordered?: boolean;
+            signing?: components["schemas"]["Signing"];
         };
         /** @description The fields to change; an absent field stays as it is. */
         UpdateWebhookRequest: {
@@ -376,7 +411,28 @@ export interface components {
             subscription?: components["schemas"]["Subscription"];
             /** @description Deliver strictly in publish order (see `Webhook.ordered`). */
             ordered?: boolean;
+            signing?: components["schemas"]["Signing"];
         };
+        RotateSecretRequest: {
+            /**
+             * @description How long the replaced key keeps signing, in seconds (at most 7 days);
+             *     0 stops it at once.
+             * @default 86400
+             */
+            previous_secret_ttl_seconds?: number;
+        };
+        /**
+         * @description How deliveries are signed, per Standard Webhooks. SYMMETRIC (the
+         *     default): HMAC-SHA256 with a shared secret `whsec_…`, signatures `v1,…`.
+         *     ASYMMETRIC: ed25519, signatures `v1a,…`; `authentication` shows the
+         *     public key `whpk_…` and the private key never leaves hookferry, which the
+         *     spec recommends when the receiver is not yours to secure. Later versions
+         *     may add schemes: treat one you do not know as a reason to verify nothing
+         *     you cannot.
+         * @default SYMMETRIC
+         * @enum {string}
+         */
+        Signing: "SYMMETRIC" | "ASYMMETRIC";
         /** @enum {string} */
         WebhookStatus: "ACTIVE" | "PAUSED";
         /**
@@ -393,7 +449,9 @@ export interface components {
             /** @enum {string} */
             scheme: "STANDARD_WEBHOOKS";
             /**
-             * @description The Standard Webhooks signing secret (`whsec_` + base64).
+             * @description What the receiver verifies with: for SYMMETRIC signing the shared
+             *     secret (`whsec_` + base64), for ASYMMETRIC the ed25519 public key
+             *     (`whpk_` + base64 of its 32 bytes). The private key is never shown.
              * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
              */
             secret: string;
@@ -418,6 +476,7 @@ export interface components {
              *     ping is an event like any other, queued after what is already pending.
              */
             ordered: boolean;
+            signing: components["schemas"]["Signing"];
             status: components["schemas"]["WebhookStatus"];
             pause_reason?: components["schemas"]["PauseReason"];
             /**
@@ -434,6 +493,12 @@ export interface components {
              * @description When the webhook was paused; present while PAUSED.
              */
             paused_at?: string;
+            /**
+             * Format: date-time
+             * @description While a key replaced by rotateWebhookSecret (or a change of `signing`)
+             *     still signs beside the current one: when the last of them stops.
+             */
+            previous_secret_expires_at?: string;
             authentication?: components["schemas"]["Authentication"];
         };
         WebhookList: {
@@ -720,6 +785,7 @@ export interface operations {
                      *           },
                      *           "status": "ACTIVE",
                      *           "ordered": false,
+                     *           "signing": "SYMMETRIC",
                      *           "buffered_events": 0,
                      *           "created_at": "2026-11-27T22:27:06.428707Z",
                      *           "updated_at": "2026-11-27T22:27:06.428707Z"
@@ -736,6 +802,7 @@ export interface operations {
                      *           "status": "PAUSED",
                      *           "pause_reason": "DELIVERY_FAILURES",
                      *           "ordered": true,
+                     *           "signing": "ASYMMETRIC",
                      *           "buffered_events": 14,
                      *           "created_at": "2026-11-27T22:31:40.118204Z",
                      *           "updated_at": "2026-11-28T03:12:09.551023Z",
@@ -798,6 +865,7 @@ export interface operations {
                      *       },
                      *       "status": "ACTIVE",
                      *       "ordered": false,
+                     *       "signing": "SYMMETRIC",
                      *       "buffered_events": 0,
                      *       "created_at": "2026-11-27T22:27:06.428707Z",
                      *       "updated_at": "2026-11-27T22:27:06.428707Z",
@@ -852,6 +920,7 @@ export interface operations {
                      *       },
                      *       "status": "ACTIVE",
                      *       "ordered": false,
+                     *       "signing": "SYMMETRIC",
                      *       "buffered_events": 0,
                      *       "created_at": "2026-11-27T22:27:06.428707Z",
                      *       "updated_at": "2026-11-27T22:27:06.428707Z"
@@ -899,6 +968,7 @@ export interface operations {
                      *       "status": "PAUSED",
                      *       "pause_reason": "USER",
                      *       "ordered": false,
+                     *       "signing": "SYMMETRIC",
                      *       "buffered_events": 3,
                      *       "created_at": "2026-11-27T22:27:06.428707Z",
                      *       "updated_at": "2026-11-27T23:14:37.16468Z",
@@ -962,6 +1032,7 @@ export interface operations {
                      *       },
                      *       "status": "ACTIVE",
                      *       "ordered": false,
+                     *       "signing": "SYMMETRIC",
                      *       "buffered_events": 3,
                      *       "created_at": "2026-11-27T22:27:06.428707Z",
                      *       "updated_at": "2026-11-28T09:41:12.300518Z"
@@ -975,6 +1046,68 @@ export interface operations {
             403: components["responses"]["PermissionDenied"];
             404: components["responses"]["WebhookNotFound"];
             409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The webhook's id. An id that is not one of the caller's webhooks answers 404. */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "previous_secret_ttl_seconds": 3600
+                 *     }
+                 */
+                "application/json": components["schemas"]["RotateSecretRequest"];
+            };
+        };
+        responses: {
+            /** @description The webhook with its new signing key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "wh_06h1y7mg7hxdndr1x1rc3s9th0",
+                     *       "url": "https://example.com/hooks/orders",
+                     *       "subscription": {
+                     *         "event_types": [
+                     *           "order.cancelled",
+                     *           "order.created"
+                     *         ]
+                     *       },
+                     *       "status": "ACTIVE",
+                     *       "ordered": false,
+                     *       "signing": "SYMMETRIC",
+                     *       "buffered_events": 0,
+                     *       "created_at": "2026-11-27T22:27:06.428707Z",
+                     *       "updated_at": "2026-11-28T10:02:51.104312Z",
+                     *       "previous_secret_expires_at": "2026-11-28T11:02:51.104312Z",
+                     *       "authentication": {
+                     *         "scheme": "STANDARD_WEBHOOKS",
+                     *         "secret": "whsec_oO6SHpLdjNiaUr5LULnSbpbtE81mafn5PXGbD1HmtZ0="
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["WebhookNotFound"];
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -1011,6 +1144,7 @@ export interface operations {
                      *       "status": "PAUSED",
                      *       "pause_reason": "USER",
                      *       "ordered": false,
+                     *       "signing": "SYMMETRIC",
                      *       "buffered_events": 0,
                      *       "created_at": "2026-11-27T22:27:06.428707Z",
                      *       "updated_at": "2026-11-27T23:14:37.16468Z",
@@ -1060,6 +1194,7 @@ export interface operations {
                      *       },
                      *       "status": "ACTIVE",
                      *       "ordered": false,
+                     *       "signing": "SYMMETRIC",
                      *       "buffered_events": 2,
                      *       "created_at": "2026-11-27T22:27:06.428707Z",
                      *       "updated_at": "2026-11-27T23:14:40.802883Z"
