@@ -1,15 +1,18 @@
 package delivery
 
 import (
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/hookferry/hookferry/webhook"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
 )
@@ -80,6 +83,48 @@ func TestSignVerifiedByReference(t *testing.T) {
 	}
 }
 
+// TestSignEveryKeyNewestFirst: one signature per key, in the order given, so
+// the reference verifier accepts the header with any of the keys; ed25519 keys
+// sign "v1a," over the same content, verifiable with the public key.
+func TestSignEveryKeyNewestFirst(t *testing.T) {
+	t.Parallel()
+	newest, older := newSecret(t), newSecret(t)
+	private, err := webhook.NewSecret(webhook.SigningAsymmetric, nil)
+	require.NoError(t, err)
+	id, ts, body := "evt_rot", time.Now(), []byte(`{"a":1}`)
+
+	sig, err := Sign([]string{private, newest, older}, id, ts, body)
+	require.NoError(t, err)
+	parts := strings.Split(sig, " ")
+	require.Len(t, parts, 3, sig)
+	require.True(t, strings.HasPrefix(parts[0], "v1a,"), sig)
+
+	// Each part is the signature of its key alone.
+	for i, key := range []string{newest, older} {
+		one, err := Sign([]string{key}, id, ts, body)
+		require.NoError(t, err)
+		require.Equal(t, one, parts[i+1])
+		wh, err := standardwebhooks.NewWebhook(key)
+		require.NoError(t, err)
+		require.NoError(t, wh.Verify(body, signedHeaders(id, ts, sig)), "key %d", i)
+	}
+	stranger, err := standardwebhooks.NewWebhook(newSecret(t))
+	require.NoError(t, err)
+	require.Error(t, stranger.Verify(body, signedHeaders(id, ts, sig)))
+
+	// v1a: ed25519 over "id.timestamp.body", as the spec has it.
+	public, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(webhook.VerificationKey(private), "whpk_"))
+	require.NoError(t, err)
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(parts[0], "v1a,"))
+	require.NoError(t, err)
+	content := fmt.Sprintf("%s.%d.%s", id, ts.Unix(), body)
+	require.True(t, ed25519.Verify(public, []byte(content), raw))
+	require.False(t, ed25519.Verify(public, []byte(content+" "), raw))
+
+	_, err = Sign(nil, id, ts, body)
+	require.ErrorIs(t, err, ErrBadSecret)
+}
+
 func TestSignBadSecret(t *testing.T) {
 	t.Parallel()
 	for _, secret := range []string{
@@ -89,6 +134,10 @@ func TestSignBadSecret(t *testing.T) {
 		"whsec_not*base64*at*all",
 		"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS", // bad length
 		"WHSEC_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		"whsk_",
+		"whsk_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", // not 64 bytes
+		"whsk_not*base64",
+		"whpk_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", // a public key signs nothing
 	} {
 		t.Run(secret, func(t *testing.T) {
 			t.Parallel()

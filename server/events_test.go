@@ -943,14 +943,14 @@ func (rcv *receiver) next(t *testing.T) receivedRequest {
 }
 
 // runDispatcher delivers e's deliveries, trusting rcv's certificate, until the
-// test ends.
-func (e *env) runDispatcher(rcv *receiver) {
+// test ends; cfg, if given, configures the dispatcher.
+func (e *env) runDispatcher(rcv *receiver, cfg ...delivery.Config) {
 	e.t.Helper()
 	roots := x509.NewCertPool()
 	roots.AddCert(rcv.srv.Certificate())
 	sender, err := delivery.NewSender(delivery.SenderConfig{RootCAs: roots, AllowPrivate: true})
 	require.NoError(e.t, err)
-	d := delivery.New(e.store, sender, delivery.Config{})
+	d := delivery.New(e.store, sender, append(cfg, delivery.Config{})[0])
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(runCtx) }()

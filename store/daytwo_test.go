@@ -192,9 +192,10 @@ func TestRevocationByAnotherProcess(t *testing.T) {
 	}
 }
 
-// TestSecretsAtRest: a secret is stored sealed, never in plain text or base64
-// in the database files; rotating the keys re-seals it under the new first
-// key, after which the old key is not needed.
+// TestSecretsAtRest: a secret, and the previous secrets a rotation keeps, are
+// stored sealed, never in plain text or base64 in the database files; rotating
+// the keys re-seals them under the new first key, after which the old key is
+// not needed.
 func TestSecretsAtRest(t *testing.T) {
 	t.Parallel()
 	for _, be := range storetest.Backends() {
@@ -213,7 +214,11 @@ func TestSecretsAtRest(t *testing.T) {
 			alice := webhook.Owner{TenantID: "acme", UserID: "alice"}
 			st, err := store.Open(ctx, url, store.Options{Keys: keys(oldKey)})
 			require.NoError(t, err)
-			w := register(t, st, alice, "https://example.com/h")
+			first := register(t, st, alice, "https://example.com/h")
+			w, err := st.RotateSecret(ctx, alice, first.ID, time.Hour)
+			require.NoError(t, err)
+			require.NotEqual(t, first.Secret, w.Secret)
+			require.Equal(t, first.Secret, w.PreviousKeys[0].Secret)
 			if be.Name == "sqlite" {
 				path := strings.TrimPrefix(url, "sqlite:")
 				for _, f := range []string{path, path + "-wal", path + "-shm"} {
@@ -222,18 +227,23 @@ func TestSecretsAtRest(t *testing.T) {
 					require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), f)
 				}
 			}
-			var stored string
-			require.NoError(t, rawDB(t, url).QueryRow("SELECT secret FROM webhooks").Scan(&stored))
-			require.True(t, strings.HasPrefix(stored, "enc:v1:"))
-			require.NotContains(t, stored, strings.TrimPrefix(w.Secret, "whsec_"))
+			var stored, previous string
+			require.NoError(t, rawDB(t, url).QueryRow("SELECT secret, previous_secrets FROM webhooks").Scan(&stored, &previous))
+			for _, sealed := range []string{stored, previous} {
+				require.True(t, strings.HasPrefix(sealed, "enc:v1:"))
+				require.NotContains(t, sealed, strings.TrimPrefix(w.Secret, "whsec_"))
+				require.NotContains(t, sealed, strings.TrimPrefix(first.Secret, "whsec_"))
+			}
 			publish(t, st, "acme", 1)
 			claims, err := st.Claim(ctx, store.ClaimRequest{Limit: 10, Lease: time.Minute})
 			require.NoError(t, err)
 			require.Len(t, claims, 1)
 			require.Equal(t, w.Secret, claims[0].Secret, "claims carry the opened secret")
+			require.Equal(t, w.PreviousKeys, claims[0].PreviousKeys, "and the opened previous ones")
 			require.NoError(t, st.Close())
 			if be.Name == "sqlite" {
 				requireNotOnDisk(t, strings.TrimPrefix(url, "sqlite:"), w.Secret)
+				requireNotOnDisk(t, strings.TrimPrefix(url, "sqlite:"), first.Secret)
 			}
 
 			_, err = store.Open(ctx, url, store.Options{Keys: keys(newKey)})
@@ -255,6 +265,7 @@ func TestSecretsAtRest(t *testing.T) {
 			got, err := st.GetWebhook(ctx, alice, w.ID)
 			require.NoError(t, err)
 			require.Equal(t, w.Secret, got.Secret)
+			require.Equal(t, w.PreviousKeys, got.PreviousKeys, "the previous secrets were re-sealed too")
 		})
 	}
 }
