@@ -96,13 +96,7 @@ func VerificationKey(secret string) string {
 func (w Webhook) Signing() Signing { return SigningOf(w.Secret) }
 
 // SigningKeys are the keys that sign an attempt made at now, newest first:
-// the current one, then the previous ones that have not expired.
-func (w Webhook) SigningKeys(now time.Time) []string {
-	return SigningKeys(w.Secret, w.PreviousKeys, now)
-}
-
-// SigningKeys are the keys that sign at now: current, then the previous ones
-// not yet expired, in their order.
+// current, then the previous ones (newest first) that have not expired.
 func SigningKeys(current string, previous []PreviousKey, now time.Time) []string {
 	keys := make([]string, 1, 1+len(previous))
 	keys[0] = current

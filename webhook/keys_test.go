@@ -60,9 +60,9 @@ func TestRotate(t *testing.T) {
 	require.True(t, strings.HasPrefix(w.Secret, "whsec_"))
 	require.NotEqual(t, "whsec_AAAA", w.Secret)
 	require.Equal(t, []webhook.PreviousKey{{Secret: "whsec_AAAA", ExpiresAt: now.Add(time.Hour)}}, w.PreviousKeys)
-	require.Equal(t, []string{w.Secret, "whsec_AAAA"}, w.SigningKeys(now))
-	require.Equal(t, []string{w.Secret, "whsec_AAAA"}, w.SigningKeys(now.Add(time.Hour-time.Microsecond)))
-	require.Equal(t, []string{w.Secret}, w.SigningKeys(now.Add(time.Hour)), "a key stops at its expiry")
+	require.Equal(t, []string{w.Secret, "whsec_AAAA"}, webhook.SigningKeys(w.Secret, w.PreviousKeys, now))
+	require.Equal(t, []string{w.Secret, "whsec_AAAA"}, webhook.SigningKeys(w.Secret, w.PreviousKeys, now.Add(time.Hour-time.Microsecond)))
+	require.Equal(t, []string{w.Secret}, webhook.SigningKeys(w.Secret, w.PreviousKeys, now.Add(time.Hour)), "a key stops at its expiry")
 	require.Equal(t, now.Add(time.Hour), *w.PreviousKeysExpireAt(now))
 	require.Nil(t, w.PreviousKeysExpireAt(now.Add(time.Hour)))
 
@@ -76,7 +76,7 @@ func TestRotate(t *testing.T) {
 	for i, p := range w.PreviousKeys {
 		require.Equal(t, keys[i], p.Secret, "previous key %d", i)
 	}
-	require.Equal(t, append([]string{w.Secret}, keys[:5]...), w.SigningKeys(now))
+	require.Equal(t, append([]string{w.Secret}, keys[:5]...), webhook.SigningKeys(w.Secret, w.PreviousKeys, now))
 	// The last to expire is the one rotated out first among those kept.
 	require.Equal(t, now.Add(8*time.Hour), *w.PreviousKeysExpireAt(now))
 
