@@ -152,14 +152,26 @@ func TestSignBadSecret(t *testing.T) {
 }
 
 func BenchmarkSign(b *testing.B) {
-	secret := newSecret(b)
+	private, err := webhook.NewSecret(webhook.SigningAsymmetric, nil)
+	require.NoError(b, err)
 	body := []byte(`{"id":"evt_01jq3v7x8m9n0p1q2r3s4t5v6w","type":"order.created","timestamp":"2025-01-02T03:04:05Z","data":{"order":"ord_123","amount":4200,"currency":"EUR"}}`)
-	ts := time.Now()
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		if _, err := Sign([]string{secret}, "evt_01jq3v7x8m9n0p1q2r3s4t5v6w", ts, body); err != nil {
-			b.Fatal(err)
-		}
+	for _, bc := range []struct {
+		name string
+		keys []string
+	}{
+		{"hmac", []string{newSecret(b)}},
+		{"hmac-rotating", []string{newSecret(b), newSecret(b)}},
+		{"ed25519", []string{private}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ts := time.Now()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, err := Sign(bc.keys, "evt_01jq3v7x8m9n0p1q2r3s4t5v6w", ts, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
