@@ -65,7 +65,7 @@ func fuzzToken(f *testing.F, st *store.Store, user string, perms ...auth.Permiss
 }
 
 // do sends body as JSON with token; a 5xx or a failed round trip fails t.
-func (a fuzzAPI) do(t *testing.T, method, path, token, body string) (int, []byte) {
+func (a fuzzAPI) do(t testing.TB, method, path, token, body string) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -112,6 +112,9 @@ var registerSeeds = []string{
 	`{"url":"https://example.com/\ud800","subscription":{"event_types":["order.created"]}}`,
 	`{"url":"https://example.com/","subscription":{"event_types":["order.created\u0000"]}}`,
 	`{"url":"https://example.com/","subscription":{"event_types":[]}}`,
+	`{"url":"https://example.com/ed","subscription":{"event_types":["order.created"]},"signing":"ASYMMETRIC"}`,
+	`{"url":"https://example.com/s","subscription":{"event_types":["order.created"]},"signing":"asymmetric"}`,
+	`{"url":"https://example.com/s","subscription":{"event_types":["order.created"]},"signing":"ASYMMETRIC\u0000"}`,
 	`{"url":7}`,
 	`[]`,
 	``,
@@ -264,6 +267,8 @@ func FuzzWebhookPathEverywhere(f *testing.F) {
 				{http.MethodGet, p + "/deliveries" + q},
 				{http.MethodPost, p + "/deliveries/" + url.PathEscape(cursor) + "/redeliver"},
 				{http.MethodPost, p + "/ping"},
+				{http.MethodPost, p + "/rotate-secret"},
+				{http.MethodPatch, p},
 				{http.MethodDelete, p},
 				{http.MethodGet, "/v1/webhooks" + q},
 			} {
@@ -271,6 +276,71 @@ func FuzzWebhookPathEverywhere(f *testing.F) {
 				if code/100 == 2 && op.path != "/v1/webhooks"+q {
 					t.Fatalf("%s: %s %s found something: %d %s", a.name, op.method, op.path, code, res)
 				}
+			}
+		}
+	})
+}
+
+// FuzzRotateSecretEverywhere sends arbitrary bodies to rotateWebhookSecret:
+// never a 5xx; a 200 only for a ttl within [0, 604800] (or none: a day),
+// and then previous_secret_expires_at says exactly that ttl.
+func FuzzRotateSecretEverywhere(f *testing.F) {
+	for _, s := range []string{
+		``, `{}`, `{"previous_secret_ttl_seconds":0}`, `{"previous_secret_ttl_seconds":604800}`,
+		`{"previous_secret_ttl_seconds":604801}`, `{"previous_secret_ttl_seconds":-1}`,
+		`{"previous_secret_ttl_seconds":1e3}`, `{"previous_secret_ttl_seconds":9223372036854775808}`,
+		`{"previous_secret_ttl_seconds":60,"previous_secret_ttl_seconds":0}`, `{"previous_secret_ttl_seconds":60} x`,
+		"{\"previous_secret_ttl_seconds\":\"\xff\"}", `null`, `[]`,
+	} {
+		f.Add(s)
+	}
+	apis := fuzzAPIs(f)
+	ids := make([]string, len(apis))
+	for i, a := range apis {
+		status, res := a.do(f, http.MethodPost, "/v1/webhooks", a.admin, `{"url":"https://example.com/rotating","subscription":{"event_types":["order.created"]}}`)
+		var w struct {
+			ID string `json:"id"`
+		}
+		if status != http.StatusCreated || json.Unmarshal(res, &w) != nil {
+			f.Fatalf("%s: register: %d %s", a.name, status, res)
+		}
+		ids[i] = w.ID
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		for i, a := range apis {
+			before := time.Now()
+			status, res := a.do(t, http.MethodPost, "/v1/webhooks/"+ids[i]+"/rotate-secret", a.admin, body)
+			if status == http.StatusBadRequest {
+				continue
+			}
+			if status != http.StatusOK {
+				t.Fatalf("%s: %q: %d %s", a.name, body, status, res)
+			}
+			var sent struct {
+				TTL *int64 `json:"previous_secret_ttl_seconds"`
+			}
+			if body != "" {
+				if err := json.Unmarshal([]byte(body), &sent); err != nil {
+					t.Fatalf("%s: %q does not parse, yet it answered 200", a.name, body)
+				}
+			}
+			ttl := int64(86400)
+			if sent.TTL != nil {
+				ttl = *sent.TTL
+			}
+			if ttl < 0 || ttl > 604800 {
+				t.Fatalf("%s: ttl %d accepted", a.name, ttl)
+			}
+			var got struct {
+				Expires *time.Time `json:"previous_secret_expires_at"`
+			}
+			if err := json.Unmarshal(res, &got); err != nil {
+				t.Fatal(err)
+			}
+			// Earlier rotations of this webhook may still overlap: the
+			// expiry is at least this one's.
+			if ttl > 0 && (got.Expires == nil || got.Expires.Before(before.Add(time.Duration(ttl)*time.Second-time.Second))) {
+				t.Fatalf("%s: %q: previous_secret_expires_at %v, want ≥ now+%ds", a.name, body, got.Expires, ttl)
 			}
 		}
 	})
