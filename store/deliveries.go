@@ -60,7 +60,7 @@ func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter tim
 		return nil, nil
 	}
 	now := s.clock()
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.transaction(ctx, func(tx *gorm.DB) error {
 		paused = nil // a retried transaction starts over
 		if err := s.dialect.relaxCommit(tx); err != nil {
 			return err
@@ -192,7 +192,9 @@ func (s *Store) updateDeliveries(tx *gorm.DB, results []Result) error {
 		status = v.column3,
 		attempts = deliveries.attempts + v.column4,
 		schedule_pos = v.column5,
-		next_attempt_at = CASE WHEN v.column3 = 'PENDING' THEN COALESCE(v.column6, deliveries.next_attempt_at) END,
+		next_attempt_at = CASE WHEN v.column3 <> 'PENDING' THEN NULL
+			WHEN EXISTS (SELECT 1 FROM webhooks w WHERE w.id = deliveries.webhook_id AND w.status = 'PAUSED') THEN NULL
+			ELSE COALESCE(v.column6, deliveries.next_attempt_at) END,
 		last_status_code = CASE WHEN v.column4 = 1 THEN v.column7 ELSE deliveries.last_status_code END,
 		last_error = CASE WHEN v.column4 = 1 THEN v.column8 ELSE deliveries.last_error END,
 		delivered_at = COALESCE(v.column9, deliveries.delivered_at),
@@ -285,7 +287,7 @@ func (s *Store) Redeliver(ctx context.Context, owner webhook.Owner, webhookID, i
 	defer wrap(&err, "store.Redeliver(%s, %s)", webhookID, id)
 	now := s.clock()
 	var out Delivery
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.transaction(ctx, func(tx *gorm.DB) error {
 		w, err := s.getWebhook(tx, owner, webhookID, true)
 		if err != nil {
 			return err

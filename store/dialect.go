@@ -77,4 +77,7 @@ type dialect interface {
 	// truncateWAL writes the write-ahead log back and empties it, so that
 	// what was overwritten is nowhere on disk.
 	truncateWAL(ctx context.Context, db *gorm.DB) error
+	// retryable says err aborted a transaction that may simply run again: a
+	// deadlock victim or a serialization failure.
+	retryable(err error) bool
 }

@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"slices"
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pressly/goose/v3"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -173,3 +175,12 @@ func (postgresDialect) explain(err error) error { return err }
 func (postgresDialect) shrink(context.Context, *gorm.DB) error { return nil }
 
 func (postgresDialect) truncateWAL(context.Context, *gorm.DB) error { return nil }
+
+// retryable: deadlock_detected and serialization_failure. Lock orders differ
+// between a pause (webhook row, then its deliveries) and a claim or a record
+// (deliveries, then the webhook), so PostgreSQL may abort one of two that
+// meet; the other went on.
+func (postgresDialect) retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}

@@ -233,3 +233,7 @@ func (d sqliteDialect) shrink(ctx context.Context, db *gorm.DB) error {
 func (sqliteDialect) truncateWAL(ctx context.Context, db *gorm.DB) error {
 	return db.WithContext(ctx).Exec("PRAGMA wal_checkpoint(TRUNCATE)").Error
 }
+
+// retryable: one writer at a time, which waits for the lock up front
+// (BEGIN IMMEDIATE), so no transaction is ever a deadlock's victim.
+func (sqliteDialect) retryable(error) bool { return false }

@@ -18,7 +18,7 @@ import (
 // under concurrent registrations because the database enforces them.
 func (s *Store) RegisterWebhook(ctx context.Context, w webhook.Webhook, maxPerUser int) (err error) {
 	defer wrap(&err, "store.RegisterWebhook(%s)", w.ID)
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.transaction(ctx, func(tx *gorm.DB) error {
 		owner := ownerRow{TenantID: w.Owner.TenantID, UserID: w.Owner.UserID}
 		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&owner).Error; err != nil {
 			return err
@@ -77,7 +77,7 @@ func (s *Store) GetWebhook(ctx context.Context, owner webhook.Owner, id string) 
 func (s *Store) DeleteWebhook(ctx context.Context, owner webhook.Owner, id string) (_ webhook.Webhook, err error) {
 	defer wrap(&err, "store.DeleteWebhook(%s)", id)
 	var w webhook.Webhook
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.transaction(ctx, func(tx *gorm.DB) error {
 		var err error
 		if w, err = s.getWebhook(tx, owner, id, true); err != nil {
 			return err
@@ -124,7 +124,8 @@ func (s *Store) UpdateWebhook(ctx context.Context, owner webhook.Owner, id strin
 	defer wrap(&err, "store.UpdateWebhook(%s)", id)
 	var w webhook.Webhook
 	var resignal bool
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.transaction(ctx, func(tx *gorm.DB) error {
+		resignal = false // a run the database aborted changed nothing
 		var err error
 		if w, err = s.getWebhook(tx, owner, id, true); err != nil {
 			return err
@@ -192,7 +193,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, owner webhook.Owner, id strin
 func (s *Store) RotateSecret(ctx context.Context, owner webhook.Owner, id string, ttl time.Duration) (_ webhook.Webhook, err error) {
 	defer wrap(&err, "store.RotateSecret(%s)", id)
 	var w webhook.Webhook
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.transaction(ctx, func(tx *gorm.DB) error {
 		var err error
 		if w, err = s.getWebhook(tx, owner, id, true); err != nil {
 			return err
@@ -224,7 +225,7 @@ func (s *Store) rotateKeys(tx *gorm.DB, w *webhook.Webhook, signing webhook.Sign
 func (s *Store) PauseWebhook(ctx context.Context, owner webhook.Owner, id string, reason webhook.PauseReason) (_ webhook.Webhook, err error) {
 	defer wrap(&err, "store.PauseWebhook(%s)", id)
 	var w webhook.Webhook
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.transaction(ctx, func(tx *gorm.DB) error {
 		var err error
 		if w, err = s.getWebhook(tx, owner, id, true); err != nil {
 			return err
@@ -256,7 +257,7 @@ func (s *Store) PauseWebhook(ctx context.Context, owner webhook.Owner, id string
 func (s *Store) UnpauseWebhook(ctx context.Context, owner webhook.Owner, id string, cooldown time.Duration) (_ webhook.Webhook, err error) {
 	defer wrap(&err, "store.UnpauseWebhook(%s)", id)
 	var w webhook.Webhook
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.transaction(ctx, func(tx *gorm.DB) error {
 		var err error
 		if w, err = s.getWebhook(tx, owner, id, true); err != nil {
 			return err
