@@ -73,7 +73,7 @@ node scripts/readme-snippet.mjs README.md >"$tmp/consumer/readme.ts"
 	printf '{ "compilerOptions": { %s, "module": "ESNext", "moduleResolution": "Bundler" }, "files": ["readme.ts"] }\n' "$common" >tsconfig.bundler.json
 	for config in tsconfig.node16.json tsconfig.bundler.json; do
 		if ! npx --no-install tsc -p "$config" </dev/null; then
-			echo "ts-client: the README's example does not type-check against the packed @hookferry/client ($config); readme.ts line N is README.md line (marker's ts fence + N - 1)" >&2
+			echo "ts-client: the README's example does not type-check against the packed @hookferry/client ($config); readme.ts(N,…) is README.md line N" >&2
 			exit 1
 		fi
 		echo "README example: tsc --noEmit ($config, tsc $(npx --no-install tsc --version | cut -d' ' -f2)): ok"

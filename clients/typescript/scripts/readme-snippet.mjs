@@ -1,6 +1,8 @@
 // Prints the first ```ts block after the marker comment in a README, so check.sh
-// type-checks exactly what the README shows. Fails when the marker or the block
-// is missing, or the block is not closed.
+// type-checks exactly what the README shows. Its lines keep their README line
+// numbers (the lines before the block are blank), so a compiler's "file(74,5)" is
+// README line 74. Fails when the marker or the block is missing, or the block is
+// not closed.
 //
 //   node scripts/readme-snippet.mjs README.md > snippet.ts
 import { readFileSync } from "node:fs";
@@ -28,4 +30,6 @@ if (close < 0) {
   console.error(`${file}:${open + 1}: the \`\`\`ts block is not closed`);
   process.exit(1);
 }
-process.stdout.write(`// Extracted from ${file}, lines ${open + 2}-${close}.\n${lines.slice(open + 1, close).join("\n")}\n`);
+const header = [`// Extracted from ${file}, lines ${open + 2}-${close}; line numbers are the README's.`];
+const padding = Array.from({ length: open }, () => "");
+process.stdout.write([...header, ...padding, ...lines.slice(open + 1, close)].join("\n") + "\n");
