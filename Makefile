@@ -68,7 +68,7 @@ lint: ## lint openapi.yaml with Redocly CLI (pinned in tools/spec) under redocly
 breaking: ## fail on breaking changes of openapi.yaml against the released api/released/v1.yaml (or BASE_REF's openapi.yaml)
 	tools/spec/breaking.sh $(BASE_REF)
 
-ts-check: ## TypeScript client: npm ci, generate drift, tsc --noEmit, end-to-end test against hookferry
+ts-check: ## TypeScript client: npm ci, generate drift, tsc --noEmit, npm pack checked as a consumer, unit and end-to-end tests
 	clients/typescript/check.sh
 
 BENCH_FLAGS ?=

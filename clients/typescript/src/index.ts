@@ -21,7 +21,14 @@ import createClient, { type Client, type ClientOptions } from "openapi-fetch";
 import type { components, operations, paths } from "./schema.js";
 
 export type { components, operations, paths } from "./schema.js";
-export { verifyWebhook, InvalidWebhookError, type WebhookEnvelope } from "./receiver.js";
+export {
+  verifyWebhook,
+  InvalidWebhookError,
+  WEBHOOK_TOLERANCE_SECONDS,
+  type WebhookEnvelope,
+  type WebhookHeaders,
+  type WebhookKey,
+} from "./receiver.js";
 
 type Schemas = components["schemas"];
 
@@ -31,6 +38,8 @@ export type RegisterWebhookRequest = Schemas["RegisterWebhookRequest"];
 export type WebhookStatus = Schemas["WebhookStatus"];
 export type PauseReason = Schemas["PauseReason"];
 export type Authentication = Schemas["Authentication"];
+export type Signing = Schemas["Signing"];
+export type RotateSecretRequest = Schemas["RotateSecretRequest"];
 export type Webhook = Schemas["Webhook"];
 export type WebhookList = Schemas["WebhookList"];
 export type EventType = Schemas["EventType"];

@@ -8,7 +8,11 @@
 // SQLite database in a temp dir; through the typed client, list the event types,
 // register a webhook on the receiver, publish an event, receive the delivery,
 // verify its signature with verifyWebhook, find it DELIVERED in the delivery log,
-// and get typed errors back for a bad event type and a bad token.
+// and get typed errors back for a bad event type and a bad token; then an
+// ASYMMETRIC webhook (v1a signatures, verified with its whpk_ key) and secret
+// rotation (both keys sign during the overlap, none but the newest after a
+// rotation without one). Deliveries are awaited with receiver.next, which the
+// receiver resolves when the request arrives.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -57,27 +61,50 @@ function makeCertificate(dir) {
   return { key: readFileSync(key), cert: readFileSync(cert), certFile: cert };
 }
 
-/** An HTTPS receiver that records every request and answers 204. */
+/**
+ * An HTTPS receiver that records every request and answers 204. next(match)
+ * resolves with the first request, received or still to come, that match accepts.
+ */
 async function startReceiver(tls) {
   const received = [];
+  const waiting = new Set(); // {match, resolve}
   const server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
     req.on("end", () => {
-      received.push({
+      const request = {
         method: req.method,
         url: req.url,
         headers: req.headers,
         body: Buffer.concat(chunks).toString("utf8"),
-      });
+      };
+      received.push(request);
       res.writeHead(204).end();
+      for (const w of waiting) {
+        if (w.match(request)) {
+          waiting.delete(w);
+          w.resolve(request);
+        }
+      }
     });
   });
   await new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(0, "127.0.0.1", resolve);
   });
-  return { server, received, port: server.address().port };
+  function next(what, match, timeoutMs = WAIT_MS) {
+    const already = received.find(match);
+    if (already) return Promise.resolve(already);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiting.delete(w);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; received: ${received.map((r) => `${r.url} ${r.headers["webhook-id"]}`).join(", ")}`));
+      }, timeoutMs);
+      const w = { match, resolve: (r) => (clearTimeout(timer), resolve(r)) };
+      waiting.add(w);
+    });
+  }
+  return { server, received, next, port: server.address().port };
 }
 
 /** The environment of the hookferry processes: ours, minus inherited HOOKFERRY_ settings. */
@@ -142,6 +169,7 @@ describe("hookferry TypeScript client against a real hookferry", { timeout: 90_0
   let webhook; // the registered webhook, with its secret
   let published; // the published event
   let delivery; // the request the receiver got
+  let rotating; // {id, oldKey, newKey}: a webhook rotated with an hour of overlap
 
   before(async () => {
     assert.ok(BIN, "set HOOKFERRY_BIN to a built hookferry binary (clients/typescript/check.sh builds one)");
@@ -218,9 +246,7 @@ describe("hookferry TypeScript client against a real hookferry", { timeout: 90_0
 
   it("delivers it to the receiver, signed with the webhook's secret", async () => {
     assert.ok(published, "no event published");
-    delivery = await eventually("the receiver to get the event", () =>
-      receiver.received.find((r) => r.headers["webhook-id"] === published.id),
-    );
+    delivery = await receiver.next("the receiver to get the event", (r) => r.url === "/hooks" && r.headers["webhook-id"] === published.id);
     assert.equal(delivery.method, "POST");
     assert.equal(delivery.url, "/hooks");
     assert.match(delivery.headers["content-type"] ?? "", /^application\/json/);
@@ -283,6 +309,113 @@ describe("hookferry TypeScript client against a real hookferry", { timeout: 90_0
     const { error, response } = await stranger.GET("/v1/event-types");
     assert.equal(response.status, 401);
     assert.equal(error.code, "UNAUTHENTICATED");
+  });
+
+  /** Registers a webhook for order.created on the receiver at path; returns it with its key. */
+  async function register(path, extra = {}) {
+    const { data, error, response } = await manager.POST("/v1/webhooks", {
+      body: { url: `https://127.0.0.1:${receiver.port}${path}`, subscription: { event_types: ["order.created"] }, ...extra },
+    });
+    assert.equal(response.status, 201, JSON.stringify(error));
+    return data;
+  }
+
+  /** Publishes an order.created event and waits for its delivery at path. */
+  async function publishTo(path, orderId) {
+    const { data, error, response } = await publisher.POST("/v1/events", {
+      body: { type: "order.created", data: { order_id: orderId } },
+    });
+    assert.equal(response.status, 202, JSON.stringify(error));
+    return receiver.next(`the delivery of ${data.id} at ${path}`, (r) => r.url === path && r.headers["webhook-id"] === data.id);
+  }
+
+  async function rotate(webhookId, ttlSeconds) {
+    const { data, error, response } = await manager.POST("/v1/webhooks/{webhook_id}/rotate-secret", {
+      params: { path: { webhook_id: webhookId } },
+      body: { previous_secret_ttl_seconds: ttlSeconds },
+    });
+    assert.equal(response.status, 200, JSON.stringify(error));
+    return data;
+  }
+
+  const signaturesOf = (d) => d.headers["webhook-signature"].split(" ");
+  const withSignatures = (d, signatures) => ({ ...d.headers, "webhook-signature": signatures.join(" ") });
+  const refusesSignature = (fn) =>
+    assert.throws(fn, (err) => err instanceof InvalidWebhookError && err.reason === "signature");
+
+  it("signs an ASYMMETRIC webhook's deliveries with v1a, verified with its whpk_ public key", async () => {
+    const wh = await register("/hooks/asymmetric", { signing: "ASYMMETRIC" });
+    assert.equal(wh.signing, "ASYMMETRIC");
+    assert.equal(wh.authentication?.scheme, "STANDARD_WEBHOOKS");
+    const publicKey = wh.authentication.secret;
+    assert.match(publicKey, /^whpk_[A-Za-z0-9+/]{43}=$/);
+
+    const d = await publishTo("/hooks/asymmetric", "2001");
+    assert.match(d.headers["webhook-signature"], /^v1a,[A-Za-z0-9+/]{86}==$/);
+    const envelope = verifyWebhook(publicKey, d.body, d.headers);
+    assert.deepEqual(envelope.data, { order_id: "2001" });
+    // Another webhook's key, of either kind, does not verify it.
+    refusesSignature(() => verifyWebhook(webhook.authentication.secret, d.body, d.headers));
+    const other = await register("/hooks/asymmetric-other", { signing: "ASYMMETRIC" });
+    refusesSignature(() => verifyWebhook(other.authentication.secret, d.body, d.headers));
+    refusesSignature(() => verifyWebhook(publicKey, d.body.replace("2001", "2002"), d.headers));
+  });
+
+  it("signs with the new and the old key while a rotation overlaps, with the new one only after a rotation without overlap", async () => {
+    const wh = await register("/hooks/rotating");
+    const oldKey = wh.authentication.secret;
+    assert.match(oldKey, /^whsec_/);
+    assert.equal(wh.previous_secret_expires_at, undefined);
+
+    const before = Date.now();
+    const rotated = await rotate(wh.id, 3600);
+    const newKey = rotated.authentication?.secret;
+    assert.match(newKey ?? "", /^whsec_[A-Za-z0-9+/]+=*$/);
+    assert.notEqual(newKey, oldKey);
+    assert.equal(rotated.id, wh.id);
+    const expires = Date.parse(rotated.previous_secret_expires_at ?? "");
+    assert.ok(
+      expires >= before + 3600_000 - 5_000 && expires <= Date.now() + 3600_000 + 5_000,
+      `previous_secret_expires_at ${rotated.previous_secret_expires_at} is not an hour from now`,
+    );
+
+    const overlapping = await publishTo("/hooks/rotating", "3001");
+    const sigs = signaturesOf(overlapping);
+    assert.equal(sigs.length, 2, overlapping.headers["webhook-signature"]);
+    assert.ok(sigs.every((s) => s.startsWith("v1,")), overlapping.headers["webhook-signature"]);
+    assert.equal(verifyWebhook(oldKey, overlapping.body, overlapping.headers).data.order_id, "3001");
+    assert.equal(verifyWebhook(newKey, overlapping.body, overlapping.headers).data.order_id, "3001");
+    assert.equal(verifyWebhook([newKey, oldKey], overlapping.body, overlapping.headers).data.order_id, "3001");
+    // Newest first: the first signature is the new key's, the second the old one's.
+    verifyWebhook(newKey, overlapping.body, withSignatures(overlapping, [sigs[0]]));
+    verifyWebhook(oldKey, overlapping.body, withSignatures(overlapping, [sigs[1]]));
+    refusesSignature(() => verifyWebhook(oldKey, overlapping.body, withSignatures(overlapping, [sigs[0]])));
+    rotating = { id: wh.id, oldKey, newKey };
+
+    // previous_secret_ttl_seconds 0 drops the key it replaces at once.
+    const fresh = await register("/hooks/rotating-now");
+    const replaced = fresh.authentication.secret;
+    const now = await rotate(fresh.id, 0);
+    const newest = now.authentication.secret;
+    assert.notEqual(newest, replaced);
+    assert.equal(now.previous_secret_expires_at, undefined);
+    const after = await publishTo("/hooks/rotating-now", "3002");
+    assert.equal(signaturesOf(after).length, 1, after.headers["webhook-signature"]);
+    assert.equal(verifyWebhook(newest, after.body, after.headers).data.order_id, "3002");
+    refusesSignature(() => verifyWebhook(replaced, after.body, after.headers));
+    assert.equal(verifyWebhook([replaced, newest], after.body, after.headers).data.order_id, "3002");
+  });
+
+  it("drops only the replaced key on a rotation without overlap; earlier keys sign until they expire", async () => {
+    assert.ok(rotating, "no rotated webhook");
+    const { id, oldKey, newKey } = rotating; // newKey signs, and oldKey for an hour more
+    const latest = (await rotate(id, 0)).authentication.secret;
+    const d = await publishTo("/hooks/rotating", "3003");
+    const sigs = signaturesOf(d);
+    assert.equal(sigs.length, 2, "the newest key and the first one, still in its hour of overlap");
+    verifyWebhook(latest, d.body, withSignatures(d, [sigs[0]]));
+    verifyWebhook(oldKey, d.body, withSignatures(d, [sigs[1]]));
+    refusesSignature(() => verifyWebhook(newKey, d.body, d.headers));
   });
 
   it("stops cleanly on SIGTERM", async () => {

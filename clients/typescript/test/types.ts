@@ -53,4 +53,19 @@ export async function typedUsage(): Promise<void> {
   const env: WebhookEnvelope<{ order_id: string }> = verifyWebhook("whsec_x", "{}", { "webhook-id": "evt_1" });
   const orderId: string = env.data.order_id;
   void orderId;
+  // During a rotation: the new and the old key, of either kind.
+  verifyWebhook(["whpk_x", "whsec_x"] as const, "{}", {});
+  // @ts-expect-error: keys are strings
+  verifyWebhook([new Uint8Array(32)], "{}", {});
+
+  const rotated = await hf.POST("/v1/webhooks/{webhook_id}/rotate-secret", {
+    params: { path: { webhook_id: "wh_1" } },
+    body: { previous_secret_ttl_seconds: 3600 },
+  });
+  const until: string | undefined = rotated.data?.previous_secret_expires_at;
+  void until;
+  await hf.POST("/v1/webhooks", {
+    // @ts-expect-error: not a Signing
+    body: { url: "https://example.com/hooks", subscription: { event_types: ["order.created"] }, signing: "RSA" },
+  });
 }
