@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.Version=$(VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help run build generate test fmt-check vet staticcheck drift check fuzz lint breaking ts-check
+.PHONY: help run build generate test fmt-check vet staticcheck drift sdk-deps check fuzz lint breaking ts-check
 
 help: ## list the targets
 	@echo 'Usage: make TARGET [FUZZTIME=30s]'
@@ -23,11 +23,13 @@ run: build ## run the service on :8080 with the SQLite file hookferry.db (no set
 build: ## build bin/hookferry, stamped with `git describe` (or dev)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hookferry
 
-generate: ## regenerate gen/ and the TypeScript client's types from openapi.yaml (generators pinned)
+# gen/generate.go also writes the Go SDK, clients/go, with this module's pinned
+# oapi-codegen: the SDK's own module has no generator to pin.
+generate: ## regenerate gen/, the Go SDK (clients/go) and the TypeScript client's types from openapi.yaml (generators pinned)
 	cd gen && $(GO) generate ./...
 	cd clients/typescript && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error </dev/null; } && npm run --silent generate </dev/null
 
-test: ## run every test with the race detector (PostgreSQL at HOOKFERRY_TEST_POSTGRES_URL); the last line says if PostgreSQL ran
+test: ## run every test, the Go SDK's (clients/go) too, with the race detector (PostgreSQL at HOOKFERRY_TEST_POSTGRES_URL); the last line says if PostgreSQL ran
 	GO=$(GO) tools/test.sh
 
 fmt-check: ## fail if gofmt would change a file
@@ -39,28 +41,39 @@ fmt-check: ## fail if gofmt would change a file
 	fi; \
 	echo 'fmt-check: ok'
 
-vet: ## go vet every package
+# clients/go is a module of its own: ./... at the root does not enter it.
+vet: ## go vet every package, the Go SDK's (clients/go) too
 	$(GO) vet ./...
+	cd clients/go && $(GO) vet ./...
 
-staticcheck: ## staticcheck every package (pinned by the tool directive of go.mod)
+# The SDK's module does not pin staticcheck: run the root's pinned build there
+# (`go tool -n` builds it if needed and prints its path).
+staticcheck: ## staticcheck every package, the Go SDK's (clients/go) too (pinned by the tool directive of go.mod)
 	$(GO) tool staticcheck ./...
+	sc=$$($(GO) tool -n staticcheck) && cd clients/go && "$$sc" ./...
 
-drift: generate ## fail if gen/ or the TypeScript types are stale against openapi.yaml, or go.mod is untidy
-	@git diff --exit-code -- gen openapi.yaml clients/typescript/src || { \
-		echo 'drift: gen/ or clients/typescript/src differ from what openapi.yaml generates; commit the output of make generate' >&2; \
+drift: generate ## fail if gen/, the Go SDK or the TypeScript types are stale against openapi.yaml, or a go.mod is untidy
+	@git diff --exit-code -- gen openapi.yaml clients/go clients/typescript/src || { \
+		echo 'drift: gen/, clients/go or clients/typescript/src differ from what openapi.yaml generates; commit the output of make generate' >&2; \
 		exit 1; }
-	@untracked=$$(git status --porcelain -- gen clients/typescript/src); \
+	@untracked=$$(git status --porcelain -- gen clients/go clients/typescript/src); \
 	if [ -n "$$untracked" ]; then \
-		echo 'drift: make generate left files in gen/ that are not committed:' >&2; \
+		echo 'drift: make generate left files in gen/, clients/go or clients/typescript/src that are not committed:' >&2; \
 		echo "$$untracked" | sed 's/^/  /' >&2; \
 		exit 1; \
 	fi
 	@$(GO) mod tidy -diff || { \
 		echo 'drift: go.mod/go.sum are not tidy; run go mod tidy and commit the result' >&2; \
 		exit 1; }
+	@cd clients/go && $(GO) mod tidy -diff || { \
+		echo 'drift: clients/go/go.mod/go.sum are not tidy; run go mod tidy in clients/go and commit the result' >&2; \
+		exit 1; }
 	@echo 'drift: ok'
 
-check: fmt-check vet staticcheck drift lint breaking test ts-check ## everything CI checks
+sdk-deps: ## fail if the Go SDK's module graph (clients/go) holds Echo, kin-openapi, GORM or the server module
+	GO=$(GO) tools/sdk-deps.sh
+
+check: fmt-check vet staticcheck drift sdk-deps lint breaking test ts-check ## everything CI checks
 
 lint: ## lint openapi.yaml with Redocly CLI (pinned in tools/spec) under redocly.yaml
 	tools/spec/lint.sh
@@ -92,15 +105,18 @@ bench-isolation: ## build, then the isolation and pause phases on SQLite and Pos
 	bin/hookferry-bench --hookferry bin/hookferry --db postgres --phases $(BENCH_PHASES) $(BENCH_FLAGS) $(BENCH_PG_FLAGS) || status=1; \
 	exit $$status
 
-fuzz: ## run each Fuzz target for FUZZTIME (default 30s)
-	@list=$$($(GO) test -list '^Fuzz' ./...) || { echo "$$list" >&2; exit 1; }; \
-	targets=$$(echo "$$list" | awk '/^Fuzz/ { names[n++] = $$1 } /^ok / { for (i = 0; i < n; i++) print $$2 "," names[i]; n = 0 }'); \
-	if [ -z "$$targets" ]; then echo 'fuzz: no Fuzz targets found' >&2; exit 1; fi; \
-	failed=; \
-	for t in $$targets; do \
-		pkg=$${t%%,*}; name=$${t#*,}; \
-		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg" || failed="$$failed $$pkg.$$name"; \
+# Each module on its own: the root's and the Go SDK's (clients/go).
+fuzz: ## run each Fuzz target, the Go SDK's too, for FUZZTIME (default 30s)
+	@failed=; \
+	for mod in . clients/go; do \
+		list=$$(cd $$mod && $(GO) test -list '^Fuzz' ./...) || { echo "$$list" >&2; exit 1; }; \
+		targets=$$(echo "$$list" | awk '/^Fuzz/ { names[n++] = $$1 } /^ok / { for (i = 0; i < n; i++) print $$2 "," names[i]; n = 0 }'); \
+		if [ -z "$$targets" ]; then echo "fuzz: no Fuzz targets found in $$mod" >&2; exit 1; fi; \
+		for t in $$targets; do \
+			pkg=$${t%%,*}; name=$${t#*,}; \
+			echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+			(cd $$mod && $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg") || failed="$$failed $$pkg.$$name"; \
+		done; \
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: FAILED:$$failed" >&2; exit 1; fi; \
 	echo 'fuzz: ok'

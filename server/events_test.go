@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/hookferry/hookferry/auth"
+	hookferry "github.com/hookferry/hookferry/clients/go"
 	"github.com/hookferry/hookferry/delivery"
-	"github.com/hookferry/hookferry/gen"
 	"github.com/hookferry/hookferry/server"
 	"github.com/hookferry/hookferry/store"
 	"github.com/hookferry/hookferry/store/storetest"
@@ -26,18 +26,18 @@ import (
 )
 
 // publisher is a client holding EVENTS_PUBLISH (only) in tenant.
-func (e *env) publisher(tenant string) *gen.ClientWithResponses {
+func (e *env) publisher(tenant string) *hookferry.ClientWithResponses {
 	e.t.Helper()
 	return e.client(e.token(tenant, "producer-"+tenant, auth.PermissionEventsPublish))
 }
 
 // event is a publishEvent body of type typ carrying data (a JSON object).
-func event(typ, data string) gen.PublishEventJSONRequestBody {
-	return gen.PublishEventJSONRequestBody{Type: typ, Data: json.RawMessage(data)}
+func event(typ, data string) hookferry.PublishEventJSONRequestBody {
+	return hookferry.PublishEventJSONRequestBody{Type: typ, Data: json.RawMessage(data)}
 }
 
 // publish publishes body, which must be accepted.
-func (e *env) publish(c *gen.ClientWithResponses, body gen.PublishEventJSONRequestBody) gen.PublishedEvent {
+func (e *env) publish(c *hookferry.ClientWithResponses, body hookferry.PublishEventJSONRequestBody) hookferry.PublishedEvent {
 	e.t.Helper()
 	res, err := c.PublishEventWithResponse(ctx, body)
 	require.NoError(e.t, err)
@@ -48,10 +48,10 @@ func (e *env) publish(c *gen.ClientWithResponses, body gen.PublishEventJSONReque
 }
 
 // deliveries reads the whole delivery log of webhookID, newest first.
-func (e *env) deliveries(c *gen.ClientWithResponses, webhookID string) []gen.Delivery {
+func (e *env) deliveries(c *hookferry.ClientWithResponses, webhookID string) []hookferry.Delivery {
 	e.t.Helper()
-	var out []gen.Delivery
-	params := &gen.ListDeliveriesParams{Limit: ptr(100)}
+	var out []hookferry.Delivery
+	params := &hookferry.ListDeliveriesParams{Limit: ptr(100)}
 	for {
 		res, err := c.ListDeliveriesWithResponse(ctx, webhookID, params)
 		require.NoError(e.t, err)
@@ -65,7 +65,7 @@ func (e *env) deliveries(c *gen.ClientWithResponses, webhookID string) []gen.Del
 }
 
 // eventIDs lists the event ids of ds, in order.
-func eventIDs(ds []gen.Delivery) []string {
+func eventIDs(ds []hookferry.Delivery) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
 		out[i] = d.EventId
@@ -73,7 +73,7 @@ func eventIDs(ds []gen.Delivery) []string {
 	return out
 }
 
-func (e *env) getWebhook(c *gen.ClientWithResponses, id string) gen.Webhook {
+func (e *env) getWebhook(c *hookferry.ClientWithResponses, id string) hookferry.Webhook {
 	e.t.Helper()
 	res, err := c.GetWebhookWithResponse(ctx, id, nil)
 	require.NoError(e.t, err)
@@ -107,9 +107,9 @@ func TestPublishEventFansOut(t *testing.T) {
 		require.NotEqual(t, created.Id, failed.Id)
 
 		// The audience restricts to its users' webhooks.
-		audience := func(typ string, users ...string) gen.PublishEventJSONRequestBody {
+		audience := func(typ string, users ...string) hookferry.PublishEventJSONRequestBody {
 			b := event(typ, `{}`)
-			b.Audience = &gen.Audience{UserIds: users}
+			b.Audience = &hookferry.Audience{UserIds: users}
 			return b
 		}
 		toBob := e.publish(acme, audience("order.created", "bob"))
@@ -150,38 +150,38 @@ func TestPublishEventRejectsBadInput(t *testing.T) {
 	}
 	cases := []struct {
 		name, body string
-		code       gen.ErrorCode
+		code       hookferry.ErrorCode
 		mention    string // the message must name this
 	}{
-		{"unknown type", `{"type":"order.exploded","data":{}}`, gen.ErrorCodeUNKNOWNEVENTTYPE, "order.exploded"},
-		{"malformed type", `{"type":"no spaces","data":{}}`, gen.ErrorCodeUNKNOWNEVENTTYPE, "no spaces"},
-		{"empty type", `{"type":"","data":{}}`, gen.ErrorCodeUNKNOWNEVENTTYPE, `""`},
-		{"over-long type", `{"type":"` + strings.Repeat("a", 129) + `","data":{}}`, gen.ErrorCodeUNKNOWNEVENTTYPE, strings.Repeat("a", 129)},
-		{"ping type is not for producers", `{"type":"webhook.ping","data":{}}`, gen.ErrorCodeUNKNOWNEVENTTYPE, "webhook.ping"},
-		{"malformed type beats the rest", `{"type":"no spaces","data":[],"x":1}`, gen.ErrorCodeUNKNOWNEVENTTYPE, "no spaces"},
-		{"type missing", `{"data":{}}`, gen.ErrorCodeINVALIDREQUEST, "type"},
-		{"type not a string", `{"type":7,"data":{}}`, gen.ErrorCodeINVALIDREQUEST, "type"},
-		{"data missing", `{"type":"order.created"}`, gen.ErrorCodeINVALIDREQUEST, "data"},
-		{"data an array", `{"type":"order.created","data":[1,2]}`, gen.ErrorCodeINVALIDREQUEST, "data"},
-		{"data a string", `{"type":"order.created","data":"x"}`, gen.ErrorCodeINVALIDREQUEST, "data"},
-		{"data a number", `{"type":"order.created","data":42}`, gen.ErrorCodeINVALIDREQUEST, "data"},
-		{"data null", `{"type":"order.created","data":null}`, gen.ErrorCodeINVALIDREQUEST, "data"},
-		{"extra field", `{"type":"order.created","data":{},"colour":"red"}`, gen.ErrorCodeINVALIDREQUEST, "colour"},
-		{"extra field named url", `{"type":"order.created","data":{},"url":"http://example.com"}`, gen.ErrorCodeINVALIDREQUEST, "url"},
-		{"extra field named subscription", `{"type":"order.created","data":{},"subscription":{"event_types":[]}}`, gen.ErrorCodeINVALIDREQUEST, "subscription"},
-		{"empty audience", `{"type":"order.created","data":{},"audience":{"user_ids":[]}}`, gen.ErrorCodeINVALIDREQUEST, "user_ids"},
-		{"audience without user_ids", `{"type":"order.created","data":{},"audience":{}}`, gen.ErrorCodeINVALIDREQUEST, "user_ids"},
-		{"audience not an object", `{"type":"order.created","data":{},"audience":["alice"]}`, gen.ErrorCodeINVALIDREQUEST, "audience"},
-		{"audience extra field", `{"type":"order.created","data":{},"audience":{"user_ids":["alice"],"roles":["admin"]}}`, gen.ErrorCodeINVALIDREQUEST, "roles"},
-		{"audience duplicate user", `{"type":"order.created","data":{},"audience":{"user_ids":["alice","alice"]}}`, gen.ErrorCodeINVALIDREQUEST, "user_ids"},
-		{"audience empty user id", `{"type":"order.created","data":{},"audience":{"user_ids":[""]}}`, gen.ErrorCodeINVALIDREQUEST, "user_ids"},
-		{"audience too large", `{"type":"order.created","data":{},"audience":{"user_ids":[` + strings.Join(users, ",") + `]}}`, gen.ErrorCodeINVALIDREQUEST, "user_ids"},
-		{"empty producer id", `{"type":"order.created","data":{},"id":""}`, gen.ErrorCodeINVALIDREQUEST, "id"},
-		{"over-long producer id", `{"type":"order.created","data":{},"id":"` + strings.Repeat("k", 256) + `"}`, gen.ErrorCodeINVALIDREQUEST, "id"},
-		{"producer id not a string", `{"type":"order.created","data":{},"id":7}`, gen.ErrorCodeINVALIDREQUEST, "id"},
-		{"malformed JSON", `{"type":"order.created","data":{`, gen.ErrorCodeINVALIDREQUEST, "body"},
-		{"not an object", `["order.created"]`, gen.ErrorCodeINVALIDREQUEST, "body"},
-		{"empty body", ``, gen.ErrorCodeINVALIDREQUEST, "body"},
+		{"unknown type", `{"type":"order.exploded","data":{}}`, hookferry.ErrorCodeUNKNOWNEVENTTYPE, "order.exploded"},
+		{"malformed type", `{"type":"no spaces","data":{}}`, hookferry.ErrorCodeUNKNOWNEVENTTYPE, "no spaces"},
+		{"empty type", `{"type":"","data":{}}`, hookferry.ErrorCodeUNKNOWNEVENTTYPE, `""`},
+		{"over-long type", `{"type":"` + strings.Repeat("a", 129) + `","data":{}}`, hookferry.ErrorCodeUNKNOWNEVENTTYPE, strings.Repeat("a", 129)},
+		{"ping type is not for producers", `{"type":"webhook.ping","data":{}}`, hookferry.ErrorCodeUNKNOWNEVENTTYPE, "webhook.ping"},
+		{"malformed type beats the rest", `{"type":"no spaces","data":[],"x":1}`, hookferry.ErrorCodeUNKNOWNEVENTTYPE, "no spaces"},
+		{"type missing", `{"data":{}}`, hookferry.ErrorCodeINVALIDREQUEST, "type"},
+		{"type not a string", `{"type":7,"data":{}}`, hookferry.ErrorCodeINVALIDREQUEST, "type"},
+		{"data missing", `{"type":"order.created"}`, hookferry.ErrorCodeINVALIDREQUEST, "data"},
+		{"data an array", `{"type":"order.created","data":[1,2]}`, hookferry.ErrorCodeINVALIDREQUEST, "data"},
+		{"data a string", `{"type":"order.created","data":"x"}`, hookferry.ErrorCodeINVALIDREQUEST, "data"},
+		{"data a number", `{"type":"order.created","data":42}`, hookferry.ErrorCodeINVALIDREQUEST, "data"},
+		{"data null", `{"type":"order.created","data":null}`, hookferry.ErrorCodeINVALIDREQUEST, "data"},
+		{"extra field", `{"type":"order.created","data":{},"colour":"red"}`, hookferry.ErrorCodeINVALIDREQUEST, "colour"},
+		{"extra field named url", `{"type":"order.created","data":{},"url":"http://example.com"}`, hookferry.ErrorCodeINVALIDREQUEST, "url"},
+		{"extra field named subscription", `{"type":"order.created","data":{},"subscription":{"event_types":[]}}`, hookferry.ErrorCodeINVALIDREQUEST, "subscription"},
+		{"empty audience", `{"type":"order.created","data":{},"audience":{"user_ids":[]}}`, hookferry.ErrorCodeINVALIDREQUEST, "user_ids"},
+		{"audience without user_ids", `{"type":"order.created","data":{},"audience":{}}`, hookferry.ErrorCodeINVALIDREQUEST, "user_ids"},
+		{"audience not an object", `{"type":"order.created","data":{},"audience":["alice"]}`, hookferry.ErrorCodeINVALIDREQUEST, "audience"},
+		{"audience extra field", `{"type":"order.created","data":{},"audience":{"user_ids":["alice"],"roles":["admin"]}}`, hookferry.ErrorCodeINVALIDREQUEST, "roles"},
+		{"audience duplicate user", `{"type":"order.created","data":{},"audience":{"user_ids":["alice","alice"]}}`, hookferry.ErrorCodeINVALIDREQUEST, "user_ids"},
+		{"audience empty user id", `{"type":"order.created","data":{},"audience":{"user_ids":[""]}}`, hookferry.ErrorCodeINVALIDREQUEST, "user_ids"},
+		{"audience too large", `{"type":"order.created","data":{},"audience":{"user_ids":[` + strings.Join(users, ",") + `]}}`, hookferry.ErrorCodeINVALIDREQUEST, "user_ids"},
+		{"empty producer id", `{"type":"order.created","data":{},"id":""}`, hookferry.ErrorCodeINVALIDREQUEST, "id"},
+		{"over-long producer id", `{"type":"order.created","data":{},"id":"` + strings.Repeat("k", 256) + `"}`, hookferry.ErrorCodeINVALIDREQUEST, "id"},
+		{"producer id not a string", `{"type":"order.created","data":{},"id":7}`, hookferry.ErrorCodeINVALIDREQUEST, "id"},
+		{"malformed JSON", `{"type":"order.created","data":{`, hookferry.ErrorCodeINVALIDREQUEST, "body"},
+		{"not an object", `["order.created"]`, hookferry.ErrorCodeINVALIDREQUEST, "body"},
+		{"empty body", ``, hookferry.ErrorCodeINVALIDREQUEST, "body"},
 	}
 	eachBackend(t, func(t *testing.T, be storetest.Backend) {
 		e := setup(t, be)
@@ -198,7 +198,7 @@ func TestPublishEventRejectsBadInput(t *testing.T) {
 		t.Run("wrong content type", func(t *testing.T) {
 			res, err := pub.PublishEventWithBodyWithResponse(ctx, "text/plain", strings.NewReader(`{"type":"order.created","data":{}}`))
 			require.NoError(t, err)
-			requireError(t, res, res.Body, http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST)
+			requireError(t, res, res.Body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDREQUEST)
 		})
 		require.Empty(t, e.deliveries(e.alice, w.Id), "a rejected event queued a delivery")
 		require.Zero(t, e.getWebhook(e.alice, w.Id).BufferedEvents)
@@ -220,7 +220,7 @@ func TestPublishEventUnknownTypeBeatsOtherErrors(t *testing.T) {
 		} {
 			res, err := pub.PublishEventWithBodyWithResponse(ctx, "application/json", strings.NewReader(body))
 			require.NoError(t, err)
-			msg := requireError(t, res, res.Body, http.StatusBadRequest, gen.ErrorCodeUNKNOWNEVENTTYPE)
+			msg := requireError(t, res, res.Body, http.StatusBadRequest, hookferry.ErrorCodeUNKNOWNEVENTTYPE)
 			require.Contains(t, msg, "order.exploded")
 		}
 	})
@@ -247,15 +247,15 @@ func TestPublishEventBodyTooLarge(t *testing.T) {
 
 		res, err = pub.PublishEventWithBodyWithResponse(ctx, "application/json", strings.NewReader(body(limit+1)))
 		require.NoError(t, err)
-		requireError(t, res, res.Body, http.StatusRequestEntityTooLarge, gen.ErrorCodePAYLOADTOOLARGE)
+		requireError(t, res, res.Body, http.StatusRequestEntityTooLarge, hookferry.ErrorCodePAYLOADTOOLARGE)
 
 		// Without a Content-Length the limit holds while reading.
 		res, err = pub.PublishEventWithBodyWithResponse(ctx, "application/json", struct{ io.Reader }{strings.NewReader(body(limit + 1))})
 		require.NoError(t, err)
-		requireError(t, res, res.Body, http.StatusRequestEntityTooLarge, gen.ErrorCodePAYLOADTOOLARGE)
+		requireError(t, res, res.Body, http.StatusRequestEntityTooLarge, hookferry.ErrorCodePAYLOADTOOLARGE)
 		res, err = pub.PublishEventWithBodyWithResponse(ctx, "application/json", struct{ io.Reader }{strings.NewReader(body(4 * limit))})
 		require.NoError(t, err)
-		requireError(t, res, res.Body, http.StatusRequestEntityTooLarge, gen.ErrorCodePAYLOADTOOLARGE)
+		requireError(t, res, res.Body, http.StatusRequestEntityTooLarge, hookferry.ErrorCodePAYLOADTOOLARGE)
 
 		require.Len(t, e.deliveries(e.alice, w.Id), 1, "only the accepted event was queued")
 	})
@@ -280,7 +280,7 @@ func TestPublishEventIdempotent(t *testing.T) {
 		// Even with another type, data or audience, the id names the original.
 		other := event("payment.failed", `{"x":1}`)
 		other.Id = body.Id
-		other.Audience = &gen.Audience{UserIds: []string{"bob"}}
+		other.Audience = &hookferry.Audience{UserIds: []string{"bob"}}
 		require.Equal(t, first, e.publish(pub, other))
 
 		// A webhook registered since does not get the original either.
@@ -319,7 +319,7 @@ func TestPublishEventConcurrentSameProducerID(t *testing.T) {
 		body.Id = ptr("same-every-time")
 
 		const n = 50
-		answers := make([]gen.PublishedEvent, n)
+		answers := make([]hookferry.PublishedEvent, n)
 		errs := make([]string, n)
 		start := make(chan struct{})
 		var wg sync.WaitGroup
@@ -360,44 +360,44 @@ func TestEventsAndDeliveriesPermissions(t *testing.T) {
 		dlv := e.deliveries(e.alice, w.Id)[0].Id
 		body := event("order.created", `{}`)
 
-		for name, c := range map[string]*gen.ClientWithResponses{"no token": e.client(""), "unknown token": e.client("hf_" + strings.Repeat("x", 43))} {
+		for name, c := range map[string]*hookferry.ClientWithResponses{"no token": e.client(""), "unknown token": e.client("hf_" + strings.Repeat("x", 43))} {
 			t.Run(name, func(t *testing.T) {
 				res, err := c.PublishEventWithResponse(ctx, body)
 				require.NoError(t, err)
-				requireError(t, res, res.Body, http.StatusUnauthorized, gen.ErrorCodeUNAUTHENTICATED)
+				requireError(t, res, res.Body, http.StatusUnauthorized, hookferry.ErrorCodeUNAUTHENTICATED)
 				require.NotEmpty(t, res.HTTPResponse.Header.Get("WWW-Authenticate"))
 				list, err := c.ListDeliveriesWithResponse(ctx, w.Id, nil)
 				require.NoError(t, err)
-				requireError(t, list, list.Body, http.StatusUnauthorized, gen.ErrorCodeUNAUTHENTICATED)
+				requireError(t, list, list.Body, http.StatusUnauthorized, hookferry.ErrorCodeUNAUTHENTICATED)
 				re, err := c.RedeliverWithResponse(ctx, w.Id, dlv)
 				require.NoError(t, err)
-				requireError(t, re, re.Body, http.StatusUnauthorized, gen.ErrorCodeUNAUTHENTICATED)
+				requireError(t, re, re.Body, http.StatusUnauthorized, hookferry.ErrorCodeUNAUTHENTICATED)
 				ping, err := c.PingWebhookWithResponse(ctx, w.Id)
 				require.NoError(t, err)
-				requireError(t, ping, ping.Body, http.StatusUnauthorized, gen.ErrorCodeUNAUTHENTICATED)
+				requireError(t, ping, ping.Body, http.StatusUnauthorized, hookferry.ErrorCodeUNAUTHENTICATED)
 			})
 		}
 		t.Run("management token cannot publish", func(t *testing.T) {
 			res, err := e.alice.PublishEventWithResponse(ctx, body)
 			require.NoError(t, err)
-			msg := requireError(t, res, res.Body, http.StatusForbidden, gen.ErrorCodePERMISSIONDENIED)
+			msg := requireError(t, res, res.Body, http.StatusForbidden, hookferry.ErrorCodePERMISSIONDENIED)
 			require.Contains(t, msg, "EVENTS_PUBLISH")
 			// Permission is judged before the body: a bad body is still 403.
 			res, err = e.alice.PublishEventWithBodyWithResponse(ctx, "application/json", strings.NewReader(`{"type":"nope"}`))
 			require.NoError(t, err)
-			requireError(t, res, res.Body, http.StatusForbidden, gen.ErrorCodePERMISSIONDENIED)
+			requireError(t, res, res.Body, http.StatusForbidden, hookferry.ErrorCodePERMISSIONDENIED)
 		})
 		t.Run("publish token cannot manage deliveries", func(t *testing.T) {
 			list, err := pub.ListDeliveriesWithResponse(ctx, w.Id, nil)
 			require.NoError(t, err)
-			msg := requireError(t, list, list.Body, http.StatusForbidden, gen.ErrorCodePERMISSIONDENIED)
+			msg := requireError(t, list, list.Body, http.StatusForbidden, hookferry.ErrorCodePERMISSIONDENIED)
 			require.Contains(t, msg, "WEBHOOK_MANAGEMENT")
 			re, err := pub.RedeliverWithResponse(ctx, w.Id, dlv)
 			require.NoError(t, err)
-			requireError(t, re, re.Body, http.StatusForbidden, gen.ErrorCodePERMISSIONDENIED)
+			requireError(t, re, re.Body, http.StatusForbidden, hookferry.ErrorCodePERMISSIONDENIED)
 			ping, err := pub.PingWebhookWithResponse(ctx, w.Id)
 			require.NoError(t, err)
-			requireError(t, ping, ping.Body, http.StatusForbidden, gen.ErrorCodePERMISSIONDENIED)
+			requireError(t, ping, ping.Body, http.StatusForbidden, hookferry.ErrorCodePERMISSIONDENIED)
 		})
 		t.Run("a token may hold both", func(t *testing.T) {
 			both := e.client(e.token("acme", "alice", auth.PermissionWebhookManagement, auth.PermissionEventsPublish))
@@ -430,9 +430,9 @@ func TestListDeliveries(t *testing.T) {
 		slices.Reverse(newestFirst)
 
 		// Pages of 3, 3 and 1, newest first, each delivery exactly once.
-		var got []gen.Delivery
+		var got []hookferry.Delivery
 		var sizes []int
-		params := &gen.ListDeliveriesParams{Limit: ptr(3)}
+		params := &hookferry.ListDeliveriesParams{Limit: ptr(3)}
 		for page := 0; ; page++ {
 			require.Less(t, page, 10, "pagination does not end")
 			res, err := e.alice.ListDeliveriesWithResponse(ctx, w.Id, params)
@@ -454,7 +454,7 @@ func TestListDeliveries(t *testing.T) {
 			require.False(t, ids[d.Id], "delivery %s listed twice", d.Id)
 			ids[d.Id] = true
 			require.Equal(t, "order.created", d.EventType)
-			require.Equal(t, gen.DeliveryStatusPENDING, d.Status)
+			require.Equal(t, hookferry.DeliveryStatusPENDING, d.Status)
 			require.Zero(t, d.Attempts)
 			want := at[len(at)-1-i]
 			require.True(t, d.CreatedAt.Equal(want), "created_at %s, want %s", d.CreatedAt, want)
@@ -466,7 +466,7 @@ func TestListDeliveries(t *testing.T) {
 		}
 
 		// The raw JSON has the spec's names.
-		raw, err := e.alice.ListDeliveriesWithResponse(ctx, w.Id, &gen.ListDeliveriesParams{Limit: ptr(1)})
+		raw, err := e.alice.ListDeliveriesWithResponse(ctx, w.Id, &hookferry.ListDeliveriesParams{Limit: ptr(1)})
 		require.NoError(t, err)
 		var doc struct {
 			Items      []map[string]any `json:"items"`
@@ -480,7 +480,7 @@ func TestListDeliveries(t *testing.T) {
 		require.NotNil(t, doc.NextCursor)
 
 		// The default page holds them all; a limit of exactly the count has no next page.
-		for _, p := range []*gen.ListDeliveriesParams{nil, {Limit: ptr(7)}, {Limit: ptr(100)}} {
+		for _, p := range []*hookferry.ListDeliveriesParams{nil, {Limit: ptr(7)}, {Limit: ptr(100)}} {
 			res, err := e.alice.ListDeliveriesWithResponse(ctx, w.Id, p)
 			require.NoError(t, err)
 			require.Equal(t, newestFirst, eventIDs(res.JSON200.Items))
@@ -490,11 +490,11 @@ func TestListDeliveries(t *testing.T) {
 		require.Len(t, e.deliveries(e.alice, other.Id), 14)
 
 		// Filtering by status.
-		res, err := e.alice.ListDeliveriesWithResponse(ctx, w.Id, &gen.ListDeliveriesParams{Status: ptr(gen.DeliveryStatusPENDING)})
+		res, err := e.alice.ListDeliveriesWithResponse(ctx, w.Id, &hookferry.ListDeliveriesParams{Status: ptr(hookferry.DeliveryStatusPENDING)})
 		require.NoError(t, err)
 		require.Len(t, res.JSON200.Items, 7)
-		for _, s := range []gen.DeliveryStatus{gen.DeliveryStatusDELIVERED, gen.DeliveryStatusFAILED} {
-			res, err := e.alice.ListDeliveriesWithResponse(ctx, w.Id, &gen.ListDeliveriesParams{Status: ptr(s)})
+		for _, s := range []hookferry.DeliveryStatus{hookferry.DeliveryStatusDELIVERED, hookferry.DeliveryStatusFAILED} {
+			res, err := e.alice.ListDeliveriesWithResponse(ctx, w.Id, &hookferry.ListDeliveriesParams{Status: ptr(s)})
 			require.NoError(t, err)
 			require.Equal(t, http.StatusOK, res.StatusCode())
 			require.Empty(t, res.JSON200.Items, "%s", s)
@@ -502,7 +502,7 @@ func TestListDeliveries(t *testing.T) {
 		}
 
 		t.Run("bad parameters", func(t *testing.T) {
-			bad := map[string]*gen.ListDeliveriesParams{
+			bad := map[string]*hookferry.ListDeliveriesParams{
 				"cursor garbage":     {Cursor: ptr("abc")},
 				"cursor prefix only": {Cursor: ptr("dlv_")},
 				"cursor not numeric": {Cursor: ptr("dlv_abc")},
@@ -512,13 +512,13 @@ func TestListDeliveries(t *testing.T) {
 				"limit 0":            {Limit: ptr(0)},
 				"limit 101":          {Limit: ptr(101)},
 				"limit negative":     {Limit: ptr(-1)},
-				"unknown status":     {Status: ptr(gen.DeliveryStatus("LOST"))},
+				"unknown status":     {Status: ptr(hookferry.DeliveryStatus("LOST"))},
 			}
 			for name, p := range bad {
 				t.Run(name, func(t *testing.T) {
 					res, err := e.alice.ListDeliveriesWithResponse(ctx, w.Id, p)
 					require.NoError(t, err)
-					requireError(t, res, res.Body, http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST)
+					requireError(t, res, res.Body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDREQUEST)
 				})
 			}
 			for _, q := range []string{"limit=abc", "limit=1.5", "limit="} {
@@ -531,7 +531,7 @@ func TestListDeliveries(t *testing.T) {
 					defer resp.Body.Close()
 					body, err := io.ReadAll(resp.Body)
 					require.NoError(t, err)
-					requireError(t, statusOf(resp.StatusCode), body, http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST)
+					requireError(t, statusOf(resp.StatusCode), body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDREQUEST)
 				})
 			}
 		})
@@ -539,18 +539,18 @@ func TestListDeliveries(t *testing.T) {
 		t.Run("not the caller's webhook", func(t *testing.T) {
 			bob := e.client(e.token("acme", "bob", auth.PermissionWebhookManagement))
 			globexAlice := e.client(e.token("globex", "alice", auth.PermissionWebhookManagement))
-			for name, c := range map[string]*gen.ClientWithResponses{"another user": bob, "same user id, another tenant": globexAlice} {
-				for _, p := range []*gen.ListDeliveriesParams{nil, {Cursor: ptr("garbage")}} {
+			for name, c := range map[string]*hookferry.ClientWithResponses{"another user": bob, "same user id, another tenant": globexAlice} {
+				for _, p := range []*hookferry.ListDeliveriesParams{nil, {Cursor: ptr("garbage")}} {
 					res, err := c.ListDeliveriesWithResponse(ctx, w.Id, p)
 					require.NoError(t, err)
-					requireError(t, res, res.Body, http.StatusNotFound, gen.ErrorCodeWEBHOOKNOTFOUND)
+					requireError(t, res, res.Body, http.StatusNotFound, hookferry.ErrorCodeWEBHOOKNOTFOUND)
 					require.NotContains(t, string(res.Body), published[0], name)
 				}
 			}
 			for _, id := range []string{"wh_nope", "x", strings.Repeat("w", 200)} {
 				res, err := e.alice.ListDeliveriesWithResponse(ctx, id, nil)
 				require.NoError(t, err)
-				requireError(t, res, res.Body, http.StatusNotFound, gen.ErrorCodeWEBHOOKNOTFOUND)
+				requireError(t, res, res.Body, http.StatusNotFound, hookferry.ErrorCodeWEBHOOKNOTFOUND)
 			}
 		})
 	})
@@ -588,13 +588,13 @@ func TestDeliveryStatusesInTheLog(t *testing.T) {
 		}, 0)
 		require.NoError(t, err)
 
-		byStatus := func(s gen.DeliveryStatus) []gen.Delivery {
-			res, err := e.alice.ListDeliveriesWithResponse(ctx, w.Id, &gen.ListDeliveriesParams{Status: &s})
+		byStatus := func(s hookferry.DeliveryStatus) []hookferry.Delivery {
+			res, err := e.alice.ListDeliveriesWithResponse(ctx, w.Id, &hookferry.ListDeliveriesParams{Status: &s})
 			require.NoError(t, err)
 			require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 			return res.JSON200.Items
 		}
-		delivered := byStatus(gen.DeliveryStatusDELIVERED)
+		delivered := byStatus(hookferry.DeliveryStatusDELIVERED)
 		require.Equal(t, []string{published[0]}, eventIDs(delivered))
 		d := delivered[0]
 		require.Equal(t, 1, d.Attempts)
@@ -604,7 +604,7 @@ func TestDeliveryStatusesInTheLog(t *testing.T) {
 		require.True(t, d.DeliveredAt.Equal(when), "delivered_at %s", d.DeliveredAt)
 		require.Nil(t, d.NextAttemptAt, "next_attempt_at only while PENDING")
 
-		failed := byStatus(gen.DeliveryStatusFAILED)
+		failed := byStatus(hookferry.DeliveryStatusFAILED)
 		require.Equal(t, []string{published[1]}, eventIDs(failed))
 		f := failed[0]
 		require.Equal(t, 1, f.Attempts)
@@ -614,20 +614,20 @@ func TestDeliveryStatusesInTheLog(t *testing.T) {
 		require.Nil(t, f.DeliveredAt)
 		require.Nil(t, f.NextAttemptAt)
 
-		require.Equal(t, []string{published[3], published[2]}, eventIDs(byStatus(gen.DeliveryStatusPENDING)))
+		require.Equal(t, []string{published[3], published[2]}, eventIDs(byStatus(hookferry.DeliveryStatusPENDING)))
 		require.Equal(t, []string{published[3], published[2], published[1], published[0]}, eventIDs(e.deliveries(e.alice, w.Id)))
 		require.EqualValues(t, 2, e.getWebhook(e.alice, w.Id).BufferedEvents, "only pending deliveries are buffered")
 
 		// Filter and pagination together.
-		res, err := e.alice.ListDeliveriesWithResponse(ctx, w.Id, &gen.ListDeliveriesParams{Status: ptr(gen.DeliveryStatusPENDING), Limit: ptr(1)})
+		res, err := e.alice.ListDeliveriesWithResponse(ctx, w.Id, &hookferry.ListDeliveriesParams{Status: ptr(hookferry.DeliveryStatusPENDING), Limit: ptr(1)})
 		require.NoError(t, err)
 		require.Equal(t, []string{published[3]}, eventIDs(res.JSON200.Items))
 		require.NotNil(t, res.JSON200.NextCursor)
-		res, err = e.alice.ListDeliveriesWithResponse(ctx, w.Id, &gen.ListDeliveriesParams{Status: ptr(gen.DeliveryStatusPENDING), Limit: ptr(1), Cursor: res.JSON200.NextCursor})
+		res, err = e.alice.ListDeliveriesWithResponse(ctx, w.Id, &hookferry.ListDeliveriesParams{Status: ptr(hookferry.DeliveryStatusPENDING), Limit: ptr(1), Cursor: res.JSON200.NextCursor})
 		require.NoError(t, err)
 		require.Equal(t, []string{published[2]}, eventIDs(res.JSON200.Items))
 		if res.JSON200.NextCursor != nil {
-			res, err = e.alice.ListDeliveriesWithResponse(ctx, w.Id, &gen.ListDeliveriesParams{Status: ptr(gen.DeliveryStatusPENDING), Limit: ptr(1), Cursor: res.JSON200.NextCursor})
+			res, err = e.alice.ListDeliveriesWithResponse(ctx, w.Id, &hookferry.ListDeliveriesParams{Status: ptr(hookferry.DeliveryStatusPENDING), Limit: ptr(1), Cursor: res.JSON200.NextCursor})
 			require.NoError(t, err)
 			require.Empty(t, res.JSON200.Items, "past the last pending delivery")
 			require.Nil(t, res.JSON200.NextCursor)
@@ -639,19 +639,19 @@ func TestDeliveryStatusesInTheLog(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, http.StatusAccepted, re.StatusCode(), "%s", re.Body)
 		require.Equal(t, f.Id, re.JSON202.Id)
-		require.Equal(t, gen.DeliveryStatusPENDING, re.JSON202.Status)
+		require.Equal(t, hookferry.DeliveryStatusPENDING, re.JSON202.Status)
 		require.NotNil(t, re.JSON202.NextAttemptAt)
 		require.True(t, re.JSON202.NextAttemptAt.Equal(e.clock.Now()), "next_attempt_at %s", re.JSON202.NextAttemptAt)
 		require.Equal(t, 1, re.JSON202.Attempts)
-		require.Empty(t, byStatus(gen.DeliveryStatusFAILED))
-		require.Equal(t, []string{published[3], published[2], published[1]}, eventIDs(byStatus(gen.DeliveryStatusPENDING)))
+		require.Empty(t, byStatus(hookferry.DeliveryStatusFAILED))
+		require.Equal(t, []string{published[3], published[2], published[1]}, eventIDs(byStatus(hookferry.DeliveryStatusPENDING)))
 		require.EqualValues(t, 3, e.getWebhook(e.alice, w.Id).BufferedEvents)
 
 		// And a delivered one too.
 		re, err = e.alice.RedeliverWithResponse(ctx, w.Id, d.Id)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusAccepted, re.StatusCode(), "%s", re.Body)
-		require.Equal(t, gen.DeliveryStatusPENDING, re.JSON202.Status)
+		require.Equal(t, hookferry.DeliveryStatusPENDING, re.JSON202.Status)
 		require.EqualValues(t, 4, e.getWebhook(e.alice, w.Id).BufferedEvents)
 		require.Len(t, e.deliveries(e.alice, w.Id), 4, "redelivery adds no delivery")
 	})
@@ -736,7 +736,7 @@ func TestRedeliver(t *testing.T) {
 		require.Equal(t, d.Id, got.Id)
 		require.Equal(t, ev.Id, got.EventId)
 		require.Equal(t, "order.created", got.EventType)
-		require.Equal(t, gen.DeliveryStatusPENDING, got.Status)
+		require.Equal(t, hookferry.DeliveryStatusPENDING, got.Status)
 		require.Zero(t, got.Attempts)
 		require.True(t, got.CreatedAt.Equal(d.CreatedAt))
 		require.NotNil(t, got.NextAttemptAt)
@@ -744,7 +744,7 @@ func TestRedeliver(t *testing.T) {
 		require.Len(t, e.deliveries(e.alice, w.Id), 1, "redelivery re-queues; it adds no delivery")
 		require.Equal(t, *got, e.deliveries(e.alice, w.Id)[0], "the log shows what redeliver answered")
 
-		notFound := func(c *gen.ClientWithResponses, webhookID, deliveryID string, code gen.ErrorCode) {
+		notFound := func(c *hookferry.ClientWithResponses, webhookID, deliveryID string, code hookferry.ErrorCode) {
 			t.Helper()
 			res, err := c.RedeliverWithResponse(ctx, webhookID, deliveryID)
 			require.NoError(t, err)
@@ -752,18 +752,18 @@ func TestRedeliver(t *testing.T) {
 		}
 		for _, id := range []string{"dlv_999999", "x", "dlv_0", "dlv_abc", "dlv_", "dlv_-1", "DLV_1", strings.TrimPrefix(d.Id, "dlv_"), d.Id + "0", "dlv_99999999999999999999999"} {
 			t.Run("delivery "+id, func(t *testing.T) {
-				notFound(e.alice, w.Id, id, gen.ErrorCodeDELIVERYNOTFOUND)
+				notFound(e.alice, w.Id, id, hookferry.ErrorCodeDELIVERYNOTFOUND)
 			})
 		}
 		// A delivery of another webhook, the caller's own or another user's.
-		notFound(e.alice, w.Id, siblings.Id, gen.ErrorCodeDELIVERYNOTFOUND)
-		notFound(e.alice, w.Id, bobsDelivery.Id, gen.ErrorCodeDELIVERYNOTFOUND)
+		notFound(e.alice, w.Id, siblings.Id, hookferry.ErrorCodeDELIVERYNOTFOUND)
+		notFound(e.alice, w.Id, bobsDelivery.Id, hookferry.ErrorCodeDELIVERYNOTFOUND)
 		// A webhook that is not the caller's, whatever the delivery.
-		notFound(e.alice, "wh_nope", d.Id, gen.ErrorCodeWEBHOOKNOTFOUND)
-		notFound(e.alice, "wh_nope", "x", gen.ErrorCodeWEBHOOKNOTFOUND)
-		notFound(e.alice, bobs.Id, bobsDelivery.Id, gen.ErrorCodeWEBHOOKNOTFOUND)
-		notFound(bob, w.Id, d.Id, gen.ErrorCodeWEBHOOKNOTFOUND)
-		notFound(e.client(e.token("globex", "alice", auth.PermissionWebhookManagement)), w.Id, d.Id, gen.ErrorCodeWEBHOOKNOTFOUND)
+		notFound(e.alice, "wh_nope", d.Id, hookferry.ErrorCodeWEBHOOKNOTFOUND)
+		notFound(e.alice, "wh_nope", "x", hookferry.ErrorCodeWEBHOOKNOTFOUND)
+		notFound(e.alice, bobs.Id, bobsDelivery.Id, hookferry.ErrorCodeWEBHOOKNOTFOUND)
+		notFound(bob, w.Id, d.Id, hookferry.ErrorCodeWEBHOOKNOTFOUND)
+		notFound(e.client(e.token("globex", "alice", auth.PermissionWebhookManagement)), w.Id, d.Id, hookferry.ErrorCodeWEBHOOKNOTFOUND)
 
 		// None of the refusals touched anything.
 		bd := e.deliveries(bob, bobs.Id)[0]
@@ -794,7 +794,7 @@ func TestPingWebhook(t *testing.T) {
 		log := e.deliveries(e.alice, w.Id)
 		require.Equal(t, []string{ping.Id, first.Id}, eventIDs(log), "the ping is the newest delivery")
 		require.Equal(t, "webhook.ping", log[0].EventType)
-		require.Equal(t, gen.DeliveryStatusPENDING, log[0].Status)
+		require.Equal(t, hookferry.DeliveryStatusPENDING, log[0].Status)
 		require.True(t, log[0].CreatedAt.Equal(e.clock.Now()))
 		require.Equal(t, []string{first.Id}, eventIDs(e.deliveries(e.alice, other.Id)), "to that webhook alone")
 		require.Equal(t, []string{first.Id}, eventIDs(e.deliveries(bob, bobs.Id)))
@@ -812,10 +812,10 @@ func TestPingWebhook(t *testing.T) {
 		// A producer cannot publish webhook.ping to everybody.
 		bad, err := pub.PublishEventWithResponse(ctx, event("webhook.ping", `{}`))
 		require.NoError(t, err)
-		requireError(t, bad, bad.Body, http.StatusBadRequest, gen.ErrorCodeUNKNOWNEVENTTYPE)
+		requireError(t, bad, bad.Body, http.StatusBadRequest, hookferry.ErrorCodeUNKNOWNEVENTTYPE)
 
 		for name, c := range map[string]struct {
-			client *gen.ClientWithResponses
+			client *hookferry.ClientWithResponses
 			id     string
 		}{
 			"another user's webhook": {e.alice, bobs.Id},
@@ -829,7 +829,7 @@ func TestPingWebhook(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				res, err := c.client.PingWebhookWithResponse(ctx, c.id)
 				require.NoError(t, err)
-				requireError(t, res, res.Body, http.StatusNotFound, gen.ErrorCodeWEBHOOKNOTFOUND)
+				requireError(t, res, res.Body, http.StatusNotFound, hookferry.ErrorCodeWEBHOOKNOTFOUND)
 			})
 		}
 		require.Equal(t, []string{first.Id}, eventIDs(e.deliveries(bob, bobs.Id)), "refused pings queued nothing")
@@ -838,7 +838,7 @@ func TestPingWebhook(t *testing.T) {
 }
 
 // deleted registers a webhook of c and deletes it; it returns its id.
-func (e *env) deleted(c *gen.ClientWithResponses) string {
+func (e *env) deleted(c *hookferry.ClientWithResponses) string {
 	e.t.Helper()
 	w := e.register(c, fmt.Sprintf("https://example.com/deleted/%d", time.Now().UnixNano()))
 	res, err := c.DeleteWebhookWithResponse(ctx, w.Id)
@@ -874,13 +874,13 @@ func TestDeleteWebhookRemovesDeliveries(t *testing.T) {
 
 		res, err := e.alice.ListDeliveriesWithResponse(ctx, gone.Id, nil)
 		require.NoError(t, err)
-		requireError(t, res, res.Body, http.StatusNotFound, gen.ErrorCodeWEBHOOKNOTFOUND)
+		requireError(t, res, res.Body, http.StatusNotFound, hookferry.ErrorCodeWEBHOOKNOTFOUND)
 		re, err := e.alice.RedeliverWithResponse(ctx, gone.Id, dlv)
 		require.NoError(t, err)
-		requireError(t, re, re.Body, http.StatusNotFound, gen.ErrorCodeWEBHOOKNOTFOUND)
+		requireError(t, re, re.Body, http.StatusNotFound, hookferry.ErrorCodeWEBHOOKNOTFOUND)
 		re, err = e.alice.RedeliverWithResponse(ctx, kept.Id, dlv)
 		require.NoError(t, err)
-		requireError(t, re, re.Body, http.StatusNotFound, gen.ErrorCodeDELIVERYNOTFOUND)
+		requireError(t, re, re.Body, http.StatusNotFound, hookferry.ErrorCodeDELIVERYNOTFOUND)
 
 		// Its queued deliveries are gone from the database, the other's stay.
 		depth, err = e.store.QueueDepth(ctx)
@@ -1008,7 +1008,7 @@ func TestDeliveryCarriesDataExactlyAndVerifies(t *testing.T) {
 		// The log says delivered.
 		require.Eventually(t, func() bool {
 			ds := e.deliveries(e.alice, w.Id)
-			return len(ds) == 1 && ds[0].Status == gen.DeliveryStatusDELIVERED
+			return len(ds) == 1 && ds[0].Status == hookferry.DeliveryStatusDELIVERED
 		}, 30*time.Second, 10*time.Millisecond)
 		d := e.deliveries(e.alice, w.Id)[0]
 		require.Equal(t, 1, d.Attempts)

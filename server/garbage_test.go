@@ -8,7 +8,7 @@ import (
 
 	"github.com/hookferry/hookferry/apitest"
 	"github.com/hookferry/hookferry/auth"
-	"github.com/hookferry/hookferry/gen"
+	hookferry "github.com/hookferry/hookferry/clients/go"
 	"github.com/hookferry/hookferry/server"
 	"github.com/hookferry/hookferry/store/storetest"
 	"github.com/stretchr/testify/require"
@@ -63,16 +63,16 @@ func TestBadTextInPathIsNotFound(t *testing.T) {
 			// The same answers as for an id that does not exist.
 			ops := []struct {
 				method, path string
-				code         gen.ErrorCode
+				code         hookferry.ErrorCode
 			}{
-				{http.MethodGet, "/v1/webhooks/" + id, gen.ErrorCodeWEBHOOKNOTFOUND},
-				{http.MethodDelete, "/v1/webhooks/" + id, gen.ErrorCodeWEBHOOKNOTFOUND},
-				{http.MethodPost, "/v1/webhooks/" + id + "/pause", gen.ErrorCodeWEBHOOKNOTFOUND},
-				{http.MethodPost, "/v1/webhooks/" + id + "/unpause", gen.ErrorCodeWEBHOOKNOTFOUND},
-				{http.MethodGet, "/v1/webhooks/" + id + "/deliveries", gen.ErrorCodeWEBHOOKNOTFOUND},
-				{http.MethodPost, "/v1/webhooks/" + id + "/deliveries/dlv_1/redeliver", gen.ErrorCodeWEBHOOKNOTFOUND},
-				{http.MethodPost, "/v1/webhooks/" + w.Id + "/deliveries/" + id + "/redeliver", gen.ErrorCodeDELIVERYNOTFOUND},
-				{http.MethodPost, "/v1/webhooks/" + id + "/ping", gen.ErrorCodeWEBHOOKNOTFOUND},
+				{http.MethodGet, "/v1/webhooks/" + id, hookferry.ErrorCodeWEBHOOKNOTFOUND},
+				{http.MethodDelete, "/v1/webhooks/" + id, hookferry.ErrorCodeWEBHOOKNOTFOUND},
+				{http.MethodPost, "/v1/webhooks/" + id + "/pause", hookferry.ErrorCodeWEBHOOKNOTFOUND},
+				{http.MethodPost, "/v1/webhooks/" + id + "/unpause", hookferry.ErrorCodeWEBHOOKNOTFOUND},
+				{http.MethodGet, "/v1/webhooks/" + id + "/deliveries", hookferry.ErrorCodeWEBHOOKNOTFOUND},
+				{http.MethodPost, "/v1/webhooks/" + id + "/deliveries/dlv_1/redeliver", hookferry.ErrorCodeWEBHOOKNOTFOUND},
+				{http.MethodPost, "/v1/webhooks/" + w.Id + "/deliveries/" + id + "/redeliver", hookferry.ErrorCodeDELIVERYNOTFOUND},
+				{http.MethodPost, "/v1/webhooks/" + id + "/ping", hookferry.ErrorCodeWEBHOOKNOTFOUND},
 			}
 			for _, op := range ops {
 				res := e.raw(op.method, op.path, admin, "", "")
@@ -81,7 +81,7 @@ func TestBadTextInPathIsNotFound(t *testing.T) {
 		}
 		// The webhook that does exist is untouched.
 		got := e.getWebhook(e.alice, w.Id)
-		require.Equal(t, gen.WebhookStatusACTIVE, got.Status)
+		require.Equal(t, hookferry.WebhookStatusACTIVE, got.Status)
 	})
 }
 
@@ -98,7 +98,7 @@ func TestBadTextInQueryIsInvalidRequest(t *testing.T) {
 				"/v1/webhooks/" + w.Id + "/deliveries?status=" + bad,
 			} {
 				res := e.raw(http.MethodGet, path, admin, "", "")
-				requireError(t, res, res.body, http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST)
+				requireError(t, res, res.body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDREQUEST)
 			}
 		}
 	})
@@ -137,7 +137,7 @@ func TestBadJSONBodyIsInvalidRequest(t *testing.T) {
 		admin := e.token("acme", "alice", auth.PermissionWebhookManagement)
 		for _, body := range register {
 			res := e.raw(http.MethodPost, "/v1/webhooks", admin, "application/json", body)
-			requireError(t, res, res.body, http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST)
+			requireError(t, res, res.body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDREQUEST)
 		}
 		list, err := e.alice.ListWebhooksWithResponse(ctx, nil)
 		require.NoError(t, err)
@@ -147,7 +147,7 @@ func TestBadJSONBodyIsInvalidRequest(t *testing.T) {
 		producer := e.token("acme", "producer", auth.PermissionEventsPublish)
 		for _, body := range publish {
 			res := e.raw(http.MethodPost, "/v1/events", producer, "application/json", body)
-			requireError(t, res, res.body, http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST)
+			requireError(t, res, res.body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDREQUEST)
 		}
 		require.Empty(t, e.deliveries(e.alice, w.Id), "a refused event was stored")
 
@@ -177,7 +177,7 @@ func TestMediaTypeIsCaseInsensitive(t *testing.T) {
 			require.Equal(t, http.StatusCreated, res.status, "Content-Type %q: %s", ct, res.body)
 		}
 		res := e.raw(http.MethodPost, "/v1/webhooks", admin, "text/plain", `{"url":"https://example.com/z","subscription":{"event_types":["order.created"]}}`)
-		requireError(t, res, res.body, http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST)
+		requireError(t, res, res.body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDREQUEST)
 	})
 }
 
@@ -207,13 +207,13 @@ func TestHostsJudgedAsIDNAMapsThem(t *testing.T) {
 		for _, u := range append(private, refused...) {
 			res, err := e.alice.RegisterWebhookWithResponse(ctx, registerBody(u))
 			require.NoError(t, err)
-			requireError(t, res, res.Body, http.StatusBadRequest, gen.ErrorCodeINVALIDURL)
+			requireError(t, res, res.Body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDURL)
 		}
 		w := e.register(e.alice, "https://example.com/h")
 		for _, u := range duplicates {
 			res, err := e.alice.RegisterWebhookWithResponse(ctx, registerBody(u))
 			require.NoError(t, err)
-			requireError(t, res, res.Body, http.StatusConflict, gen.ErrorCodeDUPLICATEURL)
+			requireError(t, res, res.Body, http.StatusConflict, hookferry.ErrorCodeDUPLICATEURL)
 		}
 		list, err := e.alice.ListWebhooksWithResponse(ctx, nil)
 		require.NoError(t, err)

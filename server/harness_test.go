@@ -11,7 +11,7 @@ import (
 
 	"github.com/hookferry/hookferry/apitest"
 	"github.com/hookferry/hookferry/auth"
-	"github.com/hookferry/hookferry/gen"
+	hookferry "github.com/hookferry/hookferry/clients/go"
 	"github.com/hookferry/hookferry/server"
 	"github.com/hookferry/hookferry/store"
 	"github.com/hookferry/hookferry/store/storetest"
@@ -43,7 +43,7 @@ type env struct {
 	store *store.Store
 	clock *clock
 	// alice holds WEBHOOK_MANAGEMENT in tenant acme.
-	alice *gen.ClientWithResponses
+	alice *hookferry.ClientWithResponses
 }
 
 // eachBackend runs body on SQLite and on PostgreSQL, in parallel.
@@ -86,9 +86,9 @@ func (e *env) token(tenant, user string, perms ...auth.Permission) string {
 }
 
 // client is the generated client, authenticated with token ("" for none).
-func (e *env) client(token string) *gen.ClientWithResponses {
+func (e *env) client(token string) *hookferry.ClientWithResponses {
 	e.t.Helper()
-	c, err := gen.NewClientWithResponses(e.url, gen.WithHTTPClient(apitest.Client(e.t)), gen.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
+	c, err := hookferry.NewClientWithResponses(e.url, hookferry.WithHTTPClient(apitest.Client(e.t)), hookferry.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -98,15 +98,15 @@ func (e *env) client(token string) *gen.ClientWithResponses {
 	return c
 }
 
-func registerBody(url string, types ...string) gen.RegisterWebhookJSONRequestBody {
+func registerBody(url string, types ...string) hookferry.RegisterWebhookJSONRequestBody {
 	if len(types) == 0 {
 		types = []string{"order.created"}
 	}
-	return gen.RegisterWebhookJSONRequestBody{Url: url, Subscription: gen.Subscription{EventTypes: types}}
+	return hookferry.RegisterWebhookJSONRequestBody{Url: url, Subscription: hookferry.Subscription{EventTypes: types}}
 }
 
 // register registers a webhook that must be accepted.
-func (e *env) register(c *gen.ClientWithResponses, url string, types ...string) gen.Webhook {
+func (e *env) register(c *hookferry.ClientWithResponses, url string, types ...string) hookferry.Webhook {
 	e.t.Helper()
 	res, err := c.RegisterWebhookWithResponse(context.Background(), registerBody(url, types...))
 	require.NoError(e.t, err)
@@ -119,10 +119,10 @@ type response interface{ StatusCode() int }
 
 // requireError checks an error answer: its status, the spec's Error body with a
 // known code and a message; it returns the message.
-func requireError(t *testing.T, res response, body []byte, status int, code gen.ErrorCode) string {
+func requireError(t *testing.T, res response, body []byte, status int, code hookferry.ErrorCode) string {
 	t.Helper()
 	require.Equal(t, status, res.StatusCode(), "body: %s", body)
-	var e gen.Error
+	var e hookferry.Error
 	require.NoError(t, json.Unmarshal(body, &e), "the error body does not parse as Error: %s", body)
 	require.Equal(t, code, e.Code, "body: %s", body)
 	require.True(t, e.Code.Valid())

@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/hookferry/hookferry"
+	contract "github.com/hookferry/hookferry"
 	"github.com/hookferry/hookferry/auth"
-	"github.com/hookferry/hookferry/gen"
+	hookferry "github.com/hookferry/hookferry/clients/go"
 	"github.com/hookferry/hookferry/server"
 	"github.com/hookferry/hookferry/store"
 	"github.com/hookferry/hookferry/store/storetest"
@@ -43,11 +43,11 @@ func TestListEventTypes(t *testing.T) {
 		custom := setup(t, be, func(c *server.Config) { c.Catalog = catalog })
 		res, err = custom.alice.ListEventTypesWithResponse(ctx)
 		require.NoError(t, err)
-		require.Equal(t, []gen.EventType{{Name: "shipment.lost"}, {Name: "shipment.sent"}}, res.JSON200.Items)
+		require.Equal(t, []hookferry.EventType{{Name: "shipment.lost"}, {Name: "shipment.sent"}}, res.JSON200.Items)
 		custom.register(custom.alice, "https://example.com/h", "shipment.lost")
 		reg, err := custom.alice.RegisterWebhookWithResponse(ctx, registerBody("https://example.com/h2", "order.created"))
 		require.NoError(t, err)
-		requireError(t, reg, reg.Body, http.StatusBadRequest, gen.ErrorCodeINVALIDSUBSCRIPTION)
+		requireError(t, reg, reg.Body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDSUBSCRIPTION)
 	})
 }
 
@@ -59,7 +59,7 @@ func TestHealthAndReadiness(t *testing.T) {
 		health, err := anon.GetHealthWithResponse(ctx)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, health.StatusCode())
-		require.Equal(t, gen.HealthStatusOk, health.JSON200.Status)
+		require.Equal(t, hookferry.HealthStatusOk, health.JSON200.Status)
 		ready, err := anon.GetReadinessWithResponse(ctx)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, ready.StatusCode())
@@ -68,7 +68,7 @@ func TestHealthAndReadiness(t *testing.T) {
 		ready, err = anon.GetReadinessWithResponse(ctx)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusServiceUnavailable, ready.StatusCode())
-		require.Equal(t, gen.HealthStatusUnavailable, ready.JSON503.Status)
+		require.Equal(t, hookferry.HealthStatusUnavailable, ready.JSON503.Status)
 		health, err = anon.GetHealthWithResponse(ctx)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, health.StatusCode(), "liveness does not depend on the database")
@@ -76,7 +76,7 @@ func TestHealthAndReadiness(t *testing.T) {
 		// With the database gone, an API call is a 500 in the spec's shape.
 		list, err := e.alice.ListWebhooksWithResponse(ctx, nil)
 		require.NoError(t, err)
-		requireError(t, list, list.Body, http.StatusInternalServerError, gen.ErrorCodeINTERNAL)
+		requireError(t, list, list.Body, http.StatusInternalServerError, hookferry.ErrorCodeINTERNAL)
 	})
 }
 
@@ -86,12 +86,12 @@ func TestUnknownRoutes(t *testing.T) {
 	for _, tc := range []struct {
 		method, path string
 		status       int
-		code         gen.ErrorCode
+		code         hookferry.ErrorCode
 	}{
-		{http.MethodGet, "/v1/nothing", http.StatusNotFound, gen.ErrorCodeNOTFOUND},
-		{http.MethodGet, "/nothing", http.StatusNotFound, gen.ErrorCodeNOTFOUND},
-		{http.MethodPut, "/v1/webhooks", http.StatusMethodNotAllowed, gen.ErrorCodeMETHODNOTALLOWED},
-		{http.MethodGet, "/v1/webhooks/x/pause", http.StatusMethodNotAllowed, gen.ErrorCodeMETHODNOTALLOWED},
+		{http.MethodGet, "/v1/nothing", http.StatusNotFound, hookferry.ErrorCodeNOTFOUND},
+		{http.MethodGet, "/nothing", http.StatusNotFound, hookferry.ErrorCodeNOTFOUND},
+		{http.MethodPut, "/v1/webhooks", http.StatusMethodNotAllowed, hookferry.ErrorCodeMETHODNOTALLOWED},
+		{http.MethodGet, "/v1/webhooks/x/pause", http.StatusMethodNotAllowed, hookferry.ErrorCodeMETHODNOTALLOWED},
 	} {
 		req, err := http.NewRequestWithContext(ctx, tc.method, e.url+tc.path, nil)
 		require.NoError(t, err)
@@ -136,9 +136,9 @@ func FuzzRegisterWebhook(f *testing.F) {
 	require.NoError(f, err)
 	_, token, err := st.CreateToken(ctx, "acme", "fuzz", []auth.Permission{auth.PermissionWebhookManagement})
 	require.NoError(f, err)
-	allowed := map[int][]gen.ErrorCode{
-		http.StatusBadRequest: {gen.ErrorCodeINVALIDREQUEST, gen.ErrorCodeINVALIDURL, gen.ErrorCodeINVALIDURLISNOTUSINGHTTPS, gen.ErrorCodeINVALIDSUBSCRIPTION},
-		http.StatusConflict:   {gen.ErrorCodeDUPLICATEURL},
+	allowed := map[int][]hookferry.ErrorCode{
+		http.StatusBadRequest: {hookferry.ErrorCodeINVALIDREQUEST, hookferry.ErrorCodeINVALIDURL, hookferry.ErrorCodeINVALIDURLISNOTUSINGHTTPS, hookferry.ErrorCodeINVALIDSUBSCRIPTION},
+		http.StatusConflict:   {hookferry.ErrorCodeDUPLICATEURL},
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/webhooks", strings.NewReader(body))
@@ -147,7 +147,7 @@ func FuzzRegisterWebhook(f *testing.F) {
 		rec := httptest.NewRecorder()
 		srv.Handler().ServeHTTP(rec, req)
 		if rec.Code == http.StatusCreated {
-			var w gen.Webhook
+			var w hookferry.Webhook
 			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &w))
 			_, err := webhook.CheckURL(w.Url, false)
 			require.NoError(t, err, "accepted a URL the rules refuse")
@@ -155,7 +155,7 @@ func FuzzRegisterWebhook(f *testing.F) {
 		}
 		codes, ok := allowed[rec.Code]
 		require.True(t, ok, "status %d for %q: %s", rec.Code, body, rec.Body)
-		var e gen.Error
+		var e hookferry.Error
 		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e), "%s", rec.Body)
 		require.Contains(t, codes, e.Code, "%s", rec.Body)
 		require.NotEmpty(t, e.Message)
@@ -170,7 +170,7 @@ func TestServesItsContract(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, y.StatusCode())
 	require.Equal(t, "application/yaml", y.HTTPResponse.Header.Get("Content-Type"))
-	require.Equal(t, hookferry.OpenAPI, y.Body)
+	require.Equal(t, contract.OpenAPI, y.Body)
 	j, err := anon.GetOpenAPIJSONWithResponse(ctx)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, j.StatusCode())

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/hookferry/hookferry/auth"
-	"github.com/hookferry/hookferry/gen"
+	hookferry "github.com/hookferry/hookferry/clients/go"
 	"github.com/hookferry/hookferry/server"
 	"github.com/hookferry/hookferry/store/storetest"
 	"github.com/stretchr/testify/require"
@@ -23,7 +23,7 @@ type operation struct {
 
 // everyOperation calls each /v1 operation once: manage holds WEBHOOK_MANAGEMENT,
 // publish EVENTS_PUBLISH, webhookID and deliveryID are theirs. Delete comes last.
-func everyOperation(manage, publish *gen.ClientWithResponses, webhookID, deliveryID string) []operation {
+func everyOperation(manage, publish *hookferry.ClientWithResponses, webhookID, deliveryID string) []operation {
 	return []operation{
 		{"listWebhooks", func() (*http.Response, error) { return manage.ListWebhooks(ctx, nil) }},
 		{"registerWebhook", func() (*http.Response, error) {
@@ -45,7 +45,7 @@ func everyOperation(manage, publish *gen.ClientWithResponses, webhookID, deliver
 
 // do runs op and returns its status, Retry-After header and Error code (for
 // an error answer).
-func (op operation) do(t *testing.T) (status int, retryAfter string, code gen.ErrorCode) {
+func (op operation) do(t *testing.T) (status int, retryAfter string, code hookferry.ErrorCode) {
 	t.Helper()
 	res, err := op.call()
 	require.NoError(t, err, op.name)
@@ -53,7 +53,7 @@ func (op operation) do(t *testing.T) (status int, retryAfter string, code gen.Er
 	raw, err := io.ReadAll(res.Body)
 	require.NoError(t, err)
 	if res.StatusCode >= 400 {
-		var e gen.Error
+		var e hookferry.Error
 		require.NoError(t, json.Unmarshal(raw, &e), "%s: %s", op.name, raw)
 		require.NotEmpty(t, e.Message, op.name)
 		code = e.Code
@@ -66,7 +66,7 @@ func requireLimited(t *testing.T, op operation) {
 	t.Helper()
 	status, retryAfter, code := op.do(t)
 	require.Equal(t, http.StatusTooManyRequests, status, op.name)
-	require.Equal(t, gen.ErrorCodeTOOMANYREQUESTS, code, op.name)
+	require.Equal(t, hookferry.ErrorCodeTOOMANYREQUESTS, code, op.name)
 	require.Equal(t, "1", retryAfter, "%s: one request at 5/s is 0.2 s away, rounded up", op.name)
 }
 
@@ -88,7 +88,7 @@ func TestRateLimit(t *testing.T) {
 		for range 30 {
 			res, err := e.client("hf_notarealtoken").ListWebhooksWithResponse(ctx, nil)
 			require.NoError(t, err)
-			requireError(t, res, res.Body, http.StatusUnauthorized, gen.ErrorCodeUNAUTHENTICATED)
+			requireError(t, res, res.Body, http.StatusUnauthorized, hookferry.ErrorCodeUNAUTHENTICATED)
 		}
 
 		// acme spends its burst of 10, across users and permissions.
@@ -113,7 +113,7 @@ func TestRateLimit(t *testing.T) {
 		requireLimited(t, everyOperation(bob, acmePublisher, w.Id, d.Id)[0])
 		forbidden, err := acmePublisher.ListWebhooksWithResponse(ctx, nil)
 		require.NoError(t, err)
-		requireError(t, forbidden, forbidden.Body, http.StatusTooManyRequests, gen.ErrorCodeTOOMANYREQUESTS)
+		requireError(t, forbidden, forbidden.Body, http.StatusTooManyRequests, hookferry.ErrorCodeTOOMANYREQUESTS)
 
 		// At the same moment globex spends its own burst of 10, all answered.
 		gw := e.register(globex, "https://example.com/g")
@@ -125,7 +125,7 @@ func TestRateLimit(t *testing.T) {
 		}
 		res, err := globex.ListWebhooksWithResponse(ctx, nil)
 		require.NoError(t, err)
-		requireError(t, res, res.Body, http.StatusTooManyRequests, gen.ErrorCodeTOOMANYREQUESTS)
+		requireError(t, res, res.Body, http.StatusTooManyRequests, hookferry.ErrorCodeTOOMANYREQUESTS)
 
 		// 0.2 s later acme has one request again, then none.
 		e.clock.Advance(200 * time.Millisecond)
@@ -143,7 +143,7 @@ func TestRateLimit(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, list.JSON200.Items, 1, "the refused registration stored nothing")
 		require.Equal(t, w.Id, list.JSON200.Items[0].Id, "the refused delete removed nothing")
-		require.Equal(t, gen.WebhookStatusACTIVE, list.JSON200.Items[0].Status, "the refused pause paused nothing")
+		require.Equal(t, hookferry.WebhookStatusACTIVE, list.JSON200.Items[0].Status, "the refused pause paused nothing")
 		require.EqualValues(t, 1, list.JSON200.Items[0].BufferedEvents)
 	})
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/hookferry/hookferry/auth"
-	"github.com/hookferry/hookferry/gen"
+	hookferry "github.com/hookferry/hookferry/clients/go"
 	"github.com/hookferry/hookferry/server"
 	"github.com/hookferry/hookferry/store"
 	"github.com/hookferry/hookferry/store/storetest"
@@ -16,7 +16,7 @@ import (
 )
 
 // update sends body (raw JSON) to updateWebhook.
-func (e *env) update(c *gen.ClientWithResponses, id, body string) *gen.UpdateWebhookResponse {
+func (e *env) update(c *hookferry.ClientWithResponses, id, body string) *hookferry.UpdateWebhookResponse {
 	e.t.Helper()
 	res, err := c.UpdateWebhookWithBodyWithResponse(ctx, id, "application/json", strings.NewReader(body))
 	require.NoError(e.t, err)
@@ -24,7 +24,7 @@ func (e *env) update(c *gen.ClientWithResponses, id, body string) *gen.UpdateWeb
 }
 
 // updated sends body and requires 200.
-func (e *env) updated(c *gen.ClientWithResponses, id, body string) gen.Webhook {
+func (e *env) updated(c *hookferry.ClientWithResponses, id, body string) hookferry.Webhook {
 	e.t.Helper()
 	res := e.update(c, id, body)
 	require.Equal(e.t, http.StatusOK, res.StatusCode(), "update %s: %s", body, res.Body)
@@ -43,12 +43,12 @@ func TestUpdateWebhook(t *testing.T) {
 		require.Equal(t, "https://example.com/new", got.Url)
 		require.Equal(t, []string{"invoice.paid", "payment.failed"}, got.Subscription.EventTypes, "sorted, the old ones replaced")
 		require.False(t, got.Ordered)
-		require.Equal(t, gen.WebhookStatusACTIVE, got.Status)
+		require.Equal(t, hookferry.WebhookStatusACTIVE, got.Status)
 		require.True(t, got.CreatedAt.Equal(w.CreatedAt))
 		require.True(t, got.UpdatedAt.Equal(e.clock.Now()), "updated_at %s", got.UpdatedAt)
 		require.Nil(t, got.Authentication, "no secret in the answer")
 
-		stored, err := e.alice.GetWebhookWithResponse(ctx, w.Id, &gen.GetWebhookParams{ShowAuthentication: ptr(true)})
+		stored, err := e.alice.GetWebhookWithResponse(ctx, w.Id, &hookferry.GetWebhookParams{ShowAuthentication: ptr(true)})
 		require.NoError(t, err)
 		require.Equal(t, got.Url, stored.JSON200.Url)
 		require.Equal(t, got.Subscription, stored.JSON200.Subscription)
@@ -95,8 +95,8 @@ func TestUpdateWebhook(t *testing.T) {
 		_, err = e.alice.PauseWebhookWithResponse(ctx, w.Id)
 		require.NoError(t, err)
 		paused := e.updated(e.alice, w.Id, `{"url":"https://example.com/paused"}`)
-		require.Equal(t, gen.WebhookStatusPAUSED, paused.Status)
-		require.Equal(t, gen.PauseReasonUSER, *paused.PauseReason)
+		require.Equal(t, hookferry.WebhookStatusPAUSED, paused.Status)
+		require.Equal(t, hookferry.PauseReasonUSER, *paused.PauseReason)
 		require.NotNil(t, paused.PausedAt)
 	})
 }
@@ -106,37 +106,37 @@ func TestUpdateWebhookRejectsBadInput(t *testing.T) {
 	long := "https://example.com/" + strings.Repeat("a", 2049-len("https://example.com/"))
 	cases := []struct {
 		name, body string
-		code       gen.ErrorCode
+		code       hookferry.ErrorCode
 		mention    string
 	}{
-		{"http scheme", `{"url":"http://example.com/h"}`, gen.ErrorCodeINVALIDURLISNOTUSINGHTTPS, "https"},
-		{"relative", `{"url":"/hooks"}`, gen.ErrorCodeINVALIDURL, "absolute"},
-		{"no host", `{"url":"https:///hooks"}`, gen.ErrorCodeINVALIDURL, "host"},
-		{"user info", `{"url":"https://u:p@example.com/h"}`, gen.ErrorCodeINVALIDURL, "user"},
-		{"fragment", `{"url":"https://example.com/h#x"}`, gen.ErrorCodeINVALIDURL, "fragment"},
-		{"too long", `{"url":"` + long + `"}`, gen.ErrorCodeINVALIDURL, "2048"},
-		{"loopback", `{"url":"https://127.0.0.1/h"}`, gen.ErrorCodeINVALIDURL, "127.0.0.1"},
-		{"private", `{"url":"https://10.1.2.3/h"}`, gen.ErrorCodeINVALIDURL, "10.1.2.3"},
-		{"localhost", `{"url":"https://localhost/h"}`, gen.ErrorCodeINVALIDURL, "localhost"},
-		{"url empty", `{"url":""}`, gen.ErrorCodeINVALIDURL, "url"},
-		{"url null", `{"url":null}`, gen.ErrorCodeINVALIDURL, "url"},
-		{"url not a string", `{"url":42}`, gen.ErrorCodeINVALIDURL, "url"},
-		{"no event types", `{"subscription":{"event_types":[]}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "event_types"},
-		{"event_types missing", `{"subscription":{}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "event_types"},
-		{"subscription null", `{"subscription":null}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "subscription"},
-		{"duplicate event type", `{"subscription":{"event_types":["order.created","order.created"]}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "order.created"},
-		{"unknown event type", `{"subscription":{"event_types":["order.created","order.exploded"]}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "order.exploded"},
-		{"malformed event type", `{"subscription":{"event_types":["no spaces"]}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "event_types[0]"},
-		{"subscription extra field", `{"subscription":{"event_types":["order.created"],"filter":1}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "filter"},
-		{"unknown field", `{"colour":"red"}`, gen.ErrorCodeINVALIDREQUEST, "colour"},
-		{"ordered null", `{"ordered":null}`, gen.ErrorCodeINVALIDREQUEST, "ordered"},
-		{"ordered not a boolean", `{"ordered":"yes"}`, gen.ErrorCodeINVALIDREQUEST, "ordered"},
-		{"malformed JSON", `{"url":`, gen.ErrorCodeINVALIDREQUEST, "body"},
-		{"not an object", `["https://example.com"]`, gen.ErrorCodeINVALIDREQUEST, "body"},
-		{"empty body", ``, gen.ErrorCodeINVALIDREQUEST, "body"},
-		{"url beats the rest", `{"url":"http://example.com","subscription":{"event_types":[]},"x":1}`, gen.ErrorCodeINVALIDURLISNOTUSINGHTTPS, "https"},
-		{"unknown event type beats an unknown field", `{"subscription":{"event_types":["order.exploded"]},"colour":"red"}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "order.exploded"},
-		{"a bad field refuses the good ones", `{"url":"https://example.com/fine","ordered":true,"subscription":{"event_types":["order.exploded"]}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "order.exploded"},
+		{"http scheme", `{"url":"http://example.com/h"}`, hookferry.ErrorCodeINVALIDURLISNOTUSINGHTTPS, "https"},
+		{"relative", `{"url":"/hooks"}`, hookferry.ErrorCodeINVALIDURL, "absolute"},
+		{"no host", `{"url":"https:///hooks"}`, hookferry.ErrorCodeINVALIDURL, "host"},
+		{"user info", `{"url":"https://u:p@example.com/h"}`, hookferry.ErrorCodeINVALIDURL, "user"},
+		{"fragment", `{"url":"https://example.com/h#x"}`, hookferry.ErrorCodeINVALIDURL, "fragment"},
+		{"too long", `{"url":"` + long + `"}`, hookferry.ErrorCodeINVALIDURL, "2048"},
+		{"loopback", `{"url":"https://127.0.0.1/h"}`, hookferry.ErrorCodeINVALIDURL, "127.0.0.1"},
+		{"private", `{"url":"https://10.1.2.3/h"}`, hookferry.ErrorCodeINVALIDURL, "10.1.2.3"},
+		{"localhost", `{"url":"https://localhost/h"}`, hookferry.ErrorCodeINVALIDURL, "localhost"},
+		{"url empty", `{"url":""}`, hookferry.ErrorCodeINVALIDURL, "url"},
+		{"url null", `{"url":null}`, hookferry.ErrorCodeINVALIDURL, "url"},
+		{"url not a string", `{"url":42}`, hookferry.ErrorCodeINVALIDURL, "url"},
+		{"no event types", `{"subscription":{"event_types":[]}}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "event_types"},
+		{"event_types missing", `{"subscription":{}}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "event_types"},
+		{"subscription null", `{"subscription":null}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "subscription"},
+		{"duplicate event type", `{"subscription":{"event_types":["order.created","order.created"]}}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "order.created"},
+		{"unknown event type", `{"subscription":{"event_types":["order.created","order.exploded"]}}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "order.exploded"},
+		{"malformed event type", `{"subscription":{"event_types":["no spaces"]}}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "event_types[0]"},
+		{"subscription extra field", `{"subscription":{"event_types":["order.created"],"filter":1}}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "filter"},
+		{"unknown field", `{"colour":"red"}`, hookferry.ErrorCodeINVALIDREQUEST, "colour"},
+		{"ordered null", `{"ordered":null}`, hookferry.ErrorCodeINVALIDREQUEST, "ordered"},
+		{"ordered not a boolean", `{"ordered":"yes"}`, hookferry.ErrorCodeINVALIDREQUEST, "ordered"},
+		{"malformed JSON", `{"url":`, hookferry.ErrorCodeINVALIDREQUEST, "body"},
+		{"not an object", `["https://example.com"]`, hookferry.ErrorCodeINVALIDREQUEST, "body"},
+		{"empty body", ``, hookferry.ErrorCodeINVALIDREQUEST, "body"},
+		{"url beats the rest", `{"url":"http://example.com","subscription":{"event_types":[]},"x":1}`, hookferry.ErrorCodeINVALIDURLISNOTUSINGHTTPS, "https"},
+		{"unknown event type beats an unknown field", `{"subscription":{"event_types":["order.exploded"]},"colour":"red"}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "order.exploded"},
+		{"a bad field refuses the good ones", `{"url":"https://example.com/fine","ordered":true,"subscription":{"event_types":["order.exploded"]}}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "order.exploded"},
 	}
 	eachBackend(t, func(t *testing.T, be storetest.Backend) {
 		e := setup(t, be)
@@ -159,7 +159,7 @@ func TestUpdateWebhookRejectsBadInput(t *testing.T) {
 			require.Equal(t, u, open.updated(open.alice, ow.Id, `{"url":"`+u+`"}`).Url)
 		}
 		res := open.update(open.alice, ow.Id, `{"url":"http://localhost/h"}`)
-		requireError(t, res, res.Body, http.StatusBadRequest, gen.ErrorCodeINVALIDURLISNOTUSINGHTTPS)
+		requireError(t, res, res.Body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDURLISNOTUSINGHTTPS)
 	})
 }
 
@@ -171,7 +171,7 @@ func TestUpdateWebhookDuplicateURL(t *testing.T) {
 		b := e.register(e.alice, "https://example.com/b")
 		for _, spelling := range []string{"https://example.com/a", "HTTPS://EXAMPLE.com/a", "https://example.com:443/a", "https://example.com./a"} {
 			res := e.update(e.alice, b.Id, `{"url":"`+spelling+`","ordered":true}`)
-			requireError(t, res, res.Body, http.StatusConflict, gen.ErrorCodeDUPLICATEURL)
+			requireError(t, res, res.Body, http.StatusConflict, hookferry.ErrorCodeDUPLICATEURL)
 		}
 		got := e.getWebhook(e.alice, b.Id)
 		require.Equal(t, "https://example.com/b", got.Url, "a refused update changed nothing")
@@ -196,15 +196,15 @@ func TestUpdateWebhookNotFound(t *testing.T) {
 		w := e.register(e.alice, "https://example.com/h")
 		bob := e.client(e.token("acme", "bob", auth.PermissionWebhookManagement))
 		globex := e.client(e.token("globex", "alice", auth.PermissionWebhookManagement))
-		for _, c := range []*gen.ClientWithResponses{bob, globex} {
+		for _, c := range []*hookferry.ClientWithResponses{bob, globex} {
 			for _, body := range []string{`{}`, `{"url":"https://example.com/stolen"}`} {
 				res := e.update(c, w.Id, body)
-				requireError(t, res, res.Body, http.StatusNotFound, gen.ErrorCodeWEBHOOKNOTFOUND)
+				requireError(t, res, res.Body, http.StatusNotFound, hookferry.ErrorCodeWEBHOOKNOTFOUND)
 			}
 		}
 		for _, id := range []string{"wh_00000000000000000000000000", "nope", strings.Repeat("x", 5000)} {
 			res := e.update(e.alice, id, `{"ordered":true}`)
-			requireError(t, res, res.Body, http.StatusNotFound, gen.ErrorCodeWEBHOOKNOTFOUND)
+			requireError(t, res, res.Body, http.StatusNotFound, hookferry.ErrorCodeWEBHOOKNOTFOUND)
 		}
 		require.Equal(t, "https://example.com/h", e.getWebhook(e.alice, w.Id).Url)
 	})

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/hookferry/hookferry/auth"
-	"github.com/hookferry/hookferry/gen"
+	hookferry "github.com/hookferry/hookferry/clients/go"
 	"github.com/hookferry/hookferry/server"
 	"github.com/hookferry/hookferry/store/storetest"
 	"github.com/hookferry/hookferry/webhook"
@@ -34,14 +34,14 @@ func TestRegisterWebhook(t *testing.T) {
 		require.Equal(t, []string{"order.created", "payment.failed"}, w.Subscription.EventTypes)
 		sorted := e.register(e.alice, "https://example.com/sorted", "payment.failed", "invoice.paid")
 		require.Equal(t, []string{"invoice.paid", "payment.failed"}, sorted.Subscription.EventTypes, "event types are listed sorted, in every answer")
-		require.Equal(t, gen.WebhookStatusACTIVE, w.Status)
+		require.Equal(t, hookferry.WebhookStatusACTIVE, w.Status)
 		require.Nil(t, w.PauseReason)
 		require.Nil(t, w.PausedAt)
 		require.Zero(t, w.BufferedEvents)
 		require.True(t, w.CreatedAt.Equal(e.clock.Now()), "created_at %s", w.CreatedAt)
 		require.True(t, w.UpdatedAt.Equal(e.clock.Now()))
 		require.NotNil(t, w.Authentication)
-		require.Equal(t, gen.AuthenticationSchemeSTANDARDWEBHOOKS, w.Authentication.Scheme)
+		require.Equal(t, hookferry.AuthenticationSchemeSTANDARDWEBHOOKS, w.Authentication.Scheme)
 		require.True(t, strings.HasPrefix(w.Authentication.Secret, "whsec_"))
 		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(w.Authentication.Secret, "whsec_"))
 		require.NoError(t, err)
@@ -69,43 +69,43 @@ func TestRegisterWebhookRejectsBadInput(t *testing.T) {
 	}
 	cases := []struct {
 		name, body string
-		code       gen.ErrorCode
+		code       hookferry.ErrorCode
 		mention    string // the message must name this
 	}{
-		{"http scheme", `{"url":"http://example.com/h","subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURLISNOTUSINGHTTPS, "https"},
-		{"ftp scheme", `{"url":"ftp://example.com/h","subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURLISNOTUSINGHTTPS, "https"},
-		{"relative", `{"url":"/hooks","subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURL, "absolute"},
-		{"no host", `{"url":"https:///hooks","subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURL, "host"},
-		{"unparsable", `{"url":"https://exa mple.com/%zz","subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURL, "url"},
-		{"user info", `{"url":"https://u:p@example.com/h","subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURL, "user"},
-		{"fragment", `{"url":"https://example.com/h#x","subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURL, "fragment"},
-		{"too long", `{"url":"` + long + `","subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURL, "2048"},
-		{"loopback", `{"url":"https://127.0.0.1/h","subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURL, "127.0.0.1"},
-		{"private", `{"url":"https://10.1.2.3/h","subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURL, "10.1.2.3"},
-		{"link-local", `{"url":"https://169.254.169.254/latest","subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURL, "169.254.169.254"},
-		{"unspecified", `{"url":"https://0.0.0.0/h","subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURL, "0.0.0.0"},
-		{"ipv6 loopback", `{"url":"https://[::1]:8443/h","subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURL, "::1"},
-		{"localhost", `{"url":"https://localhost/h","subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURL, "localhost"},
-		{"url missing", `{"subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURL, "url"},
-		{"url not a string", `{"url":42,"subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURL, "url"},
-		{"url empty", `{"url":"","subscription":{"event_types":["order.created"]}}`, gen.ErrorCodeINVALIDURL, "url"},
-		{"no event types", `{"url":"https://example.com/h","subscription":{"event_types":[]}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "event_types"},
-		{"duplicate event type", `{"url":"https://example.com/h","subscription":{"event_types":["order.created","order.created"]}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "order.created"},
-		{"unknown event type", `{"url":"https://example.com/h","subscription":{"event_types":["order.created","order.exploded"]}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "order.exploded"},
-		{"malformed event type", `{"url":"https://example.com/h","subscription":{"event_types":["no spaces"]}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "event_types[0]"},
-		{"over-long event type", `{"url":"https://example.com/h","subscription":{"event_types":["` + strings.Repeat("a", 129) + `"]}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "event_types[0]"},
-		{"too many event types", `{"url":"https://example.com/h","subscription":{"event_types":[` + strings.Join(many, ",") + `]}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "event_types"},
-		{"event type not a string", `{"url":"https://example.com/h","subscription":{"event_types":[7]}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "event_types[0]"},
-		{"subscription missing", `{"url":"https://example.com/h"}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "subscription"},
-		{"subscription extra field", `{"url":"https://example.com/h","subscription":{"event_types":["order.created"],"filter":1}}`, gen.ErrorCodeINVALIDSUBSCRIPTION, "filter"},
-		{"unknown field", `{"url":"https://example.com/h","subscription":{"event_types":["order.created"]},"colour":"red"}`, gen.ErrorCodeINVALIDREQUEST, "colour"},
-		{"malformed JSON", `{"url":`, gen.ErrorCodeINVALIDREQUEST, "body"},
-		{"not an object", `["https://example.com"]`, gen.ErrorCodeINVALIDREQUEST, "body"},
-		{"empty body", ``, gen.ErrorCodeINVALIDREQUEST, "body"},
-		{"ordered not a boolean", `{"url":"https://example.com/h","subscription":{"event_types":["order.created"]},"ordered":"yes"}`, gen.ErrorCodeINVALIDREQUEST, "ordered"},
-		{"ordered a number", `{"url":"https://example.com/h","subscription":{"event_types":["order.created"]},"ordered":1}`, gen.ErrorCodeINVALIDREQUEST, "ordered"},
-		{"ordered null", `{"url":"https://example.com/h","subscription":{"event_types":["order.created"]},"ordered":null}`, gen.ErrorCodeINVALIDREQUEST, "ordered"},
-		{"url beats the rest", `{"url":"http://example.com","subscription":{"event_types":[]},"x":1}`, gen.ErrorCodeINVALIDURLISNOTUSINGHTTPS, "https"},
+		{"http scheme", `{"url":"http://example.com/h","subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURLISNOTUSINGHTTPS, "https"},
+		{"ftp scheme", `{"url":"ftp://example.com/h","subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURLISNOTUSINGHTTPS, "https"},
+		{"relative", `{"url":"/hooks","subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURL, "absolute"},
+		{"no host", `{"url":"https:///hooks","subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURL, "host"},
+		{"unparsable", `{"url":"https://exa mple.com/%zz","subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURL, "url"},
+		{"user info", `{"url":"https://u:p@example.com/h","subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURL, "user"},
+		{"fragment", `{"url":"https://example.com/h#x","subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURL, "fragment"},
+		{"too long", `{"url":"` + long + `","subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURL, "2048"},
+		{"loopback", `{"url":"https://127.0.0.1/h","subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURL, "127.0.0.1"},
+		{"private", `{"url":"https://10.1.2.3/h","subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURL, "10.1.2.3"},
+		{"link-local", `{"url":"https://169.254.169.254/latest","subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURL, "169.254.169.254"},
+		{"unspecified", `{"url":"https://0.0.0.0/h","subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURL, "0.0.0.0"},
+		{"ipv6 loopback", `{"url":"https://[::1]:8443/h","subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURL, "::1"},
+		{"localhost", `{"url":"https://localhost/h","subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURL, "localhost"},
+		{"url missing", `{"subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURL, "url"},
+		{"url not a string", `{"url":42,"subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURL, "url"},
+		{"url empty", `{"url":"","subscription":{"event_types":["order.created"]}}`, hookferry.ErrorCodeINVALIDURL, "url"},
+		{"no event types", `{"url":"https://example.com/h","subscription":{"event_types":[]}}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "event_types"},
+		{"duplicate event type", `{"url":"https://example.com/h","subscription":{"event_types":["order.created","order.created"]}}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "order.created"},
+		{"unknown event type", `{"url":"https://example.com/h","subscription":{"event_types":["order.created","order.exploded"]}}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "order.exploded"},
+		{"malformed event type", `{"url":"https://example.com/h","subscription":{"event_types":["no spaces"]}}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "event_types[0]"},
+		{"over-long event type", `{"url":"https://example.com/h","subscription":{"event_types":["` + strings.Repeat("a", 129) + `"]}}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "event_types[0]"},
+		{"too many event types", `{"url":"https://example.com/h","subscription":{"event_types":[` + strings.Join(many, ",") + `]}}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "event_types"},
+		{"event type not a string", `{"url":"https://example.com/h","subscription":{"event_types":[7]}}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "event_types[0]"},
+		{"subscription missing", `{"url":"https://example.com/h"}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "subscription"},
+		{"subscription extra field", `{"url":"https://example.com/h","subscription":{"event_types":["order.created"],"filter":1}}`, hookferry.ErrorCodeINVALIDSUBSCRIPTION, "filter"},
+		{"unknown field", `{"url":"https://example.com/h","subscription":{"event_types":["order.created"]},"colour":"red"}`, hookferry.ErrorCodeINVALIDREQUEST, "colour"},
+		{"malformed JSON", `{"url":`, hookferry.ErrorCodeINVALIDREQUEST, "body"},
+		{"not an object", `["https://example.com"]`, hookferry.ErrorCodeINVALIDREQUEST, "body"},
+		{"empty body", ``, hookferry.ErrorCodeINVALIDREQUEST, "body"},
+		{"ordered not a boolean", `{"url":"https://example.com/h","subscription":{"event_types":["order.created"]},"ordered":"yes"}`, hookferry.ErrorCodeINVALIDREQUEST, "ordered"},
+		{"ordered a number", `{"url":"https://example.com/h","subscription":{"event_types":["order.created"]},"ordered":1}`, hookferry.ErrorCodeINVALIDREQUEST, "ordered"},
+		{"ordered null", `{"url":"https://example.com/h","subscription":{"event_types":["order.created"]},"ordered":null}`, hookferry.ErrorCodeINVALIDREQUEST, "ordered"},
+		{"url beats the rest", `{"url":"http://example.com","subscription":{"event_types":[]},"x":1}`, hookferry.ErrorCodeINVALIDURLISNOTUSINGHTTPS, "https"},
 	}
 	eachBackend(t, func(t *testing.T, be storetest.Backend) {
 		e := setup(t, be)
@@ -120,7 +120,7 @@ func TestRegisterWebhookRejectsBadInput(t *testing.T) {
 		t.Run("wrong content type", func(t *testing.T) {
 			res, err := e.alice.RegisterWebhookWithBodyWithResponse(ctx, "text/plain", strings.NewReader(`{"url":"https://example.com/h","subscription":{"event_types":["order.created"]}}`))
 			require.NoError(t, err)
-			requireError(t, res, res.Body, http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST)
+			requireError(t, res, res.Body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDREQUEST)
 		})
 		list, err := e.alice.ListWebhooksWithResponse(ctx, nil)
 		require.NoError(t, err)
@@ -135,12 +135,12 @@ func TestRegisterWebhookBodyTooLarge(t *testing.T) {
 		body := `{"url":"https://example.com/` + strings.Repeat("a", 5000) + `","subscription":{"event_types":["order.created"]}}`
 		res, err := e.alice.RegisterWebhookWithBodyWithResponse(ctx, "application/json", strings.NewReader(body))
 		require.NoError(t, err)
-		requireError(t, res, res.Body, http.StatusRequestEntityTooLarge, gen.ErrorCodePAYLOADTOOLARGE)
+		requireError(t, res, res.Body, http.StatusRequestEntityTooLarge, hookferry.ErrorCodePAYLOADTOOLARGE)
 
 		// Without a Content-Length the limit holds while reading.
 		res, err = e.alice.RegisterWebhookWithBodyWithResponse(ctx, "application/json", struct{ *strings.Reader }{strings.NewReader(body)})
 		require.NoError(t, err)
-		requireError(t, res, res.Body, http.StatusRequestEntityTooLarge, gen.ErrorCodePAYLOADTOOLARGE)
+		requireError(t, res, res.Body, http.StatusRequestEntityTooLarge, hookferry.ErrorCodePAYLOADTOOLARGE)
 	})
 }
 
@@ -153,7 +153,7 @@ func TestPrivateTargetsWhenAllowed(t *testing.T) {
 		}
 		res, err := e.alice.RegisterWebhookWithResponse(ctx, registerBody("http://localhost/h"))
 		require.NoError(t, err)
-		requireError(t, res, res.Body, http.StatusBadRequest, gen.ErrorCodeINVALIDURLISNOTUSINGHTTPS)
+		requireError(t, res, res.Body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDURLISNOTUSINGHTTPS)
 	})
 }
 
@@ -165,7 +165,7 @@ func TestDuplicateURL(t *testing.T) {
 		for _, spelling := range []string{"https://example.com/hooks", "HTTPS://EXAMPLE.com/hooks", "https://example.com:443/hooks", "https://example.com./hooks"} {
 			res, err := e.alice.RegisterWebhookWithResponse(ctx, registerBody(spelling, "payment.failed"))
 			require.NoError(t, err)
-			requireError(t, res, res.Body, http.StatusConflict, gen.ErrorCodeDUPLICATEURL)
+			requireError(t, res, res.Body, http.StatusConflict, hookferry.ErrorCodeDUPLICATEURL)
 		}
 		// The path is case-sensitive and another port is another URL.
 		e.register(e.alice, "https://example.com/HOOKS")
@@ -191,7 +191,7 @@ func TestWebhookLimit(t *testing.T) {
 		}
 		res, err := e.alice.RegisterWebhookWithResponse(ctx, registerBody("https://example.com/3"))
 		require.NoError(t, err)
-		msg := requireError(t, res, res.Body, http.StatusConflict, gen.ErrorCodeTOOMANYWEBHOOKSREGISTERED)
+		msg := requireError(t, res, res.Body, http.StatusConflict, hookferry.ErrorCodeTOOMANYWEBHOOKSREGISTERED)
 		require.Contains(t, msg, "3")
 		// The limit is per user.
 		bob := e.client(e.token("acme", "bob", auth.PermissionWebhookManagement))
@@ -219,7 +219,7 @@ func TestConcurrentRegistrations(t *testing.T) {
 					defer mu.Unlock()
 					statuses[res.StatusCode()]++
 					if res.StatusCode() == http.StatusConflict {
-						require.Contains(t, []gen.ErrorCode{gen.ErrorCodeDUPLICATEURL, gen.ErrorCodeTOOMANYWEBHOOKSREGISTERED}, res.JSON409.Code)
+						require.Contains(t, []hookferry.ErrorCode{hookferry.ErrorCodeDUPLICATEURL, hookferry.ErrorCodeTOOMANYWEBHOOKSREGISTERED}, res.JSON409.Code)
 					}
 				})
 			}
@@ -300,19 +300,19 @@ func TestEndpointGone(t *testing.T) {
 		get, err := e.alice.GetWebhookWithResponse(ctx, w.Id, nil)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, get.StatusCode(), "%s", get.Body)
-		require.Equal(t, gen.WebhookStatusPAUSED, get.JSON200.Status)
-		require.Equal(t, gen.PauseReasonENDPOINTGONE, *get.JSON200.PauseReason)
+		require.Equal(t, hookferry.WebhookStatusPAUSED, get.JSON200.Status)
+		require.Equal(t, hookferry.PauseReasonENDPOINTGONE, *get.JSON200.PauseReason)
 		list, err := e.alice.ListWebhooksWithResponse(ctx, nil)
 		require.NoError(t, err)
-		require.Equal(t, gen.PauseReasonENDPOINTGONE, *list.JSON200.Items[0].PauseReason)
+		require.Equal(t, hookferry.PauseReasonENDPOINTGONE, *list.JSON200.Items[0].PauseReason)
 		pause, err := e.alice.PauseWebhookWithResponse(ctx, w.Id)
 		require.NoError(t, err)
-		require.Equal(t, gen.PauseReasonENDPOINTGONE, *pause.JSON200.PauseReason, "pausing a paused webhook changes nothing")
+		require.Equal(t, hookferry.PauseReasonENDPOINTGONE, *pause.JSON200.PauseReason, "pausing a paused webhook changes nothing")
 
 		un, err := e.alice.UnpauseWebhookWithResponse(ctx, w.Id, nil)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, un.StatusCode(), "%s", un.Body)
-		require.Equal(t, gen.WebhookStatusACTIVE, un.JSON200.Status)
+		require.Equal(t, hookferry.WebhookStatusACTIVE, un.JSON200.Status)
 		require.Nil(t, un.JSON200.PauseReason)
 	})
 }
@@ -328,7 +328,7 @@ func TestListWebhooks(t *testing.T) {
 		require.Empty(t, list.JSON200.Items)
 		require.Contains(t, string(list.Body), `"items":[]`)
 
-		var registered []gen.Webhook
+		var registered []hookferry.Webhook
 		for i := range 6 {
 			if i%2 == 0 {
 				e.clock.Advance(time.Second) // some share a creation time, some do not
@@ -336,7 +336,7 @@ func TestListWebhooks(t *testing.T) {
 			registered = append(registered, e.register(e.alice, fmt.Sprintf("https://example.com/%d", i), "order.created", "invoice.paid"))
 		}
 		for _, show := range []*bool{nil, ptr(false), ptr(true)} {
-			list, err := e.alice.ListWebhooksWithResponse(ctx, &gen.ListWebhooksParams{ShowAuthentication: show})
+			list, err := e.alice.ListWebhooksWithResponse(ctx, &hookferry.ListWebhooksParams{ShowAuthentication: show})
 			require.NoError(t, err)
 			require.Len(t, list.JSON200.Items, len(registered))
 			require.Nil(t, list.JSON200.NextCursor)
@@ -359,10 +359,10 @@ func TestShowAuthentication(t *testing.T) {
 		e := setup(t, be)
 		w := e.register(e.alice, "https://example.com/h")
 
-		get, err := e.alice.GetWebhookWithResponse(ctx, w.Id, &gen.GetWebhookParams{ShowAuthentication: ptr(true)})
+		get, err := e.alice.GetWebhookWithResponse(ctx, w.Id, &hookferry.GetWebhookParams{ShowAuthentication: ptr(true)})
 		require.NoError(t, err)
 		require.Equal(t, w.Authentication, get.JSON200.Authentication)
-		get, err = e.alice.GetWebhookWithResponse(ctx, w.Id, &gen.GetWebhookParams{ShowAuthentication: ptr(false)})
+		get, err = e.alice.GetWebhookWithResponse(ctx, w.Id, &hookferry.GetWebhookParams{ShowAuthentication: ptr(false)})
 		require.NoError(t, err)
 		require.Nil(t, get.JSON200.Authentication)
 		require.NotContains(t, string(get.Body), "whsec_")
@@ -370,7 +370,7 @@ func TestShowAuthentication(t *testing.T) {
 		pause, err := e.alice.PauseWebhookWithResponse(ctx, w.Id)
 		require.NoError(t, err)
 		require.NotContains(t, string(pause.Body), "whsec_")
-		unpause, err := e.alice.UnpauseWebhookWithResponse(ctx, w.Id, &gen.UnpauseWebhookParams{ShowAuthentication: ptr(true)})
+		unpause, err := e.alice.UnpauseWebhookWithResponse(ctx, w.Id, &hookferry.UnpauseWebhookParams{ShowAuthentication: ptr(true)})
 		require.NoError(t, err)
 		require.Equal(t, w.Authentication, unpause.JSON200.Authentication)
 		del, err := e.alice.DeleteWebhookWithResponse(ctx, w.Id)
@@ -382,7 +382,7 @@ func TestShowAuthentication(t *testing.T) {
 			return nil
 		})
 		require.NoError(t, err)
-		requireError(t, bad, bad.Body, http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST)
+		requireError(t, bad, bad.Body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDREQUEST)
 	})
 }
 
@@ -399,7 +399,7 @@ func TestDeleteWebhook(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, del.StatusCode())
 		require.Equal(t, w.Id, del.JSON200.Id)
-		require.Equal(t, gen.WebhookStatusPAUSED, del.JSON200.Status, "as it was")
+		require.Equal(t, hookferry.WebhookStatusPAUSED, del.JSON200.Status, "as it was")
 		require.Nil(t, del.JSON200.Authentication)
 
 		requireNotFound(t, e.alice, w.Id)
@@ -411,23 +411,23 @@ func TestDeleteWebhook(t *testing.T) {
 }
 
 // requireNotFound checks that every operation on id answers 404 WEBHOOK_NOT_FOUND.
-func requireNotFound(t *testing.T, c *gen.ClientWithResponses, id string) {
+func requireNotFound(t *testing.T, c *hookferry.ClientWithResponses, id string) {
 	t.Helper()
-	get, err := c.GetWebhookWithResponse(ctx, id, &gen.GetWebhookParams{ShowAuthentication: ptr(true)})
+	get, err := c.GetWebhookWithResponse(ctx, id, &hookferry.GetWebhookParams{ShowAuthentication: ptr(true)})
 	require.NoError(t, err)
-	requireError(t, get, get.Body, http.StatusNotFound, gen.ErrorCodeWEBHOOKNOTFOUND)
+	requireError(t, get, get.Body, http.StatusNotFound, hookferry.ErrorCodeWEBHOOKNOTFOUND)
 	pause, err := c.PauseWebhookWithResponse(ctx, id)
 	require.NoError(t, err)
-	requireError(t, pause, pause.Body, http.StatusNotFound, gen.ErrorCodeWEBHOOKNOTFOUND)
+	requireError(t, pause, pause.Body, http.StatusNotFound, hookferry.ErrorCodeWEBHOOKNOTFOUND)
 	unpause, err := c.UnpauseWebhookWithResponse(ctx, id, nil)
 	require.NoError(t, err)
-	requireError(t, unpause, unpause.Body, http.StatusNotFound, gen.ErrorCodeWEBHOOKNOTFOUND)
-	upd, err := c.UpdateWebhookWithResponse(ctx, id, gen.UpdateWebhookJSONRequestBody{Ordered: ptr(true)})
+	requireError(t, unpause, unpause.Body, http.StatusNotFound, hookferry.ErrorCodeWEBHOOKNOTFOUND)
+	upd, err := c.UpdateWebhookWithResponse(ctx, id, hookferry.UpdateWebhookJSONRequestBody{Ordered: ptr(true)})
 	require.NoError(t, err)
-	requireError(t, upd, upd.Body, http.StatusNotFound, gen.ErrorCodeWEBHOOKNOTFOUND)
+	requireError(t, upd, upd.Body, http.StatusNotFound, hookferry.ErrorCodeWEBHOOKNOTFOUND)
 	del, err := c.DeleteWebhookWithResponse(ctx, id)
 	require.NoError(t, err)
-	requireError(t, del, del.Body, http.StatusNotFound, gen.ErrorCodeWEBHOOKNOTFOUND)
+	requireError(t, del, del.Body, http.StatusNotFound, hookferry.ErrorCodeWEBHOOKNOTFOUND)
 }
 
 func TestUnknownAndMalformedIDs(t *testing.T) {
@@ -452,7 +452,7 @@ func TestPauseAndUnpause(t *testing.T) {
 			un, err := e.alice.UnpauseWebhookWithResponse(ctx, w.Id, nil)
 			require.NoError(t, err)
 			require.Equal(t, http.StatusOK, un.StatusCode(), "%s", un.Body)
-			require.Equal(t, gen.WebhookStatusACTIVE, un.JSON200.Status)
+			require.Equal(t, hookferry.WebhookStatusACTIVE, un.JSON200.Status)
 			require.True(t, un.JSON200.UpdatedAt.Equal(w.UpdatedAt), "no-op changes nothing")
 		}
 
@@ -461,8 +461,8 @@ func TestPauseAndUnpause(t *testing.T) {
 		pause, err := e.alice.PauseWebhookWithResponse(ctx, w.Id)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, pause.StatusCode())
-		require.Equal(t, gen.WebhookStatusPAUSED, pause.JSON200.Status)
-		require.Equal(t, gen.PauseReasonUSER, *pause.JSON200.PauseReason)
+		require.Equal(t, hookferry.WebhookStatusPAUSED, pause.JSON200.Status)
+		require.Equal(t, hookferry.PauseReasonUSER, *pause.JSON200.PauseReason)
 		require.True(t, pause.JSON200.PausedAt.Equal(pausedAt))
 
 		// Pausing again is idempotent: paused_at stays.
@@ -473,12 +473,12 @@ func TestPauseAndUnpause(t *testing.T) {
 		require.True(t, again.JSON200.PausedAt.Equal(pausedAt))
 		get, err := e.alice.GetWebhookWithResponse(ctx, w.Id, nil)
 		require.NoError(t, err)
-		require.Equal(t, gen.WebhookStatusPAUSED, get.JSON200.Status)
+		require.Equal(t, hookferry.WebhookStatusPAUSED, get.JSON200.Status)
 
 		un, err := e.alice.UnpauseWebhookWithResponse(ctx, w.Id, nil)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, un.StatusCode())
-		require.Equal(t, gen.WebhookStatusACTIVE, un.JSON200.Status)
+		require.Equal(t, hookferry.WebhookStatusACTIVE, un.JSON200.Status)
 		require.Nil(t, un.JSON200.PauseReason)
 		require.Nil(t, un.JSON200.PausedAt)
 		require.NotContains(t, string(un.Body), "paused_at")
@@ -489,11 +489,11 @@ func TestPauseAndUnpause(t *testing.T) {
 		require.NoError(t, err)
 		tooSoon, err := e.alice.UnpauseWebhookWithResponse(ctx, w.Id, nil)
 		require.NoError(t, err)
-		requireError(t, tooSoon, tooSoon.Body, http.StatusTooManyRequests, gen.ErrorCodeTOOMANYREQUESTS)
+		requireError(t, tooSoon, tooSoon.Body, http.StatusTooManyRequests, hookferry.ErrorCodeTOOMANYREQUESTS)
 		require.Equal(t, "7", tooSoon.HTTPResponse.Header.Get("Retry-After"), "6.5 s left, rounded up")
 		get, err = e.alice.GetWebhookWithResponse(ctx, w.Id, nil)
 		require.NoError(t, err)
-		require.Equal(t, gen.WebhookStatusPAUSED, get.JSON200.Status, "a refused unpause leaves it paused")
+		require.Equal(t, hookferry.WebhookStatusPAUSED, get.JSON200.Status, "a refused unpause leaves it paused")
 
 		e.clock.Advance(6 * time.Second)
 		tooSoon, err = e.alice.UnpauseWebhookWithResponse(ctx, w.Id, nil)
@@ -505,7 +505,7 @@ func TestPauseAndUnpause(t *testing.T) {
 		un, err = e.alice.UnpauseWebhookWithResponse(ctx, w.Id, nil)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, un.StatusCode(), "%s", un.Body)
-		require.Equal(t, gen.WebhookStatusACTIVE, un.JSON200.Status)
+		require.Equal(t, hookferry.WebhookStatusACTIVE, un.JSON200.Status)
 	})
 }
 
@@ -516,7 +516,7 @@ func TestIsolation(t *testing.T) {
 		w := e.register(e.alice, "https://example.com/h")
 		bob := e.client(e.token("acme", "bob", auth.PermissionWebhookManagement))
 		otherTenantAlice := e.client(e.token("globex", "alice", auth.PermissionWebhookManagement))
-		for _, c := range []*gen.ClientWithResponses{bob, otherTenantAlice} {
+		for _, c := range []*hookferry.ClientWithResponses{bob, otherTenantAlice} {
 			requireNotFound(t, c, w.Id)
 			list, err := c.ListWebhooksWithResponse(ctx, nil)
 			require.NoError(t, err)
@@ -527,7 +527,7 @@ func TestIsolation(t *testing.T) {
 		get, err := e.alice.GetWebhookWithResponse(ctx, w.Id, nil)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, get.StatusCode())
-		require.Equal(t, gen.WebhookStatusACTIVE, get.JSON200.Status)
+		require.Equal(t, hookferry.WebhookStatusACTIVE, get.JSON200.Status)
 		list, err := e.alice.ListWebhooksWithResponse(ctx, nil)
 		require.NoError(t, err)
 		require.Len(t, list.JSON200.Items, 1)
@@ -544,17 +544,17 @@ func TestAuthentication(t *testing.T) {
 		require.NoError(t, err)
 		publisher := e.client(e.token("acme", "alice", auth.PermissionEventsPublish))
 
-		for name, c := range map[string]*gen.ClientWithResponses{
+		for name, c := range map[string]*hookferry.ClientWithResponses{
 			"no token":      e.client(""),
 			"unknown token": e.client("hf_notarealtoken"),
 			"revoked token": e.client(revoked),
 		} {
 			t.Run(name, func(t *testing.T) {
-				forEveryOperation(t, c, w.Id, http.StatusUnauthorized, gen.ErrorCodeUNAUTHENTICATED)
+				forEveryOperation(t, c, w.Id, http.StatusUnauthorized, hookferry.ErrorCodeUNAUTHENTICATED)
 			})
 		}
 		t.Run("missing permission", func(t *testing.T) {
-			forEveryOperation(t, publisher, w.Id, http.StatusForbidden, gen.ErrorCodePERMISSIONDENIED)
+			forEveryOperation(t, publisher, w.Id, http.StatusForbidden, hookferry.ErrorCodePERMISSIONDENIED)
 		})
 		t.Run("not a bearer token", func(t *testing.T) {
 			res, err := e.alice.ListWebhooksWithResponse(ctx, nil, func(_ context.Context, req *http.Request) error {
@@ -562,10 +562,10 @@ func TestAuthentication(t *testing.T) {
 				return nil
 			})
 			require.NoError(t, err)
-			requireError(t, res, res.Body, http.StatusUnauthorized, gen.ErrorCodeUNAUTHENTICATED)
+			requireError(t, res, res.Body, http.StatusUnauthorized, hookferry.ErrorCodeUNAUTHENTICATED)
 		})
 		t.Run("401 and 403 come before 400", func(t *testing.T) {
-			for status, c := range map[int]*gen.ClientWithResponses{http.StatusUnauthorized: e.client(""), http.StatusForbidden: publisher} {
+			for status, c := range map[int]*hookferry.ClientWithResponses{http.StatusUnauthorized: e.client(""), http.StatusForbidden: publisher} {
 				res, err := c.RegisterWebhookWithBodyWithResponse(ctx, "application/json", strings.NewReader(`{"url":"http://x"}`))
 				require.NoError(t, err)
 				require.Equal(t, status, res.StatusCode())
@@ -575,7 +575,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 // forEveryOperation calls each operation of the API and checks the error answer.
-func forEveryOperation(t *testing.T, c *gen.ClientWithResponses, id string, status int, code gen.ErrorCode) {
+func forEveryOperation(t *testing.T, c *hookferry.ClientWithResponses, id string, status int, code hookferry.ErrorCode) {
 	t.Helper()
 	check := func(res response, body []byte, err error) {
 		t.Helper()
@@ -592,7 +592,7 @@ func forEveryOperation(t *testing.T, c *gen.ClientWithResponses, id string, stat
 	check(pause, pause.Body, err)
 	unpause, err := c.UnpauseWebhookWithResponse(ctx, id, nil)
 	check(unpause, unpause.Body, err)
-	upd, err := c.UpdateWebhookWithResponse(ctx, id, gen.UpdateWebhookJSONRequestBody{Url: ptr("https://example.com/moved")})
+	upd, err := c.UpdateWebhookWithResponse(ctx, id, hookferry.UpdateWebhookJSONRequestBody{Url: ptr("https://example.com/moved")})
 	check(upd, upd.Body, err)
 	del, err := c.DeleteWebhookWithResponse(ctx, id)
 	check(del, del.Body, err)
@@ -608,6 +608,6 @@ func TestRegisterWebhookDomainRulesWin(t *testing.T) {
 	res, err := e.alice.RegisterWebhookWithBodyWithResponse(ctx, "application/json",
 		strings.NewReader(`{"url":"https://example.com/h","subscription":{"event_types":["order.exploded"]},"colour":"red"}`))
 	require.NoError(t, err)
-	msg := requireError(t, res, res.Body, http.StatusBadRequest, gen.ErrorCodeINVALIDSUBSCRIPTION)
+	msg := requireError(t, res, res.Body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDSUBSCRIPTION)
 	require.Contains(t, msg, "order.exploded")
 }

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hookferry/hookferry/gen"
+	hookferry "github.com/hookferry/hookferry/clients/go"
 )
 
 // eventType is what the bench publishes and subscribes to.
@@ -24,14 +24,14 @@ const maxPublishErrors = 10
 // api is the generated client of the server under test, one token per role,
 // and what it publishes: an event type, to an audience (nil: the tenant).
 type api struct {
-	client    *gen.ClientWithResponses
-	manage    gen.RequestEditorFn
-	publish   gen.RequestEditorFn
+	client    *hookferry.ClientWithResponses
+	manage    hookferry.RequestEditorFn
+	publish   hookferry.RequestEditorFn
 	eventType string
-	audience  *gen.Audience
+	audience  *hookferry.Audience
 }
 
-func bearer(token string) gen.RequestEditorFn {
+func bearer(token string) hookferry.RequestEditorFn {
 	return func(_ context.Context, req *http.Request) error {
 		req.Header.Set("Authorization", "Bearer "+token)
 		return nil
@@ -44,7 +44,7 @@ func bearer(token string) gen.RequestEditorFn {
 func (a *api) as(token, typ string, audience ...string) *api {
 	b := &api{client: a.client, manage: bearer(token), publish: bearer(token), eventType: typ}
 	if len(audience) > 0 {
-		b.audience = &gen.Audience{UserIds: audience}
+		b.audience = &hookferry.Audience{UserIds: audience}
 	}
 	return b
 }
@@ -58,7 +58,7 @@ func newAPI(addr string, publishers int, manageToken, publishToken string) (*api
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	client, err := gen.NewClientWithResponses("http://"+addr, gen.WithHTTPClient(&http.Client{Transport: transport, Timeout: 30 * time.Second}))
+	client, err := hookferry.NewClientWithResponses("http://"+addr, hookferry.WithHTTPClient(&http.Client{Transport: transport, Timeout: 30 * time.Second}))
 	if err != nil {
 		return nil, err
 	}
@@ -80,9 +80,9 @@ func (a *api) registerWebhooks(ctx context.Context, receiverURL string, m int) (
 func (a *api) register(ctx context.Context, urls []string) ([]string, error) {
 	var ids []string
 	for _, u := range urls {
-		resp, err := a.client.RegisterWebhookWithResponse(ctx, gen.RegisterWebhookRequest{
+		resp, err := a.client.RegisterWebhookWithResponse(ctx, hookferry.RegisterWebhookRequest{
 			Url:          u,
-			Subscription: gen.Subscription{EventTypes: []gen.EventTypeName{a.eventType}},
+			Subscription: hookferry.Subscription{EventTypes: []hookferry.EventTypeName{a.eventType}},
 		}, a.manage)
 		if err != nil {
 			return nil, fmt.Errorf("register webhook %s: %w", u, err)
@@ -147,7 +147,7 @@ type eventData struct {
 func (a *api) publishOne(ctx context.Context, epoch time.Time, phase string, seq int64) (int, time.Duration, error) {
 	sent := time.Since(epoch)
 	data, _ := json.Marshal(eventData{SentNS: int64(sent), Seq: seq, Phase: phase})
-	resp, err := a.client.PublishEventWithResponse(ctx, gen.PublishEventRequest{Type: a.eventType, Data: data, Audience: a.audience}, a.publish)
+	resp, err := a.client.PublishEventWithResponse(ctx, hookferry.PublishEventRequest{Type: a.eventType, Data: data, Audience: a.audience}, a.publish)
 	if err != nil {
 		return 0, 0, err
 	}

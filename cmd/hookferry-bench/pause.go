@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hookferry/hookferry/gen"
+	hookferry "github.com/hookferry/hookferry/clients/go"
 )
 
 // pauseType is what the pause phase's webhooks subscribe to.
@@ -225,7 +225,7 @@ func (b *bench) pauseOn(ctx context.Context, kind string) (_ PauseRun, err error
 		sent := time.Now()
 		var status int
 		var body []byte
-		var hook *gen.Webhook
+		var hook *hookferry.Webhook
 		if i%2 == 0 {
 			resp, err := a.client.PauseWebhookWithResponse(ctx, id, a.manage)
 			if err != nil {
@@ -324,9 +324,9 @@ func (a *api) heldState(ctx context.Context, id string) (heldState, error) {
 	if resp.JSON200 == nil {
 		return s, fmt.Errorf("get %s: %s %s", id, resp.Status(), resp.Body)
 	}
-	s.paused, s.buffered = resp.JSON200.Status == gen.WebhookStatusPAUSED, resp.JSON200.BufferedEvents
+	s.paused, s.buffered = resp.JSON200.Status == hookferry.WebhookStatusPAUSED, resp.JSON200.BufferedEvents
 	limit := 100
-	params := &gen.ListDeliveriesParams{Limit: &limit}
+	params := &hookferry.ListDeliveriesParams{Limit: &limit}
 	for {
 		resp, err := a.client.ListDeliveriesWithResponse(ctx, id, params, a.manage)
 		if err != nil {
@@ -338,11 +338,11 @@ func (a *api) heldState(ctx context.Context, id string) (heldState, error) {
 		for _, d := range resp.JSON200.Items {
 			s.attempts += d.Attempts
 			switch d.Status {
-			case gen.DeliveryStatusPENDING:
+			case hookferry.DeliveryStatusPENDING:
 				s.pending++
-			case gen.DeliveryStatusDELIVERED:
+			case hookferry.DeliveryStatusDELIVERED:
 				s.delivered++
-			case gen.DeliveryStatusFAILED:
+			case hookferry.DeliveryStatusFAILED:
 				s.failed++
 			}
 		}

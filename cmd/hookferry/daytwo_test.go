@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"context"
-	"github.com/hookferry/hookferry/gen"
+	hookferry "github.com/hookferry/hookferry/clients/go"
 	"net/http"
 	"strings"
 	"sync"
@@ -114,7 +114,7 @@ func TestServePrunesOnItsInterval(t *testing.T) {
 			require.NoError(t, err)
 			hook := list.JSON200.Items[0].Id
 			pub, err := client(t, server.url(), strings.TrimSpace(publish)).PublishEventWithResponse(context.Background(),
-				gen.PublishEventJSONRequestBody{Type: "order.created", Data: json.RawMessage(`{"n":1}`)})
+				hookferry.PublishEventJSONRequestBody{Type: "order.created", Data: json.RawMessage(`{"n":1}`)})
 			require.NoError(t, err)
 			require.Equal(t, http.StatusAccepted, pub.StatusCode(), "%s", pub.Body)
 			rcv.waitDelivered([]string{pub.JSON202.Id}, server.log)

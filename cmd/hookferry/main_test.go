@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/hookferry/hookferry/apitest"
-	"github.com/hookferry/hookferry/gen"
+	hookferry "github.com/hookferry/hookferry/clients/go"
 	"github.com/hookferry/hookferry/store/storetest"
 	"github.com/stretchr/testify/require"
 )
@@ -147,8 +147,8 @@ func TestServeEndToEnd(t *testing.T) {
 			code, token, stderr := run(t, "token", "create", "--database-url", db, "--tenant", "acme", "--user", "alice", "--permission", "WEBHOOK_MANAGEMENT")
 			require.Equal(t, 0, code, stderr)
 			c := client(t, "http://"+m.Addr(), strings.TrimSpace(token))
-			res, err := c.RegisterWebhookWithResponse(context.Background(), gen.RegisterWebhookJSONRequestBody{
-				Url: "https://example.com/h", Subscription: gen.Subscription{EventTypes: []string{"order.created"}},
+			res, err := c.RegisterWebhookWithResponse(context.Background(), hookferry.RegisterWebhookJSONRequestBody{
+				Url: "https://example.com/h", Subscription: hookferry.Subscription{EventTypes: []string{"order.created"}},
 			})
 			require.NoError(t, err)
 			require.Equal(t, http.StatusCreated, res.StatusCode(), "%s", res.Body)
@@ -158,7 +158,7 @@ func TestServeEndToEnd(t *testing.T) {
 
 			_, publish, _ := run(t, "token", "create", "--database-url", db, "--tenant", "acme", "--user", "producer", "--permission", "EVENTS_PUBLISH")
 			pub, err := client(t, "http://"+m.Addr(), strings.TrimSpace(publish)).PublishEventWithResponse(context.Background(),
-				gen.PublishEventJSONRequestBody{Type: "order.created", Data: []byte(`{"order":1}`)})
+				hookferry.PublishEventJSONRequestBody{Type: "order.created", Data: []byte(`{"order":1}`)})
 			require.NoError(t, err)
 			require.Equal(t, http.StatusAccepted, pub.StatusCode(), "%s", pub.Body)
 			require.EqualValues(t, 1, pub.JSON202.Deliveries)
@@ -195,7 +195,7 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	c := client(t, "http://"+m.Addr(), strings.TrimSpace(token))
 
 	body, send := io.Pipe()
-	answered := make(chan *gen.RegisterWebhookResponse, 1)
+	answered := make(chan *hookferry.RegisterWebhookResponse, 1)
 	go func() {
 		res, err := c.RegisterWebhookWithBodyWithResponse(context.Background(), "application/json", body)
 		if err != nil {
@@ -259,8 +259,8 @@ func TestSIGTERM(t *testing.T) {
 	require.NotEmpty(t, addr, "no listening line in: %s", all.String())
 
 	c := client(t, "http://"+addr, token)
-	res, err := c.RegisterWebhookWithResponse(context.Background(), gen.RegisterWebhookJSONRequestBody{
-		Url: "https://example.com/h", Subscription: gen.Subscription{EventTypes: []string{"order.created"}},
+	res, err := c.RegisterWebhookWithResponse(context.Background(), hookferry.RegisterWebhookJSONRequestBody{
+		Url: "https://example.com/h", Subscription: hookferry.Subscription{EventTypes: []string{"order.created"}},
 	})
 	require.NoError(t, err)
 	require.Equal(t, http.StatusCreated, res.StatusCode())
@@ -279,9 +279,9 @@ func TestSIGTERM(t *testing.T) {
 	require.NotContains(t, out, secret)
 }
 
-func client(t *testing.T, baseURL, token string) *gen.ClientWithResponses {
+func client(t *testing.T, baseURL, token string) *hookferry.ClientWithResponses {
 	t.Helper()
-	c, err := gen.NewClientWithResponses(baseURL, gen.WithHTTPClient(apitest.Client(t)), gen.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
+	c, err := hookferry.NewClientWithResponses(baseURL, hookferry.WithHTTPClient(apitest.Client(t)), hookferry.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
 		req.Header.Set("Authorization", "Bearer "+token)
 		return nil
 	}))

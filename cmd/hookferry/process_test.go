@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookferry/hookferry/gen"
+	hookferry "github.com/hookferry/hookferry/clients/go"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
 )
@@ -161,10 +161,10 @@ func (r *receivers) serve(w http.ResponseWriter, req *http.Request) {
 }
 
 // register creates a webhook for path through the API and remembers its secret.
-func (r *receivers) register(c *gen.ClientWithResponses, path string) {
+func (r *receivers) register(c *hookferry.ClientWithResponses, path string) {
 	r.t.Helper()
-	res, err := c.RegisterWebhookWithResponse(context.Background(), gen.RegisterWebhookJSONRequestBody{
-		Url: r.srv.URL + path, Subscription: gen.Subscription{EventTypes: []string{"order.created"}},
+	res, err := c.RegisterWebhookWithResponse(context.Background(), hookferry.RegisterWebhookJSONRequestBody{
+		Url: r.srv.URL + path, Subscription: hookferry.Subscription{EventTypes: []string{"order.created"}},
 	})
 	require.NoError(r.t, err)
 	require.Equal(r.t, http.StatusCreated, res.StatusCode(), "%s", res.Body)
@@ -220,7 +220,7 @@ type publisher struct {
 func (p *publisher) publish(baseURL func() string, seq int) {
 	for attempt := 0; ; attempt++ {
 		c := client(p.t, baseURL(), p.token)
-		res, err := c.PublishEventWithResponse(context.Background(), gen.PublishEventJSONRequestBody{
+		res, err := c.PublishEventWithResponse(context.Background(), hookferry.PublishEventJSONRequestBody{
 			Type: "order.created", Id: ptr(fmt.Sprintf("order-%d", seq)), Data: json.RawMessage(fmt.Sprintf(`{"seq":%d}`, seq)),
 		})
 		if err == nil && res.StatusCode() == http.StatusAccepted {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookferry/hookferry/gen"
+	hookferry "github.com/hookferry/hookferry/clients/go"
 	"github.com/hookferry/hookferry/store/storetest"
 	"github.com/stretchr/testify/require"
 )
@@ -132,7 +132,7 @@ func TestStopIsBoundedWhenTheDatabaseHangs(t *testing.T) {
 	r.register(client(t, s.url(), manage), "/hang")
 	pub := client(t, s.url(), publish)
 	for range 3 {
-		res, err := pub.PublishEventWithResponse(context.Background(), gen.PublishEventJSONRequestBody{Type: "order.created", Data: json.RawMessage(`{}`)})
+		res, err := pub.PublishEventWithResponse(context.Background(), hookferry.PublishEventJSONRequestBody{Type: "order.created", Data: json.RawMessage(`{}`)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusAccepted, res.StatusCode(), "%s", res.Body)
 	}
@@ -140,7 +140,7 @@ func TestStopIsBoundedWhenTheDatabaseHangs(t *testing.T) {
 
 	proxy.freeze()
 	go func() { // a publish that waits on the frozen database
-		_, _ = pub.PublishEventWithResponse(context.Background(), gen.PublishEventJSONRequestBody{Type: "order.created", Data: json.RawMessage(`{}`)})
+		_, _ = pub.PublishEventWithResponse(context.Background(), hookferry.PublishEventJSONRequestBody{Type: "order.created", Data: json.RawMessage(`{}`)})
 	}()
 	<-proxy.held // the publish's statement, most likely: delivery is idle meanwhile
 	start := time.Now()
@@ -202,8 +202,8 @@ func TestOrderedAcrossTwoInstances(t *testing.T) {
 	r := &receivers{t: t, srv: recv, caFile: writeCA(t, recv), secrets: map[string]string{}, got: map[string]map[string]int{}}
 	a := startServer(t, deliveryEnv(db, r)...)
 	b := startServer(t, deliveryEnv(db, r)...)
-	res, err := client(t, a.url(), manage).RegisterWebhookWithResponse(context.Background(), gen.RegisterWebhookJSONRequestBody{
-		Url: recv.URL + "/ordered", Subscription: gen.Subscription{EventTypes: []string{"order.created"}}, Ordered: ptr(true),
+	res, err := client(t, a.url(), manage).RegisterWebhookWithResponse(context.Background(), hookferry.RegisterWebhookJSONRequestBody{
+		Url: recv.URL + "/ordered", Subscription: hookferry.Subscription{EventTypes: []string{"order.created"}}, Ordered: ptr(true),
 	})
 	require.NoError(t, err)
 	require.Equal(t, http.StatusCreated, res.StatusCode(), "%s", res.Body)
@@ -215,7 +215,7 @@ func TestOrderedAcrossTwoInstances(t *testing.T) {
 		if i%2 == 1 {
 			via = b
 		}
-		res, err := client(t, via.url(), publish).PublishEventWithResponse(context.Background(), gen.PublishEventJSONRequestBody{
+		res, err := client(t, via.url(), publish).PublishEventWithResponse(context.Background(), hookferry.PublishEventJSONRequestBody{
 			Type: "order.created", Data: json.RawMessage(`{}`)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusAccepted, res.StatusCode(), "%s", res.Body)
