@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/hookferry/hookferry/auth"
+	hookferry "github.com/hookferry/hookferry/clients/go"
 	"github.com/hookferry/hookferry/delivery"
-	"github.com/hookferry/hookferry/gen"
 	"github.com/hookferry/hookferry/server"
 	"github.com/hookferry/hookferry/store/storetest"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
@@ -19,7 +19,7 @@ import (
 )
 
 // rotate rotates w's secret with body ("" for none) and requires 200.
-func (e *env) rotate(c *gen.ClientWithResponses, id, body string) gen.Webhook {
+func (e *env) rotate(c *hookferry.ClientWithResponses, id, body string) hookferry.Webhook {
 	e.t.Helper()
 	res := e.rotateRaw(c, id, body)
 	require.Equal(e.t, http.StatusOK, res.StatusCode(), "rotate %s: %s", body, res.Body)
@@ -27,7 +27,7 @@ func (e *env) rotate(c *gen.ClientWithResponses, id, body string) gen.Webhook {
 	return *res.JSON200
 }
 
-func (e *env) rotateRaw(c *gen.ClientWithResponses, id, body string) *gen.RotateWebhookSecretResponse {
+func (e *env) rotateRaw(c *hookferry.ClientWithResponses, id, body string) *hookferry.RotateWebhookSecretResponse {
 	e.t.Helper()
 	contentType := "application/json"
 	if body == "" {
@@ -90,7 +90,7 @@ func (e *env) settled(id string) {
 
 // rotationEnv is an API with a dispatcher on the API's clock, so that a test
 // moves past a previous key's expiry by advancing the clock.
-func rotationEnv(t *testing.T, be storetest.Backend) (*env, *receiver, *gen.ClientWithResponses) {
+func rotationEnv(t *testing.T, be storetest.Backend) (*env, *receiver, *hookferry.ClientWithResponses) {
 	e := setup(t, be, func(c *server.Config) { c.AllowPrivateTargets = true })
 	rcv := newReceiver(t)
 	e.runDispatcher(rcv, delivery.Config{Now: e.clock.Now})
@@ -102,7 +102,7 @@ func TestRotateSecretOverlap(t *testing.T) {
 	eachBackend(t, func(t *testing.T, be storetest.Backend) {
 		e, rcv, pub := rotationEnv(t, be)
 		w := e.register(e.alice, rcv.srv.URL+"/hooks")
-		require.Equal(t, gen.SigningSYMMETRIC, w.Signing)
+		require.Equal(t, hookferry.SigningSYMMETRIC, w.Signing)
 		old := w.Authentication.Secret
 
 		e.publish(pub, event("order.created", `{"n":0}`))
@@ -117,14 +117,14 @@ func TestRotateSecretOverlap(t *testing.T) {
 		current := r.Authentication.Secret
 		require.True(t, strings.HasPrefix(current, "whsec_"), current)
 		require.NotEqual(t, old, current)
-		require.Equal(t, gen.SigningSYMMETRIC, r.Signing)
+		require.Equal(t, hookferry.SigningSYMMETRIC, r.Signing)
 		require.NotNil(t, r.PreviousSecretExpiresAt)
 		require.Equal(t, rotatedAt.Add(time.Hour), r.PreviousSecretExpiresAt.UTC())
 		require.Equal(t, rotatedAt, r.UpdatedAt.UTC())
 		// What the API says from now on.
 		shown := e.getWebhook(e.alice, w.Id)
 		require.Equal(t, r.PreviousSecretExpiresAt, shown.PreviousSecretExpiresAt)
-		res, err := e.alice.GetWebhookWithResponse(ctx, w.Id, &gen.GetWebhookParams{ShowAuthentication: ptr(true)})
+		res, err := e.alice.GetWebhookWithResponse(ctx, w.Id, &hookferry.GetWebhookParams{ShowAuthentication: ptr(true)})
 		require.NoError(t, err)
 		require.Equal(t, current, res.JSON200.Authentication.Secret)
 
@@ -216,15 +216,15 @@ func TestRotateSecretRejectsBadInput(t *testing.T) {
 	eachBackend(t, func(t *testing.T, be storetest.Backend) {
 		e := setup(t, be)
 		w := e.register(e.alice, "https://example.com/h")
-		before, err := e.alice.GetWebhookWithResponse(ctx, w.Id, &gen.GetWebhookParams{ShowAuthentication: ptr(true)})
+		before, err := e.alice.GetWebhookWithResponse(ctx, w.Id, &hookferry.GetWebhookParams{ShowAuthentication: ptr(true)})
 		require.NoError(t, err)
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				res := e.rotateRaw(e.alice, w.Id, tc.body)
-				requireError(t, res, res.Body, http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST)
+				requireError(t, res, res.Body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDREQUEST)
 			})
 		}
-		after, err := e.alice.GetWebhookWithResponse(ctx, w.Id, &gen.GetWebhookParams{ShowAuthentication: ptr(true)})
+		after, err := e.alice.GetWebhookWithResponse(ctx, w.Id, &hookferry.GetWebhookParams{ShowAuthentication: ptr(true)})
 		require.NoError(t, err)
 		require.Equal(t, *before.JSON200, *after.JSON200, "a refused rotation changed something")
 
@@ -232,13 +232,13 @@ func TestRotateSecretRejectsBadInput(t *testing.T) {
 		// permission.
 		bob := e.client(e.token("acme", "bob", auth.PermissionWebhookManagement))
 		res := e.rotateRaw(bob, w.Id, "")
-		requireError(t, res, res.Body, http.StatusNotFound, gen.ErrorCodeWEBHOOKNOTFOUND)
+		requireError(t, res, res.Body, http.StatusNotFound, hookferry.ErrorCodeWEBHOOKNOTFOUND)
 		res = e.rotateRaw(e.alice, "wh_nope", "")
-		requireError(t, res, res.Body, http.StatusNotFound, gen.ErrorCodeWEBHOOKNOTFOUND)
+		requireError(t, res, res.Body, http.StatusNotFound, hookferry.ErrorCodeWEBHOOKNOTFOUND)
 		res = e.rotateRaw(e.publisher("acme"), w.Id, "")
-		requireError(t, res, res.Body, http.StatusForbidden, gen.ErrorCodePERMISSIONDENIED)
+		requireError(t, res, res.Body, http.StatusForbidden, hookferry.ErrorCodePERMISSIONDENIED)
 		res = e.rotateRaw(e.client(""), w.Id, "")
-		requireError(t, res, res.Body, http.StatusUnauthorized, gen.ErrorCodeUNAUTHENTICATED)
+		requireError(t, res, res.Body, http.StatusUnauthorized, hookferry.ErrorCodeUNAUTHENTICATED)
 	})
 }
 
@@ -247,22 +247,22 @@ func TestAsymmetricSigning(t *testing.T) {
 	eachBackend(t, func(t *testing.T, be storetest.Backend) {
 		e, rcv, pub := rotationEnv(t, be)
 		body := registerBody(rcv.srv.URL + "/hooks")
-		body.Signing = ptr(gen.SigningASYMMETRIC)
+		body.Signing = ptr(hookferry.SigningASYMMETRIC)
 		reg, err := e.alice.RegisterWebhookWithResponse(ctx, body)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusCreated, reg.StatusCode(), "%s", reg.Body)
 		require.NotContains(t, string(reg.Body), "whsk_")
 		w := *reg.JSON201
-		require.Equal(t, gen.SigningASYMMETRIC, w.Signing)
+		require.Equal(t, hookferry.SigningASYMMETRIC, w.Signing)
 		public := w.Authentication.Secret
 		require.True(t, strings.HasPrefix(public, "whpk_"), public)
 
 		// Every answer that shows authentication shows the public key.
-		list, err := e.alice.ListWebhooksWithResponse(ctx, &gen.ListWebhooksParams{ShowAuthentication: ptr(true)})
+		list, err := e.alice.ListWebhooksWithResponse(ctx, &hookferry.ListWebhooksParams{ShowAuthentication: ptr(true)})
 		require.NoError(t, err)
 		require.NotContains(t, string(list.Body), "whsk_")
 		require.Equal(t, public, list.JSON200.Items[0].Authentication.Secret)
-		require.Equal(t, gen.SigningASYMMETRIC, list.JSON200.Items[0].Signing)
+		require.Equal(t, hookferry.SigningASYMMETRIC, list.JSON200.Items[0].Signing)
 
 		ev := e.publish(pub, event("order.created", `{"signed":"ed25519"}`))
 		got := rcv.next(t)
@@ -315,7 +315,7 @@ func TestUpdateSigning(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 		require.NotContains(t, string(res.Body), "whsk_")
 		a := *res.JSON200
-		require.Equal(t, gen.SigningASYMMETRIC, a.Signing)
+		require.Equal(t, hookferry.SigningASYMMETRIC, a.Signing)
 		public := a.Authentication.Secret
 		require.True(t, strings.HasPrefix(public, "whpk_"), public)
 		require.Equal(t, e.clock.Now().Add(24*time.Hour), a.PreviousSecretExpiresAt.UTC())
@@ -329,7 +329,7 @@ func TestUpdateSigning(t *testing.T) {
 
 		// And back, in the same request as other changes.
 		s := e.updated(e.alice, w.Id, `{"signing":"SYMMETRIC","ordered":true}`)
-		require.Equal(t, gen.SigningSYMMETRIC, s.Signing)
+		require.Equal(t, hookferry.SigningSYMMETRIC, s.Signing)
 		require.True(t, s.Ordered)
 		require.True(t, strings.HasPrefix(s.Authentication.Secret, "whsec_"))
 		e.publish(pub, event("order.created", `{}`))
@@ -341,11 +341,11 @@ func TestUpdateSigning(t *testing.T) {
 
 		for _, bad := range []string{`{"signing":"RSA"}`, `{"signing":null}`, `{"signing":"symmetric"}`, `{"signing":1}`} {
 			res := e.update(e.alice, w.Id, bad)
-			requireError(t, res, res.Body, http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST)
+			requireError(t, res, res.Body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDREQUEST)
 		}
 		reg, err := e.alice.RegisterWebhookWithBodyWithResponse(ctx, "application/json",
 			strings.NewReader(`{"url":"https://example.com/x","subscription":{"event_types":["order.created"]},"signing":"ED25519"}`))
 		require.NoError(t, err)
-		requireError(t, reg, reg.Body, http.StatusBadRequest, gen.ErrorCodeINVALIDREQUEST)
+		requireError(t, reg, reg.Body, http.StatusBadRequest, hookferry.ErrorCodeINVALIDREQUEST)
 	})
 }
