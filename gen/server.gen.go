@@ -42,6 +42,9 @@ type ServerInterface interface {
 	// PublishEvent Publish an event
 	// (POST /v1/events)
 	PublishEvent(ctx echo.Context) error
+	// CreatePortalSession Open a portal session for a user
+	// (POST /v1/portal-sessions)
+	CreatePortalSession(ctx echo.Context) error
 	// ListWebhooks List the caller's webhooks
 	// (GET /v1/webhooks)
 	ListWebhooks(ctx echo.Context, params ListWebhooksParams) error
@@ -133,6 +136,15 @@ func (w *ServerInterfaceWrapper) PublishEvent(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.PublishEvent(ctx)
+	return err
+}
+
+// CreatePortalSession converts echo context to params.
+func (w *ServerInterfaceWrapper) CreatePortalSession(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreatePortalSession(ctx)
 	return err
 }
 
@@ -416,6 +428,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/webhooks/:webhook_id/deliveries", wrapper.ListDeliveries, options.OperationMiddlewares["listDeliveries"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/deliveries/:delivery_id/redeliver", wrapper.Redeliver, options.OperationMiddlewares["redeliver"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/ping", wrapper.PingWebhook, options.OperationMiddlewares["pingWebhook"]...)
+	router.POST(options.BaseURL+"/v1/portal-sessions", wrapper.CreatePortalSession, options.OperationMiddlewares["createPortalSession"]...)
 	router.GET(options.BaseURL+"/openapi.yaml", wrapper.GetOpenAPIYAML, options.OperationMiddlewares["getOpenAPIYAML"]...)
 	router.GET(options.BaseURL+"/openapi.json", wrapper.GetOpenAPIJSON, options.OperationMiddlewares["getOpenAPIJSON"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
@@ -796,6 +809,113 @@ func (response PublishEvent429JSONResponse) VisitPublishEventResponse(w http.Res
 type PublishEvent500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response PublishEvent500JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSessionRequestObject struct {
+	Body *CreatePortalSessionJSONRequestBody
+}
+
+type CreatePortalSessionResponseObject interface {
+	VisitCreatePortalSessionResponse(w http.ResponseWriter) error
+}
+
+type CreatePortalSession201JSONResponse PortalSession
+
+func (response CreatePortalSession201JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSession400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreatePortalSession400JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSession401JSONResponse struct{ UnauthenticatedJSONResponse }
+
+func (response CreatePortalSession401JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSession403JSONResponse struct{ PermissionDeniedJSONResponse }
+
+func (response CreatePortalSession403JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSession413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response CreatePortalSession413JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSession429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response CreatePortalSession429JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSession500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response CreatePortalSession500JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -2004,6 +2124,9 @@ type StrictServerInterface interface {
 	// PublishEvent Publish an event
 	// (POST /v1/events)
 	PublishEvent(ctx context.Context, request PublishEventRequestObject) (PublishEventResponseObject, error)
+	// CreatePortalSession Open a portal session for a user
+	// (POST /v1/portal-sessions)
+	CreatePortalSession(ctx context.Context, request CreatePortalSessionRequestObject) (CreatePortalSessionResponseObject, error)
 	// ListWebhooks List the caller's webhooks
 	// (GET /v1/webhooks)
 	ListWebhooks(ctx context.Context, request ListWebhooksRequestObject) (ListWebhooksResponseObject, error)
@@ -2206,6 +2329,52 @@ func (sh *strictHandler) PublishEvent(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(PublishEventResponseObject); ok {
 		return validResponse.VisitPublishEventResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreatePortalSession operation middleware
+func (sh *strictHandler) CreatePortalSession(ctx echo.Context) error {
+	var request CreatePortalSessionRequestObject
+
+	var body CreatePortalSessionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreatePortalSession(ctx.Request().Context(), request.(CreatePortalSessionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreatePortalSession")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreatePortalSessionResponseObject); ok {
+		return validResponse.VisitCreatePortalSessionResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -2566,162 +2735,173 @@ func (sh *strictHandler) UnpauseWebhook(ctx echo.Context, webhookId WebhookID, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchu38ueroGb/VZGyI2p4kSxR9f/A2Dy2NrKkI1JxElMrQjMgCWsIjAGQFJNy1T7NPtg+yRYawFw4",
-	"Q0q0lOPknHxwlcWZwaWBvv260fjdC/k04YwwJb32716CBZ4SRQT81ZvwRWemJoQpGmJFOdO/RkSGgibm",
-	"T++UhfEsIkhNCJJ0zCgbI0lCQRTaGeLCx8NdRBm8KIhMOJOk5vke1a18nhGx9HyP4Snx2p6c8MVt8WPP",
-	"92Q4IVNshjDCs1h57RGOJfE9tUz0Z3ecxwQz78sX3/tA7iac35++KQ+5PyFoYR5/JxGNaqjDEI2QmmCF",
-	"qESMK8QZQXwEgw1xHBPxnXTfSISZXBAhUStopTNIsJpkE7Cv3tLI8z1BPs+oIJHXVmJG8vOw45ZKUDb2",
-	"vuhxO9LAAvyAoyvyeUak0n+FnCnC4L84SWJLmP1P0qwLecDTJDYfUjbHMY1ez4TkQv8gZ9MpFkuv7cVU",
-	"qjckpnMiKJFoQdUEYRTCm0hNqESSiDkRKKIRkGKCWYT4THm+N8fxjJihRHrgp+c/dc5O39xedf953e31",
-	"Pd+bEinxWD8zLbZRgqVEdzi8B2Iy8qBubWd8hDBKBJlTPpMo0Z9pCtix5yaeDb6D7ni0NCsVcWLWaopV",
-	"ODFLxZkSONx2qLrNNkoET4hQSzTwyIMSeODpzTBjcpYkXCgS5UfXm93ltlR+iIKMqVRE2A1oCcwQmROm",
-	"kF5xTUxJLc+EWOGYjzeMuHf9Q+/11ell//TivDBsmRtDDZq/1c3Lj8FNGw08LiIianJCk4REZjKaWitD",
-	"GRVGkZvhtYifMjF0fXVW4BwchiRR+C4mG+Z0fXVWmMpMxGjCpUIxD3EM/3PNoWR2F9MQ4SgSREoY4ozd",
-	"M75gXT2PPvBQfqDwgZzA068n//X5j+cXH85vuz91z/u3/V8uu4URfxV90c7bbh/tz+v78MoeLBfSHCn1",
-	"a9NdMzsRn3P1TqlEftUKTODLjcS/Pe3dnl/0b697p+dvb9/1+5e90npMZ1KhmSSmPR+aHnj6j4FnZFUm",
-	"yP5LkJHX9v7HfqZO9s1Tud8VggvzQVkOC8Plm5gZcYHuBMFa8CIxi0kN9eFxRJAWt0C6ARtREkcIKwSq",
-	"oY1ys/XR5qn7A1bFbD4q7wG0k99du74e3IpoGbARFwizpZpoZUhiSWoD5n3xvdcxJUwZejxZnj9Rhv2A",
-	"I+RE5vOXpoNCGCsi+g3EWcaHhEUJp0zBKkiS/i2RwvcEMY4oS2bKR5IPmN6mIyLEMtWZTGtWxRFGCxLH",
-	"eyMupiRy2+AExfSeaP4RS9f1yCxv5/LUB6284LM4QiHWjeptAnMAteCozNkopuG2KjOameekJPj6qRGA",
-	"cCwIjpbIcSKJjMo08myV4d5cX56dvu70uyV5h50xYXjYtaE5uNwFCAXF+XvMlpb15doR6hYUECYhYm8m",
-	"iUAxndIqldi/uLh93zn/5fZD94d3Fxc/9m6vum9Pe/3uVfdNYbS6NWhEr0bjIDOEEiIQdEElEgSHExKd",
-	"oIjERBFYqxEVeju+kKx4ZA0YF1McU0kiIOVOgfq7mlHtlwM2wSA00FQrmsysM3OZ4iWa4DlBO5sItGt3",
-	"2ylTRDAcP4er+92r805xg1DbrOGCE2s1G1lJI01va0r/vGe5fu80QhOCIyJegv8ZmjHykJBQkQiNMI1n",
-	"Qi+pMfPBPvxOItCiO278uzXd8TlX/+AzFm3LfcYiXeY/L+5vxzB67RhH7oMcA4GxXeLB7tnpT92rX0Dm",
-	"/+Pi+nx1a1P5tKY1keyL1YM852lDBc8Bmd22boB2b60ZHys0uuQzIQvtvQRvPWXgaKc0TqP8VHlp5Cyc",
-	"ZETcKa+A2SmXeBlzHPU5P8NiTL6Kdy47v5xddN7cak4961y97ZbklmMa8BuoRLHuSw8bM9Q4bNRbLXS3",
-	"VER6L2vPQHfkISQkktY3/s0J0Z3SqC1BiJhSKSlnbwijJPo6inSv3p/2eqcX57dvuuen3Yrtrvg9YSjG",
-	"4b0ZmlvZ953zztvu++55Xwt2O5QXostqn9rVgql8J3OdoZ3S8A1p+kb7WVEntxQuAitypklPKuSKIgwz",
-	"sJ35nJj9HJEk5sspYeo7ifTHj6tQa5L1KqhdbJ8qmenSg8BtGKNLJQk5i06QIEostYSvI+fwJHgmyWvO",
-	"44gvVjxO+9B5BZJrc22k7GRSB9u+9nWzSM0VnDYUoSnXNJIIj3l+zAEM+gX2jTYbx5jqfaNns1Ma5267",
-	"iNCU13LA1iwm2sFsiYb78/ow24xFPbsAcaYGTBublAAIAkLPR9rCL5LdL0jCKjINGB5zbTX4ntHTsDev",
-	"NNn2Onq5ykjVhwmPid0Vmm/RAlOF7siIC4KUWGr/AihU2wgzTSmj09nUa9dTqEzbF2MCZP/ie9csB7aR",
-	"bXU3MC8b9zWLl1RiZ6YmXNDf4HNnoFR5253r/rvueR8stqLQkoRFQF0jRKzhU9VwG/1AsCAC9S9+7J7n",
-	"oYKKwXVse851tm9qpSbInN+TaMtx5oZY2doL6eo7M0XoCVQweFRrJ4F2VsZsJOqHsimzta55punyzQyX",
-	"mpetBOzgziyihIUwNxxFVLeP40sDCFK9yy3QXFZs2mWQaDHhkmSehCAhoXODMAHSc4LwndT+9JRgJq2D",
-	"C96GHbiRXJqNk1yvv3v6nVsaGVBXkalhOPxwRthYTbx24+DA1/zt/s443IHKvn791HxaD4IAXnd/p29j",
-	"IfDS0+xCP8+IfazliMGknWT5mA3oJv2W330iIaAOjwUL3vGFMwwpAYGWF5pYmBACicp0gMWC9SFMS7KP",
-	"Xq/fOX/TuXqTOme5EWVzN6GIKslqvWS7VALpMY0cIt4GCd/75f37bv/q9HUa2QBLboIFiQYsjXIsJpKE",
-	"t0P0P9EdluSwtWv0Qyf7HPZB1Dg4qB87GOWeLAdMf5vc5z7V20FbCM2GsUp3DdaVCDrXmuuegA3L9P5B",
-	"csIXzOiTlDU9M5b3ox//eSyO3v74y2fRX3y6vnxzdHp2+espb5zhM9xbeCVKrayyJXdKv6rFtkGEJcSN",
-	"CouFlSLTRMky2Tv2CZriiCDJ0QgLvdiphgrKGsr3QkG0WrrFsJAj7ecrr+1FWJE9RWGcpYW322zLrwyK",
-	"TqOK4Ix7qCzevFFiOWD6HE+J/tS0mC1TFM9vW42qEcRYqlviwITVTWsgL/0OskQG55xEPlpMtOJRKKLA",
-	"PtUNS4XVTN4a+V0VF3vX718i85YTTfnebDcFxjHIHsn3mls7CPjYr+1SrE7KNqjfTGdFJYpm5ERbryA3",
-	"FxMaE3TZPX9zev7Wd9LU/JqXIVQia3XtGEveeqFUogmJIzRjisbONNvVQ37axjAkeWzdHUv0zNurXAX+",
-	"f7rFChsq7cHPuKew8Tdx4Bk1cbIiF6bqIv3PU4au2y3oBLeGYRpLLK7fZbpChKGpNkyhPzTiccwXJyb+",
-	"RxXCEg1NG8Pao/LHDHnTnHvpgqwMx2wRu9CpFAA7aQZOl3ZUKJF6EE6X2I8838FFYNn9o3N61n1TqVZS",
-	"tK9IcsdXj1ozr/WLIKUUprFcb3cYU744xfc4nFBG9gTBEb6LTaSEPCjfIC8W2yzGQ3Ikz2iZ2molMY0m",
-	"sylmWQ/kIYkxA63++OIBFbLWq1YxI0Kp7xVrFbWCuo9KsABqBU0flUw71Apa/oCVISd4UBXPaQWBP2CF",
-	"99COA7EEnymy66P33f67izfQWufs7OID9H/gr0Z+bGO5YBP88kj0qfhOPgBl2ysA2agVHPtoEzJt3ihh",
-	"TKhVb/oDVvKhUatxrLs3IC46CAJrU1jeKHs8VRBTlStQCb1WhlXzL5Rp7fkVka9iJPnR0OaaYPpqhOaR",
-	"kEgV3FgFnqSQfqXsyEeti/KjwAkVFojJLtnK9ljhTWihkiPdZy+hTLIp/sm1SZFYlRaRphikqmyI62eS",
-	"d2iyAqzihrFlVl/hmefn/bh642jVj0u0ISD0MP73x87er3jvt2Dv+Cb7722tvXfz/X9VWSvvCI51K6ur",
-	"mFkxjrv5PTh9eI5pDDkbN4+6BqaNKmpeaqPqimBZ5ftp4xWX7bQ2uu51r5AJmYOeoSFV5uEJSkWI1sXX",
-	"V90ebIwB0z5SzpG8J9YQ1j6abirmLEX5S4jugrKIL04GrHv+5vLi9Lx/+/bivLvBskWteoDeckZqSPuN",
-	"xOHEAqbqIzxwUJ+b3t1sNCJCgi8Hu0Zag4RalMa8X0NngGzOiZCUM+0WLQcMR5FtWraR0rsFIJ4ln6GI",
-	"Q5LEPeMLvduwoZOJmgOsriZEyBUB3ute5aWxI6XnewUCVAqry1y2Qy4jayNIsuIM5rCVTTIjxWC0WYQV",
-	"3s4m6juk5Tu9sSCw5OesP2sTETYnMU/IdxINdR9DRB5wqOKlfkHLnbKZ5HsPe2O+Z3/8JDmrXeHFe2vb",
-	"pK5deTSJ4NEsBFiaRmSacEVYuNQuvI8MygKQvwF+2simlaQgA56SAaORBcBd9gSssaBjCqFhEEeYRejz",
-	"jMxM/oxuwCz/liDRV7i1K4LB+jGwdpXSwcyQRNBMlfJz/FwNHE0xWxbQI7fkZvpRwZmjTB22HgUW1q2d",
-	"20k08mFbuP0ztPy9R6OhhZwdYpMNrCjzyVzdBoeT+vLwcBocKHFMXgWN43BRb+GoETyuurSeyFGmirBX",
-	"xbSwr2NT0E0kqsquLdLHOmAGvMtFhvQEgJUoc5sZQaMmbSf1xLHS8lL72QiHgkuJcBwjyqTCLCQS7UhC",
-	"0NDOpWaHNdytoVmiPXQX5QonmI2JlrBmu6+mAPuexewe29Q9+5r+YiWpc+Nn+XdN0l71XsJ3ksczZdPo",
-	"smQ9q2UkyuEUpd0D37T39+0vtZBP9wFi3gfCyBU+D1obrYjJu5uPqm/+JZc3H2Xvpr2//+ge1FNbIU7l",
-	"NuQKK9IDwPDr9qALVd4a1PFWqfjWBr8K+/LoUDtGFSJCq32rmZMYhyQCxPSekEQ6CNfX+9NF1HawMjlA",
-	"r1CEl3L3ZMACJBVPjI2p9W5IUnFqBMlh0DqyKPpayfKlgjy9bDumE/FSiNjzN0PlGTbug9roKcwiLCLk",
-	"EsJqObR6xwY+oZfdNnr3vvN6r/eu0zg4dDmjBsR2mfoWwv5//+f/Dn3oBquZIBIN53Vf/1gbsAzNbjso",
-	"e/VVDO+eoNW0f0CqbZZmhn4jg33rT0CHqRWc24DcMcGaR9I8Qh8tJtQkiA6YTEio+YhPp0QvZ9mCsxmx",
-	"JvikuJ7vTJBVs2vApniJtNllcO/HzS5jnukWIWywdKp3wPTrIWaMq6IVll/pjJaVNtdqbvmWEanMS5E5",
-	"g9uJm3JoJZc5vr2D5wDuQozpmSGm/ICqBM11XhE8VdKU6QQAGewKo0tOtANigWUDnkmFl1IvOFjtZcoV",
-	"dGaVjlyrE9dquT+zJmNkUaHNtDUbOYdoFhNpMNaCSbKdUtubN/4wvVbaTHaEFUGsUixzs/dSePuL7xkX",
-	"kES3xv9bu0kg5Iipcq5r3qj6CpP2a2JlVWbwRYK1i0IjPasRJaK2Eme8Deqfos+H8+P7V6PmtPFwJFrq",
-	"YHn42yt8VNXHWl75MCHaaS1EccZEyRWr+hH7csC0XYk2mJUgByBfaInGHIIBIWfhTAjCwANkkRbcA4aF",
-	"oHOCwOtami52a6iTWbAGDLITSscMRt0I01iiu5iH93LATPRMaxrOSBEBKAQmTKBB92FhhJW2B8yYMDk0",
-	"gdoB6GH7YKakoIKPIoEpMydKTLaMVmWAPQ3YFXE0ZWOUzJTWEenM4JgWZdBR6maCJZWj+oBBW+00Dymd",
-	"ZUJYpJvNVs3PJaJpZUoZGsV0PFE11BmwRL9MZQatAY4BVNdbwreOnW1jYVNcXP637W2d+Q/EuBUpGrWJ",
-	"e/PAlfs02hytzGd6mfdLwcrOda/75ukhxlXrlzwkVBC5Zhi6BwyGUmrr3i2RABvcyrSeTVDgAmGr4/Te",
-	"HVp1MtwdMKloHIMZJ9EdyU5FGa7QS9bOrCoIBBvgc2qsZEP7J0ZQt1diT4q5usnakOszdR+YFttJT6sv",
-	"t3LanuD0V3hdmRTNyJkLHK9qnIIyKMztZr0ifAn43+nUPzn4X9w5OVC887p/+lMX4j2ahasxcXAlqFr2",
-	"jMugvzeZedoUqAipMsSNSjUpgjvDyQicn11kV8m4ZsPsyJR50TyFibokKNtRNnW940yCHGUjXu48a1Mq",
-	"LvLYmRb/BoL8TiK5lEBvp161SrSy3GgT3/qgA5ZYoV7yQ5F2yujIGkK+y/Eykc4QxzHomOurM4l2XL7c",
-	"rlaVNh8rHYxJrHOGJJhGOc+mNmAD1i2eEzNZdWkybwE0lXhKICnfR0MIPg99m7Q3DHlEhojKAbOHvodp",
-	"dHpYQ92VRo2xa/KGGWT340JG5oDtDAupqWlO6nbrfWL95Sw3Xtsc6TBM19q9xVMSOZ09fNhLm9vLPh2C",
-	"ts1iIHDEyWRB5/KdwXAnWDvXFpNOE+LhXd8SGOY+YGU6txrHqBxeNrPMpTkPfbOxeAGxHrDvv3e5HbXv",
-	"v0ddPRCz4GNucgVhbFYg3uUsL/DIh5cXvf7QorED5pB+t2PXgSYd1Hh4sDOAodJywMigldpgTJmBqpPi",
-	"CU8wTGwuVpYsZVJNIntwaiUXXXNzNIuJn9o3FtgoZC052/BN7jesUEywVHrHhqSdwh3arEyPMbrTWhWY",
-	"tUkqzNnW2qIdsNT6Xm8dowrjWDuAMZFyJQ9rwIbOrQWrG5LTwLC39sNGuLjKmh+w1Jz3LbFz1ubSmN0u",
-	"gPIEu3vADHHXOuN6V16ltJWKuCMVOCR66xR2tYsH7FhwEVKzMTMZdVrz7iKuvQtgEy7QQdB0+26K761M",
-	"LuTAgamFVTZBpnlAxNRFNqkaMCzvpY9CnCSw8czcORvDoWoS46ULVZvzGW7ToZ16gCbaZHQwIcgIF+g0",
-	"Jm1xSS0cahk6b14PUSGQeGJZ0OoXQZCzTHzNq/Z0tOnCr46LGnnwmk8TrOgdjakCofDBMOi8jnYSrCYy",
-	"L41305CA7tFgQXPNBfGyPWCMZ8LTT+uPWJxHDwiqFmQnkREk/hvRgxd4aWQW4wPmXhiDj4WRszVMWzV0",
-	"ThZZV3oXJAaTSls2uJOvW8qPQkIP2gQxfUMwGOl1xaKGzNFxaQ7lm8Hm3wVfc5nHKQHnNgI77WcHs7xy",
-	"00xUXEcIZafbbWgsy+FuG8ExfFBB7oCB0bpwCP9uCconlzoK1BowsNdSdy791JBWTQSfjSdoR074Amn1",
-	"EvMxomoXCWwBAcyAyWFnWv8FGMJWAzAZ/noNGFmgKf7EU0gX7Qz35w1gYc/3YhoSJiG8aeuzdBIcTshe",
-	"oxZYSzuz2heLRQ3D4xoX4337rdw/O33dPe914Rtt2FJljH2nbz3fs517ba9eC8xrPCEMJ9Rre81aUGt6",
-	"AFxNwFrcn0CWxm/6/+OqHPWO1auNIMhluiaCh1rawilcmSpvbR+m2+408treW6JsHshKVZlGEGx33MM5",
-	"Yp6x6Z92asP2veY8oJuFZvoEDqS0fv55XZPp6PfzFRTyRrjX/njj5872nNE5Ybr9RPA78NrwWGrT3tDc",
-	"u9Ef79vFqbkpb1wF9/IST2OtG+dEaHmhOPpfvYtzk/JviyaMCdMLwUX1qlwkhHUuT/Vnz14aZ+8/ezsW",
-	"zyat+ErVa2jngSIezqaQPPHSy9jXHN65PP1OptVAQK5Z0rlFTcv+FJdVr9R2y2rD/LYA0gJLdDejsS0i",
-	"o0XU1ov8S+f92XaL7Eb9H7/IlnRrFhkwwG1lZ4QVvsOSOJfFBysMtNOCmnJkpYW8IjiiWpb8GcXo6oS+",
-	"cnV87yBofuVk8smDLz2rtCqQmV5t4z5KF2qz0C8WX1q7ga6Imgkmy9mDrpSTARwcHmGO/5pyRBjlUTsT",
-	"XNaExdQe1yrusTMqVRpPff4uswjdx3JOfziTik+tYLMgRC2rWecepwmqX/wKEIuyOafaCwDcm+YbsI9q",
-	"+ufqj03IArrXblwcFwZg02Pdk8eaMKh3+fv1o0cJNviHGUGiZqLQgH1ck7MwJCTSjdw8/ZRqIYF6bQkb",
-	"ly8MFeW06az7Nmwb1B9n29WT2vBd8/HvSrUl9IeN48c/XK28ALIiePy7Yl0c4NucdSZVLn1P2X3v2DXP",
-	"nje+V41p5Y4fZ3UrvAKHm5wiLiu4u7cCg+azKAvZahZ2FEtTmIyyceoP75gcTQOW+XlgymKeegY+4gtG",
-	"hDu07pJhT7RHBe6psNGjXX/AKDNnuQVmUj/XrqoNshkBqLtvBI02ZCqE2puKSTQmkZ2EOxo6YDGXqgbu",
-	"Mp9BSTrX8dqjx7akEFU1dEUSgiEejQfMpbGiIY2G2+WharesSuDlc4pt3QIi1Q88Wm4n6VyWMPA9HNr0",
-	"6oE5VckVjr328XHtwIa3zUt7+vleloDvLKAVwfFEjq/Kjf5SDD9AektJoje2nGcuMbZhp5OmlX4aze/r",
-	"ctIcNfExCdXk4Si6O9p6Di4pd43YSrcXhA8iWOuV8LzLwQWB9AT5kCtt+k1kX/0pH65UKPqWMvMyjcmY",
-	"1ViVl5tFJZy26t1eXv9wdtp7l4rJRa6aXKUVdAalKY3MyBIdTJ0FzeEgR7JCbD7icWQwLiFNhUCXd5me",
-	"lwc5AzWDIwDnLJ5YUfL3vzX3DNeZTGklPL9QtfhjNZGzV/Yrqhp/uXk5q6uU9xMUk3I0/x/u1et7jVf9",
-	"RqPdeNUODmutxtGr4NWvnuXuxcQw96vp+NXkIWKRqD/URdiUx2oS5MLALrktja0X0gxTEz2NZ66Gxgup",
-	"fx9LBpi/IhlvViLkj0yliKutjYZrQ61EtHprI9Wa9XYrqNXrR42gVaIa/twMG78dTQ/U/TiYL+5eiRY5",
-	"ylPNHCApJohUno/JJYJkAzjqB812vdEOjmsHB/Wg0fzVy69Ap3IJbCT50SUo2NB+apGawNKGBagcVHEB",
-	"7ijwbC2/EE4A7GeQwhYmbz5lYGPNxnzxbGpDnJRbY/6vozO+ub1comZOC6Q/bWsy+2tsZHesRLooVjF+",
-	"b+I4SBK14gobsZ8dC8FCyQEzMsiln48EkZOq5IFCBXkIoM4EgwD3gK3mlZuO9FAgKnKXnbXwoW7xEHb+",
-	"0DdHODEUmPZN5VgICGnltUfZiNvYDhoJPJ5CtR79qjTBBiwIijlP9Lx9l6Huo5iy+z2oVj1gUAzM5j2Q",
-	"CJ1eopgqInBsAiFomFa1HvrQniAjyPPLAqeF8DyOY76QaTa80saHgmA16FuTXp6lRmTnxVZKoKoFDYmP",
-	"9PimJlOv6jhksU4shN4+gEq28rKNQA9/TYKmTRVcH9LNEjRPUGUQtkr7r5x3eo4L8TSFmPoLqwry5ssW",
-	"Wu6JQnXNaa4nORb17WZfTnFOM4zK1ZWyWkq2yNDxhy45PnhYHPSOlz/+Mv40u+ucz9/K8c+N+eflT/8k",
-	"l+PGKLk7It1X1/9dmRD9t2H0Qlsmzber1sELV6HQhjFWxWytWJHwjK8r3+XErQUOGFnkE9W3uObir6Lw",
-	"gyco/LTc+F/Rq3TCJjso9BIWxYp3uf97dh3KFwtoEEWqLI4pn69mnbDI+J8GUrIZ4dr2oCZMVELMIPVA",
-	"5OD7XJ4YBey3Sqm8gTHlVcpz3MGSrGv+8bJuxZ+xx/4rXZhX/UazXW+1m69q9cPW4VHRg3mWA/MsUVka",
-	"1LeRlNlOcfCr0DsTx98Ipw9aj3+4Ws/zW0oVw0svK1P8zWG6Tfc11VCHLZ9wwVOaASl9C1EBBs5s9pLU",
-	"7/j5y5/K9aeqJMtbojKx8ieAqv62w76tHfbXwTv+anLnLVEvLXS249fs0jnNpglWYcVJkNc2TVUVrqEb",
-	"zkQ89NEwzwH6b+cIIy6yk1v+gE2JGJM96AJJtYxJG2GbzurEnD3LXDzFjHaGbBbHQ3Nly8iEHg1K8fuX",
-	"ocuzzGJ4+kk+6udU5My+GRkUxqaw8juyNHDGuqPAuQazgxkhj4g8QcVCd6bSkxO/mwo9G1dk9f6XAn0H",
-	"kHlqr9hhHIXWarcFdm12KZWr5uQJGmYCZThgxkA1cYsJYUjyKTGEKpDDVlB1dQ0KKAleIuwSdrEgJ0hy",
-	"k+hSvkIxTa1PV94lOduUeiB1AZQxybD3ZJn30u4pi/x8raOKc4IDZq87IS4lHM5/xDgxowN68riipAZY",
-	"440WmvCZkP6ASQ5p0bYEQ4gZkguq9+nCxqNtwfjcyVO7DGmmsoK1N3X3sxWG8sesVF8CIKsfrFYDmkOu",
-	"e/EkKuBu98SUsM1qeNH8qSJfb7cIjbmL4OtOr6/O2vkzsoJge6WH26SWscIY06nxTXQ72SkQtwvgheJh",
-	"7+w1GN+Yzgkzp3Bttv2Awd1buiuz8nBZZfqNPQpr0uAXeIlGlFE50dOF/HQDG/M4GrDrq7Ma6sCU8jIG",
-	"gbWQFeO2WfuJiwvbwynUphPkTnUgC83CKa8JcYOSa0dlKDESfGr2LRx2AKK4syqFnVyqGmTAw9XzIlUm",
-	"V6FCxDfEB90vo1k8olsihnvzxtMtj8qSGE+CDP8Cju2/yHhcs1jrwm3H7Va9XW/UmkFwUN/CWd1qXbfy",
-	"V0GzLf79zct/e1TOWIj/Okxuv1h6r9LR7ufPJdr8101Ot681TZoK4kOpyjHJVX+zNwMPcyfCh1b1Zce7",
-	"bUUUezBOt7AuHSSrplL2stfWXUmIMI2uuYfaXftUcfN0I8jVBKsXCoJV3bLjV9GzOHdLycKFyOsGZk/Q",
-	"Fy75yerlHLYqDqyXCrxoGzZnH0GGIqR4abm69mZuV2zgafKrVBD/BRNtslsm6ht0ULNdP2jXW7XDw3oz",
-	"gKyI7I6HXBYda4RMHctm/bDJwubkU1Ml42KF/nL5Xmgiiue3r7zivQ3eQdBEPSLmNCToOpcfX3ULw0HQ",
-	"rLgloWIOB7Wj+mHj8PDXAixrK9fr9c0IcrSBIPV20Ggf1GvNV0GjfrCWINPPB78F4dG9bCzuxqO6auJX",
-	"ZA1Bcho1JcnhKkkiimOkwgQ1gmYtqNXrzVo9aLdazbb2xRgJVfofbZVa1zQ/VVuOvzjTR5a+1W7Wa8eH",
-	"QcMsffFSkOqXXx0eNltryVKZbfnUfVKv3ACNoJWbZXYBgeaVQrkM28aXbZlvXX5Ox4hkPiqUn/wbnPoD",
-	"k3hwDvGJ8hrL6fdiqdd/GVj1ROtg/3dnAsAD4WpJQaL913bubzI1oAhvqowSDKdZrS7KjWWr8PPNuoyn",
-	"f5r09UIJBvCjfRTNCIJT1YUEpuKZ+gxZMAXKrSZFp7aEBdw/wsLShTXmKEAN/cMAAqXiX4XxQEtgJim+",
-	"uU4XKpXpGrDt63RV5t+4ZX9uZnsmx5v/CSq80awFR0Hj4NUaFb6lXF97fM4+94tJ+X9GAf1nCVeacv+a",
-	"1V9GFm+Up+Ya1ueIzLUSrAe1i9desWeqU+QKc5j6b2nxC8yitFbHgJkkixq6xDML167ccrASK6g865O7",
-	"ItX7K0Yu/86qeDZKVdw1f+dQPO28D1zs8a+DgBJbm/HlZZK1qnBaiaqWQCTLxl1WrhHAMWc5S8qUEspz",
-	"h28qNpPQllwt3tgCkswE3tILPXPezYDBhtxcd7TtQjOrJV4NxmqU6oA9oSrpiiykbLxWFD7jTGC9dCZw",
-	"ErWO5fjhYH4/x+qgxT6N2YufCQQiAvn+AnbGn4qzjS4tM/YfZW+YYO9edhXuy/P4W1rK2zSRRhshtvFo",
-	"7a/cUxahnawIbT7DQPtNlRFeiA5D+Fe5ereyHIQesOGGKySGaMcFts0FEibCiJcnKECRSC99MFX1dtu2",
-	"MtlwfV3eoSuJ6OKxLmANBanTyxEAZp7jmEbm9p88MI52hvO6P5gFQTNkZAH/ISj9iceR+Wm46yPJER6w",
-	"4oXFEOUGn5RQyJPQRHJSkNrgcy4EnwW2TblLLby0E7lgtqrddaLfOchg6HuylC4T4ARhJOmDmpgEAqhu",
-	"kRVNpALFdEQgSmvoaYPPRKoa+lG3Y2xOOENMWCiW2uqsdDHL+QnPCeNuvFikeRgETz+dUXHJyRcbaH2O",
-	"afu8oxj84rD3LjmLPp1TfC0Ozq7PWO8uuVPdo/oUj9jB5c9v797U303Vr8E3O4qxqbx1PrBadwB1PWg1",
-	"640nGNF/fPbgUb8elEb1jXKT00McK/L13x+5/csdrgBZUcB8i+ldf7hRb+tp/jE6/4rI2ZRsQBtOUizB",
-	"QQ62smyhSMCAXcMoTbKhq4uyDmJAHXt5EyKjETHv2lkiPjJYKaQU5tmloqYvCjmPI6328tWLFybDKV/W",
-	"tTK9yHT4587qbvxnZHUDuNEKakdB4+io+Q3kcnHD/h0/+6OkqWW6F4ZEivXkiiX8P95otjTFIKsSSfTq",
-	"Z9Xb3Ulmg0rY6qwAbWSlE93m3AeGt6Nfd+7e100mJFS+veXVZLZO+ZysOeeShcZSglRH16pr2OVuCwOP",
-	"wRW0Qornms5X5yq37srU5FJJgR5p+Qfrvqw2KB+JA7qUI5wplzT6aKqTJ1o9lIKDlKxrebWwpcm/MaUo",
-	"81XxXNnJcitpkVmzMIXqg6bMNRfhhEhlyoSeIMZR0c7P9WNrFH65+fL/AwAA//8=",
+	"7H3pcts4uuiroHROVey5tEwt3uSaH+pEk/i2Y3ssudPdoa8FkZCEmAIYApSs7krVfZr7YPdJTuEDwEWk",
+	"ZCt2Jt0z/SNVsUhi+fDtG36v+XwWcUaYFLXO77UIx3hGJInhr/6UL7qJnBImqY8l5Uz9GhDhxzTSf9bO",
+	"mB8mAUFySpCgE0bZBAnix0SinSEufDzcRZTBizEREWeC1GtOjapRPickXtacGsMzUuvUxJQv7oof15ya",
+	"8KdkhvUSxjgJZa0zxqEgTk0uI/XZiPOQYFb78sWpfSCjKef3Z2/KSx5MCVrox68EokEddRmiAZJTLBEV",
+	"iHGJOCOIj2GxPg5DEr8S9huBMBMLEgvUdtvpDiIsp9kGzKt3NKg5tZh8TmhMglpHxgnJ78OsW8iYsknt",
+	"i1q3BQ0cwA84uCafEyKk+svnTBIG/8VRFBrA7H8S+lzIA55Fof6QsjkOafA6iQWP1Q8imc1wvKx1aiEV",
+	"8g0J6ZzElAi0oHKKMPLhTSSnVCBB4jmJUUADAMUUswDxRNac2hyHCdFLCdTCzy5+6p6fvbm77v3zptcf",
+	"1JzajAiBJ+qZHrGDIiwEGmH/HoDJyIO8M5PxMcIoismc8kSgSH2mIGDWntt4tvguGvFgqU8q4ESf1QxL",
+	"f6qPijMZY3/bpaoxOyiKeURiuURejTzIGHs1hQwJE0kU8ViSIL+6fjLKoVR+iTGZUCFJbBDQAJghMidM",
+	"InXiCpiCGprxscQhn2xYcf/mh/7r67OrwdnlRWHZIreGOgx/p4YXH93bDvJqPA5IXBdTGkUk0JtR0FpZ",
+	"yriwitwOb+LwKRtDN9fnBcrBvk8iiUch2bCnm+vzwlaSOERTLiQKuY9D+J8dDkXJKKQ+wkEQEyFgiQm7",
+	"Z3zBemofA6Ch/ELhAzGFp18P/puLHy8uP1zc9X7qXQzuBr9c9Qor/ir4op23vQHanzf24ZU9OC6kKFKo",
+	"12a7endxeMHlOykj8VUnMIUvNwL/7qx/d3E5uLvpn128vXs3GFz1S+cxS4REiSB6PAeG9mrqD6+meVXG",
+	"yP47JuNap/Zf+5k42ddPxX4vjnmsPyjz4VhT+SZiRjxGo5hgxXhRnISkjgbwOCBIsVsAncfGlIQBwhKB",
+	"aOig3G4dtHnrjseqiM1BZRxAO3ns2nXU4lZYi8fGPEaYLeVUCUMSClL3WO2LU3sdUsKkhseT+fkTedgP",
+	"OECWZT7/aLrIh7Uiot5AnGV0SFgQccoknIIg6d8CSXxPEOOIsiiRDhLcYwpNxySOl6nMZEqySo4wWpAw",
+	"3BvzeEYCiwanKKT3RNFPvLRTj/Xxdq/OHJDKC56EAfKxGlShCewBxIKFMmfjkPrbiswg0c9JifENUiUA",
+	"4TAmOFgiS4kk0CJT87NVgntzc3V+9ro76JX4HbbKhKZhO4ai4PIUwBQk5+8xWxrSF2tXqEaQAJiIxHuJ",
+	"IDEK6YxWicTB5eXd++7FL3cfej+8u7z8sX933Xt71h/0rntvCqtVo8Eg6jSaB5kiFJEYwRRUoJhgf0qC",
+	"UxSQkEgCZzWmsULHF+IVj5wB4/EMh1SQAEC5U4D+riJU86XHphiYBpopQZOpdXovM7xEUzwnaGcTgHYN",
+	"tp0xSWKGw+dQ9aB3fdEtIgg1w2oqODVas+aVNFDwNqr0z3uG6vfOAjQlOCDxS9A/QwkjDxHxJQnQGNMw",
+	"idWRajUf9MNXAoEU3bHr362riS+4/AdPWLAt9WmNdJn/vIjflmDU2TGO7Ac5AgJlu0SDvfOzn3rXvwDP",
+	"/8flzcUqalPxtKEVkMyL1Yu84OlABcsBaWxbt0CDW2vWxwqDLnkSi8J4L0FbT1k42imtUws/WT4akfjT",
+	"DIg75RPQmHKFlyHHwYDzcxxPyFfRzlX3l/PL7ps7Rann3eu3vRLfskQDdgMVKFRzqWVjhpqHzUa7jUZL",
+	"SUTtZfUZmI48+IQEwtjGv1kmulNatQEIiWdUCMrZG8IoCb4OIr3r92f9/tnlxd2b3sVZrwLdJb8nDIXY",
+	"v9dLsyf7vnvRfdt737sYKMZulvJCcFmdU5lasJVXIjcZ2iktX4NmoKWfYXViS+YSY0nOFehJBV+RhGEG",
+	"ujOfE43PAYlCvpwRJl8JpD5+XIQalaxfAe3i+FSKTJYeuBZhtCwVxOcsOEUxkfFScfgGsgZPhBNBXnMe",
+	"BnyxYnGah9YqEFypa2NpNpMa2Oa1r9tFqq7gdKAAzbiCkUB4wvNrdmHRL4A3Sm2cYKrwRu1mp7TO3U7R",
+	"Q1M+S4+tOUy0g9kSDffnjWGGjEU5uwB2Jj2mlE1KwAkCTM9BSsMvgt0pcMIqMHkMT7jSGpyaltOAm9cK",
+	"bHtddVxlT9WHKQ+JwQpFt2iBqUQjMuYxQTJeKvsCIFTf6GaaUUZnyazWaaSuMqVfTAiA/YtTu2E5ZxvZ",
+	"VnYD8bLJQJF4SSR2EznlMf0NPrcKSpW13b0ZvOtdDEBjKzItQVgA0NVMxCg+VQN30A8ExyRGg8sfexd5",
+	"V0HF4rpmPGs6mzeVUIvJnN+TYMt15pZYOdoLyeqR3iLMBCIYLKriJhw7qXpOHiKFF2hnZfGatX4o6zRb",
+	"C51n6jDfTYOp17IjAVTuJgElzIe94SCganwcXmnPIFXobjzOZQmnbAeBFlMuSGZSxMQndK5dTeDyOUV4",
+	"JJRhPSOYCWPpgtlhFq5ZmKLnKDfr7zX1zh0NtHdXkpmmPPxwTthETmud5sGBowjd/p2RuvUuO+r1M/1p",
+	"w3VdeN3+nb6N4xgva4pu6OeEmMeKoWjntGUxH7MF3abf8tEn4oP74bGowTu+sBoiJcDZ8twTxzqWQIIy",
+	"HOCw4HwIUyztY60/6F686V6/Sa203IqyveuYRBWLNeayOaoYqTWNrWu8A6y+/8v7973B9dnrNMQBKt0U",
+	"xyTwWBruWEwF8e+G6H+hERbksL2rBUU3+xzwIGgeHDROrD/lniw9pr6N7nOfKnRQqkKrqdXTXe30imI6",
+	"VyLsnoAyyxT+IDHlC6YFS0qaNb2W9+Mf/3kSH7/98ZfP8WDx6ebqzfHZ+dWvZ7x5js9xf1ErQWrllA24",
+	"U/hVHfbrmGBJrngscdgnoMjlnPcbyah4tlKGd0bYFaI8rUOFrWUMCrk9CT0rCrGQwlESwgyj8GeGH7T0",
+	"Oz5sG6zXfx+6ZXHoWLyuDhvlKXVV6wBlC4CAsC8FHP0O4xKNQszud+uF48Eh9Yle3NMpuJoCK8/ERHiW",
+	"ENQrABlLSWaRFOUNds0TNMMBQYKjMY4BgBZglfDy4fSDOwynPebxTP2vFmBJ9iQF3CkRoyH9Lb/SIQ59",
+	"NGseShMM2ChFbNTgAs+I+lSPmJ1NEM7v2s2qFSj8uiPW07PKSLQ/Ur2DDJDBc0ICBy2mSiuQKKDA0qoH",
+	"FhLLRNxpmVqFfe8Ggyuk37JImJ/NTFNgZtrtSvKz5s4OonHma3MUq5syA6o3011RgYKEnCrTAmTZYkpD",
+	"gq56F2/OLt46VsLpX/N8nQpkVOIdbWYZFwEVaErCACVM0tDqzUAwT0MMDZLHzt2SRF+/vUpN4JxJUayA",
+	"UOkMTkY9BcTfRIHnVPPBIhWmIjz9z1OWrsYtyGl7hn4a6C2e31V6QoShmbIaYD405mHIF6c6OEslwgIN",
+	"9RjD+qMyQS9505776YGsLEejiDnolAuAEpuARaysSEqAb1v5bj6qOdaXB2r3P7pn5703laI+dcUWQW7p",
+	"6lEN87V6EbiUxDQU64WYtrOKW3yP/SllZC8mOMCjUIexyIN0tFvMOJ6LwaocyDNYpvpziU2jaTLDLJuB",
+	"PEQhZqBpPX54AIVs9KpTzIBQmnvFgkBtt+Ggks8Gtd2Wg0rqNmq7bcdjZX8gPKgKtil57bHCe0qkalDG",
+	"PJFk10Hve4N3l29gtO75+eUHmP/AWQ3LmcFykUD45ZHQYPGdfHTQjFeIMqC2e+KgTWED/UbJAYjajZbj",
+	"sZKDA7WbJ2p67WFHB65r9DxDG2VztMr/V2WeVfrFK2Pe+RfKsK45FWHJYpj/0bjzmkyH1fDZI/GqKl9w",
+	"lWcrjbdU8o58SkGRfxQooUID0ak/W+keK7QJI1RSpP3sJYRJtsU/uDQpAqtSI1IQgzyiDUkXGecd6pQN",
+	"I7iHRY288KyomTeax6uaeaQUgVgt4/987O79ivd+c/dObrP/3tU7e7d/++8qbeUdwaEaZfUUMy3GUje/",
+	"B0MczzENIaHm9lFzTY9RBc0rpVRdEyyq7HGlvOKyntZBN/3eNdL5DCBnqE+lfniKUhaiZPHNda8PiOEx",
+	"ZbfmjPt7YhRhZTeroZTZZkMwJXf7grKAL0491rt4c3V5djG4e3t50dug2aJ2w0VvOSN1pGx5Yp34MWzV",
+	"Qdizfli7vVEyHpNYgH0NWCOMQkKNC02/X0fn4Haek1gZl8osWnoMB4EZWnSQVNgC/rclT1DAIYPlnvGF",
+	"wjas4aRTGiDmIackFisMvN+7znNjC8qaUysAoJJZFUzuMkJpv5/YrNgb0/mVQH5MAsIkxSESkkcCLXh8",
+	"r85sp+02ttDGE50/UZzvMiJMFExk/RcY1Br6w2y9Q+2Iz60oC3iPYzxRuFKk3n097P5/mf38fTq++3x4",
+	"9FuLRJzP56N7RiNy9Pk+WiSHCRm1AzKaPrQ+xQ/i8OjgPpqFy4ejkP32+VF2pXbn5EFbSWu5HKGvc4Xg",
+	"nCNyEzNPHZZKX8USb6esDqxb8pWieAjHOjm13JwRYXMS8oi8Emio5hgi8oB9GS7VC8IcRREGTu1hb8L3",
+	"zI+fBGf1a7x4b5TO1OYuryaKeZD44FahAZlFXBLmL9E9WTpIuyQhUKZdLh1kkrFSjxyeEY/RwISNbM4R",
+	"EF9MJxQSKkBOYBagzwlJdNaZGkDT5ZYe1a/wN6zgkzEw4ew2oBIJYJgqrcQy2mov6wyzZcHVao9cbz8o",
+	"0DVl8rD9qMdn3dlZTKKBA2hh8WdoGO8eDYYmUGPdm9nCiuRM5vLOPZw2loeHM/dAxifkyG2e+ItGGwdN",
+	"93GdQgnwHGSqAHtdTKb8OjIFpYEEVTnpRfgYy1h7unPxVLUBICXKLDIjGFQnu6UuEiyVIFMsF2E/5kIg",
+	"HIaIMiEx84lAO4IQNDR7qZtlDXfrKIkUs7axYX+K2YQo0afRfTVx3qkZB/djSN03r6kvVlKhN36Wf3ed",
+	"rFC4hEeCh4k0yadZiqsR/wLlHEgl7IFvOvv75pe6z2f7EI/ZB8CIFTp32xvVu+m7249yoP9FV7cfRf+2",
+	"s7//REFRAE4lGnKJJemDd/3rcNAG+O+0i/5unRfduL83uNFjEoXYJwGEF+4JiYSNd+R96mgHS505d4QC",
+	"vBS7px5zjcqglH+lEPkkZafW194+LjjfKzjLlwrw9DN0TDdSS+MpNWdzXCkLJDkgNvoSswDHAbJplPVc",
+	"aGfHpAvALLsd9O599/Ve/123eXBoM611xMfWt5h4z///v/9v6MA0WCYxEWg4bzjqx7rHstBPx8Z9Vl/F",
+	"8O4pWi2WgbCOyW3OQkVIB4rUJyDD5EpQSEeEQoIVjaTZtw5aTKlOq/aYiIiv6IjPZkQdZ1m1NnnkOlIr",
+	"udpvEpNVfdhjM7xESh/WQaLH9WGtN6sRIca2tKLXY+p1HzPGZVE9zp90BstKZXi1ImPL8G1mPoqcJWTZ",
+	"TTkOmau32N7ytpGHQkD2mfHY/IKqGM1NXhA8ldOU4QSeS8AKLUtOlWVoPP7aqykkXgp14GBOlSFXkJlV",
+	"MnKtTFwr5f7IkoyRRYU0U9psYC3VJCRCO78LKsl2Qm1v3vxmcq2ETGaFFdHFUuB/s/VSePuLU9O2OQnu",
+	"tGG+FkkgPo+ptD6FvFL1FSrt1wQxq9TgywgrE4WC2TqmJK6vBOXv3Man4PPh/OT+aNyaNR+O47Y8WB7+",
+	"doSPq+ZYSysfpkROSTH9dkKkWNGqH9EvPab0SrRBrQQ+AFl2SzThEKXxOfOTOCYMLEAWKMbtMRzHdE4Q",
+	"WF1LPcVuHXUzDVZ76cyG0jWDUjfGNBRoFHL/XnhMhzWVpOGMFF0zhYiRjgCpOYx/Z2Vsj2kVJufmoWYB",
+	"atkOqCmpt8dBQYyp9lHMtK9BiTJwCnrsmliYsgmKEqlkRLozKG6kDCZKzUzQpHJQ9xiM1Umz99JdRoQF",
+	"atjs1Jxc+qYSppShcUgnU1lHXY9F6mUqMp8nOJgA6golHGPYmTEWJjHMVk2Y2dap/wCMuzh1E26i3rxH",
+	"0X4abPY25fMj9fulKHL3pt9783Rv06r2u9nppWbAoCiluu5oiWLQwQ1P65tsHh4jbGScwt2hESfDXY8J",
+	"ScMQ1DiBRiSrJdRUoY6sk2lVEKHXHumZ1pI17J8Y2t5eiD0pGG43a2Lhz5R9oFpsxz2NvNzKaHuC0V9h",
+	"dWVcNANnLqK/KnEKwqCwt9v1gvAl4jJWpv7BozJFzMlFK7qvB2c/9SAQp0i4OlgBpgSVy742GdT3Op9V",
+	"qQIVsW6GuBapOrF2Zzgdg/Gzi8wpadNsmBUa6hf1U9iozRg0E2VbVxins0kpG/Py5NmYQvI47ztT7F+7",
+	"IF8JJJYC4G3FqxKJhpdraeIYG9RjkWHqJTsUKaOMjo0i5NiESB2C9nEYgoy5uT4XaMcml+4qUWmSF9PF",
+	"6CxUq0iCapSzbOoe81ivWF2pU1DTFPiC01TgGYFSFgcNIStg6JgM16HPAzJEVHjMtEoYpmkDwzrqrQyq",
+	"lV2dbc+gJgYX8pg9tjMsJHSnmdzbnbdm2x4zQYY0uOEgZTn45UTF3VNjYWc1KEpLSReuF6sMYjwjgZXy",
+	"w4e9dAF72adDkM9ZOAtKCXW1Qa6uAFR9gpU5brzYaeEJvOuYIwFoeax8Mu3mCSpnCmi45MoJho5GRV7w",
+	"cXvsb3+zaTr1v/0N9dRCNIpMuE7FhbUZFjrK6Wpgww+vLvuDofHfeszGBiyOr3OzdFHz4cHsAJZKy7E/",
+	"7d9UKmZKPlSeFiupQZUxaXVZ3pvOGgpMgeJKzYei/yAJiZNqRMYVUkhAs9rkm9xvWKKQYCEVjvukkzpI",
+	"lCKalgvbqsgKL7fO2c1p40oH9liqr6/Xp1GFOq1MxpAIsZJS57GhNYRBT4c8QzAFjMax0cFcpf97LDUA",
+	"HAPsnH661Iq6Dbk8QVP3mAbuWvNdYeV1ClshiS1dwj5RqFPAahtB2DHuSCiBwEwnRypZvYu4skeATHiM",
+	"DtyWxbsZvjdcvJDOCMoZltkGmaKBOKQ2SE2lx7C4Fw7ycRQB4um9czaB5gUkxEubdaDroCzSoZ2Gi6ZK",
+	"ybSOReARNmatleDikRoHqiHovEI+RIWY8KkhQSORYoKsLuMoWjVdCPQUTnWIW/OD13wWYUlHNKQSmMIH",
+	"TaDzBtqJsJyKPP/eTYMIakbtPZorKgiXHY8xnjFPJ+3zYzxDakHQHSSr+EdQYKNZD17gpeZZjHvMvjAB",
+	"qwwjq53oserogiyyqRQWRNqLlY6sPVWOGim/CgEzKKVFzw1xfaTOFcd1pFs0CN38Qi82/y5Yp8u8ZxM8",
+	"45php/PsYJYXh4qIiucIWQkpug21Ljrc7SBodwEiyNYPaTkNzS5GSxA+uSxggJbHQMNLDcD0Uw1aOY15",
+	"MpmiHTHlC6TES8gniMpdFGPjQsAMiBww01g8QBCm64YuoFFnwMgCzfAnnjqB0c5wf94EEq45tZD6hAkI",
+	"iJo+SN0I+1Oy16y7RjfP9PzFYlHH8LjO48m++Vbsn5+97l30e/CNUoWp1OaBlbc1p2Ymr3VqjbqrX+MR",
+	"YTiitU6tVXfrrRq4uqagX+5PIeHmN/X/SVUJSNfI1abr5pKWo5j7ittCtbtIhbfSKFO0OwtqndpbIk1K",
+	"z0r3pqbrbldNZU23mrYCnlYUZeZeU3drd6GIPoJ6r/bPP68bMl39fr5TSV5tr3U+3jq5GrpzOidMjR/F",
+	"fAR2Hp4IZQxomNdu1cf75nDqdssbT8G+vMSzUMnGOYkVv5Ac/e/+5YWuqDHNSSaEqYPgcfWpXEaEda/O",
+	"1GfPPhprITwbHYs1gCvWVfUZmn2ggPuJznx56WMcKArvXp29EmnXHeBrBnT2UNP2WsVjVSe13bGaxADT",
+	"aGyBBRolNDTNmhSL2vqQf+m+P9/ukO2q/+MP2YBuzSGD13Bb3hlgiUdYEGuyOKCFgXRaUN32r3SQ1wQH",
+	"VPGSPyIbXd3QV56OUztwW1+5mXwe6EvvKu2+pbdX34hH6UFtZvrFJmdrEeiayCRmopwIalumaReF9WDo",
+	"Mnvd9gujvJ9Ph6MVYDE11ZBFHDunQqYR2OdjmfHpfSyXZ/iJkHxmGJtxW9Sz3pD2cZpr/MWpcHtRNudU",
+	"WQHgKaf5Acyjuvq5+mMd5IDplRkXhoUFmExn++SxIbSfvPz9+tWjCGv/h15BJJO4MIB5XBeJ7xMSqEFu",
+	"n14EXsiFX9sqyqZ+Q+dGpTqruTXZuo3HyXa1IwJ813r8u1IPF/Vh8+TxD1c7nACvcB//rth/Cug2p50J",
+	"mUv4kwbvLbnmyfPWqVX7tHLV/Vl/mFqBwnUWEhcV1N1fcZzm8y4L+W3GURkvdQNAyiapPbyjszq1s8zJ",
+	"O6aMl1TtwEF8wUhsk4Rt+uypsqjAPI1NvGnX8RhlumdCjJlQz5WpasJymgGq6ZtuswO5Db6ypkISTEhg",
+	"NmErrz0WciHrYC7zBFo/2onXVvabTGYq6+iaRARDBBt7zCa+oiENhttlriqzrIrh5bOQTX8QIuQPPFhu",
+	"x+lsXjHQPdTf1hquLpDlEoe1zslJ/cAExPVLe+r5XlZLYTWgFcbxRIqvyqb+UgxYQEJMiaM3t9xnLpW2",
+	"abaTJqJ+Gs/vG2LaGrfwCfHl9OE4GB1vvQebxruGbaXoBQGHAM56JaBvs3aBIT2BP+RaCH8X3td4yocr",
+	"ncC+J8+8SqM4+jRW+eVmVgmFc/27q5sfzs/671I2qcMReyYcsYFfvqc6uGQbGthKJs5EojQKE9fYAcsJ",
+	"/JBDW/kw3AUmqhib4joeq25ToDsmaf7ySqBhEofQAKmiOgND+9fY8ZhphPdIqzDwATqV1RzjmM/AOe0x",
+	"vqHuJGus3UArpY2m6Wu+IsRj2ER/DLlMsaKwfA9R0yTHNnAy0uHm+vyVSAtJPLYzTMtGINZk0yVHMV9A",
+	"PM302YA+RByORxmudQM9KtIEL4+lcf9cGEgQKdBQAe4fvevrXzR6vL67uT4fOjqqEZMQg5wy+eGZC76O",
+	"3pEQFJhcyHGE/XvCArtOMhvZNnPQRBQciHQcK42nQi5U9Ot4jngo5BvrVh1pDw3T5+LJbHJDK5EncfzG",
+	"dkvPJ4soeXG412jsNY8GjVbHdTuu+2vJa5nSfT2fp/BSxUdPFyeFw1sjTcxqIExgu8tCrxiILzhArvBM",
+	"0U0mdf6SLd9KtlxGBBopF4LTOk4DnDYna/Q7G2XN1eX1oHt+1+9BtXc/FTaLXIvgSpP7HPqNawaZ5eFp",
+	"SaHUSVBas+66DuJhoAMqsdBtn21ZQNr7CJRauAgi0Gilg1cV9zj8XRHucJ19nrY3dgpXUXyshnr2yn7F",
+	"VRVfbl/OxC+lpbrFnNE882g2O82jjntYbzePj9wjxUOAFS6mWpM8mk2Opg8BC+LGQyP2W+JETt1clpLN",
+	"vU5TvwpZ8Kk/KE23Wc3cKmSmfyxZ+86KGn67ksD1yFaK7HBtstYXpwJojfZGqLUanbZbbzSOm267BDX8",
+	"ueU3fzueHcj7iTtfjI7iNjnOQ03XNxbzFyvranN5itkCjgduq9NodtyT+sFBw222fq3lT6BbeQQm0enR",
+	"Iyg4bJzU/aGzGDYcQOWiigcwokCzBWlkGUAmrLbxr+Qz2jY24s7fiEJNBg5ogYBefxoh8t2dMyVo5sRA",
+	"+tO2/hlnjYFhqx6FTZkoppcZYSSIXPG7arafVS3iWAqPaR5kq6PGMRHTqty2wrVAkK2TxAzUcY+tlj3p",
+	"idRSIAQ/ykoBHbiMYgiYP3R06wcMt4ZoBX8J2QdKeO1RNuYmkSBV80/hVWPX4JigkPNI7duxBVQOCim7",
+	"34MrSDwGHV5NWh4J0NkVCqkkMQ511B0N06tKhg6MF5MxpKFnWTqFXDAchnwh0mItqbQRCZlRIG919VOW",
+	"uZeVM6/0tZcLqpQ3tb6ZTiSvaqNQbP4PeR4fQCQbftlBIIe/pn7AZLKvzx/K6gdOUWXGT5X0XynHfY5B",
+	"8jSBmDqnVgXk7ZctpNwTmeqaYuNvYdOUK3DSBNhyp8ysL6ZpGHnyoUdODh4WB/2T5Y+/TD4lo+7F/K2Y",
+	"/Nycf17+9E9yNWmOo9Ex6R3d/L2yXucvxeiFUCZNB6+WwQvbdtrEzFfZbL3YZvqcr2vFatmtcRcxssjX",
+	"UW1xd9mfReC7TxD46R0yf0Yz0zKbrI71JTSKFety//fsjrsvxntOJKnSOGZ8vpriyAJtf+r4hSlYUroH",
+	"1TkJpfAM5LnFuVhxLimZQqCxSqi8gTXlRcpzzMESr2t9e163Ys+YdkGVJszRoNnqNNqd1lG9cdg+PC5a",
+	"MM8yYJ7FKkuL+j6cMsMUG+uLFWbi8DsFhd324x+u9mb/nlxF09LL8hRnc07Ipks466jLlk+4tTNNt4e+",
+	"0H6YQK0lZiZVVqh3nPyNnuW+lVWc5S2RGVv5A7iq/tLDvq8e9ufxd/zZ+M5bIl+a6WxHr9lNwopMIyz9",
+	"ikLF16YmQhbuFob4oIOGeQpQf1tDGPE4Kyx2PDYj8YTswRRIyGVIOgib2gnL5kyrjWKTDbQzZEmoQ5HG",
+	"DbFrvBS/fxnapP4sYUQ9yaeYWBGZmDcD7YUx9RJ8RJbanbGuU0VuwKxu0OcBEaeo2CBXd4i07HfTpR3a",
+	"FFm91K8AXw/KHExki3HkG63dXJZgShmoWFUnT9EwYyhDj2kFVcctpoQhwWdEA6oADtN53bbdKXhJ8BJh",
+	"Wx2CY3KKBNdZleV7sdM6rvTkbUWNqd8CUBecMrry4p4s81baPWWBk2/FV1HGngvdm/ojKDYMcaRXB/Dk",
+	"YUXHJ9DGm2005UksHI8JDjU4pkOQjxkSC6rwdGGSn8wtQLnGCOYY0rIYHf/XsfjshOEqC1ZqfwQuqx+M",
+	"VAOYQ2FVsVEC+N3uiW59n/X+pPmiV0ehW4Am3KaLqUlvrs87+RYOMcG5ALrt1k8F8kNMZ9o2UeNkJYcW",
+	"C+CFYi+S7DVY34TOCdNNIkxpFyRB6Ht79cnDDeTpN6ZTg665WuAlGlNGxVRtF4qhtNuYh4HHbq7P66gL",
+	"W8rzGATaQnaxiikRi2wSkqmEpCZ3LVdCiIxrFoqQp8QuSqxdlYaEze/wGFTWAVBsYWQBk0tN7bTzcLU4",
+	"sUrlKjQw+o7+QfvLOAnHdEuP4d68+XTNo7Jj05Nchn8Cw/ZfpDyuOax14baTTrvRaTTrLdc9aGxhrG51",
+	"rlvZqyDZFv/+6uW/vVdOa4j/Op/cfrEzbKWhPcgXwZtii01Gt6MkTZoK4kCL6wnJNSft6G4jw1zDkqER",
+	"fVn3EdOwy1RhqxHWpYNkzb7KVvbatmARifWgijWpZ58TAiVcpvrA3uWZEWvaWbLp5lpWNgr9KquuTnSq",
+	"4Fncu4FkegnnpoWZBi+Fmxuzdm6H7Yp+KqX+Y0qHzelHkPAImV2Kr66bOO2F8zT+VbpI5wUTbbLbqRob",
+	"ZFCr0zjoNNr1w8NGy4WsiOxuqFzKNmv6TJ6IVuOwxfzW9FNLRpPizT7ltv8wRBDO745qxfueagduC/VJ",
+	"PKc+QTe5Yqyq25sO3FbF7UoVezioHzcOm4eHvxbcsubGG3W+GUCONwCk0XGbnYNGvXXkNhsHawEy+3zw",
+	"m+sf34vmYjQZN2QLH5E1AMlJ1BQkh6sgCSgOkfQj1HRbdbfeaLTqDbfTbrc6yhZjxJfpf5RWakzT/FbN",
+	"NT7FnT5y9O1Oq1E/OXSb+uiLl4lVv3x0eNhqrwVLZWr/U/GkUYkATbed22V2cZGilUI3JzPGl22Jb11+",
+	"TlezZD4udEf+yzn1DZN4cM7jE+QllpXvxU7k/zJn1RO1g/3frQoAD2Lb6hCqFL52cmeTqgE94lNhFGFo",
+	"nWBkUW4tW4Wfb9dlPP1T10oV+v2AHe2gICEIWngUEpiKDVwyz4K+2MRIUnRm+iXBvWXML110p+vO6ugf",
+	"2iFQ6k1ZWA+MBGqS5JvbSKJSF0mPbd9GsjL/xh77c8uoMj7e+k8Q4c1W3T12mwdHa0T4lnx9ba22ee4U",
+	"K8D+iAz6jxKu1NcEKVJ/GV68kZ/qu/WfwzLXcrA+tNZfe12yboWU6wKl25OmnZYwC9LGUB7TSRZ1dIUT",
+	"465duR1pJVZQWViau/e+9meMXP6VVfFsL1URa/7KoXhacSlcCPavcwFFpnXwy/Mko1XhtO1hPYJIlom7",
+	"rNxyg0POcpqU7luXpw5HXyhAfNMRvHjTG3AyHXhLL2fPWTceA4Tc3Ba7Y0Mzqx3ItY9VC1WPPaFp9gov",
+	"pGyylhU+owC9USpAnwbtEzF5OJjfz7E8aLNPE/biBegARADfn0DP+ENRtpalZcL+VvqGDvbu2fTtb0Hj",
+	"b2kpb1NHGk2E2MSjlb1yT1mAdrIe6fkMA2U3VUZ4IToM4V9p27GLchDaY8MNNxwN0Y4NbOv7jXSEES9P",
+	"kYuCOL2TSLdw3e3Y6vT1beOHtv+ujcfagDXcl5De3QNu5jkOaaAvp8s7xtHOcN5wvMR1Wz4jC/gPQelP",
+	"PAz0T8NdBwmOsMdSXqcvxoH2J8omJRTyJBSQLBekJvicC8FngW3djVkxL2VELphpoXoTqXcOMjf0PVkK",
+	"mwlwijAS9EFOdQIBtFLKOvTSGIV0TCBKq+Fpgs9EyDr6UY2jdU6owCfMj5dK66w0Mcv5Cc8J426896p1",
+	"6LpPr86ouIPriwm0Pke1fV4pBr887L+LzoNPFxTfxAfnN+esP4pGsnfcmOExO7j6+e3oTePdTP7qfrdS",
+	"jE23L+QDqw3roG647Vaj+QQl+ttnDx4PGm5pVd8pNzkt4ljhr//+nts/XXEF8IqCz7eY3vXNlXrTvPnb",
+	"yPxrIpIZ2eBtOE19CdblYNqYF5oEeOwGVqmTDW0TrnUuBtQ1dwsiMh4T/a7ZJeJj7SuFlMI8uVQ0kEc+",
+	"52GgxF6+Vf5CZzjle4hXphfpCf/YWd3N/4ysbnButN36sds8Pm59B75cRNi/4mffipsaonthl0ixeWnx",
+	"hpmPt4osdQOnqkQSdfrZ5SK2kll7JUwrcHBtZH16LXLuA8Gb1a+ru3fUkBHxpWNuh9eZrTM+J2vqXLLQ",
+	"WAqQ6uhadcPU3GWWYDHY7olI8tzQ+VaQ5dFtT7RcKinAI23/YMyX1QHFI3FAm3KEM+GSRh/1VRiREg+l",
+	"4CAl60Ze7aKs82903+N8C1bb47g8StrRXB9ModWtvlOBx/6UCKl7Up8ixlFRz8/NYxrilmcxnZvEugZv",
+	"tteXbe2lvfbmep98J1XdJujL7Zf/CQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -123,6 +123,9 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 		{"HOOKFERRY_ALLOW_PRIVATE_TARGETS", "perhaps"},
 		{"HOOKFERRY_LOG_FORMAT", "xml"},
 		{"HOOKFERRY_MAX_WEBHOOKS_PER_USER", "0"},
+		{"HOOKFERRY_PUBLIC_URL", "hooks.example.com"},
+		{"HOOKFERRY_PUBLIC_URL", "https://hooks.example.com/?x=1"},
+		{"HOOKFERRY_PORTAL_FRAME_ANCESTORS", "'self'; script-src *"},
 	} {
 		t.Setenv(tc.env, tc.value)
 		code, _, stderr := run(t, "serve", "--addr", "127.0.0.1:0", "--database-url", storetest.SQLiteURL(t))

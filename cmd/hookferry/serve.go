@@ -89,14 +89,16 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mets := metrics.New(registry, m.store.QueueDepth)
 	srv, err := server.New(m.store, server.Config{
-		MaxWebhooksPerUser:  m.Config.MaxWebhooksPerUser,
-		UnpauseCooldown:     m.Config.UnpauseCooldown,
-		AllowPrivateTargets: m.Config.AllowPrivateTargets,
-		RateLimit:           m.Config.RateLimit,
-		Catalog:             catalog,
-		Logger:              m.Log,
-		Metrics:             mets,
-		MetricsHandler:      promhttp.HandlerFor(registry, promhttp.HandlerOpts{}),
+		MaxWebhooksPerUser:   m.Config.MaxWebhooksPerUser,
+		UnpauseCooldown:      m.Config.UnpauseCooldown,
+		AllowPrivateTargets:  m.Config.AllowPrivateTargets,
+		RateLimit:            m.Config.RateLimit,
+		PublicURL:            m.Config.PublicURL,
+		PortalFrameAncestors: m.Config.PortalFrameAncestors,
+		Catalog:              catalog,
+		Logger:               m.Log,
+		Metrics:              mets,
+		MetricsHandler:       promhttp.HandlerFor(registry, promhttp.HandlerOpts{}),
 	})
 	if err != nil {
 		return err

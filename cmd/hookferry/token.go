@@ -23,7 +23,7 @@ type tokenCmd struct {
 type tokenCreateCmd struct {
 	Tenant     string   `required:"" placeholder:"T" help:"Tenant id (at most 255 bytes)."`
 	User       string   `required:"" placeholder:"U" help:"User id (at most 255 bytes)."`
-	Permission []string `required:"" placeholder:"P" help:"WEBHOOK_MANAGEMENT or EVENTS_PUBLISH; repeat for several."`
+	Permission []string `required:"" placeholder:"P" help:"WEBHOOK_MANAGEMENT, EVENTS_PUBLISH or PORTAL_SESSIONS; repeat for several."`
 }
 
 func (c *tokenCreateCmd) Validate() error {
