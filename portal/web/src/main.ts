@@ -27,8 +27,22 @@ function applyTheme(): void {
   if (theme === "light" || theme === "dark") document.documentElement.dataset.theme = theme;
   const accent = q.get("accent");
   if (accent && /^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$/.test(accent)) {
-    document.documentElement.style.setProperty("--hf-accent", accent);
+    const root = document.documentElement.style;
+    root.setProperty("--hf-accent", accent);
+    root.setProperty("--hf-accent-fg", textOn(accent));
   }
+}
+
+// textOn picks black or white text for a background colour, whichever
+// contrasts more (WCAG relative luminance).
+function textOn(hex: string): string {
+  const full = hex.length === 4 ? hex.replace(/[0-9a-f]/gi, (c) => c + c) : hex;
+  const [r, g, b] = [1, 3, 5].map((i) => {
+    const c = parseInt(full.slice(i, i + 2), 16) / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  const l = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  return (l + 0.05) / 0.05 > 1.05 / (l + 0.05) ? "#000000" : "#ffffff";
 }
 
 type Child = Node | string | null | undefined | false;
