@@ -281,7 +281,9 @@ func portalFlow(t *testing.T, db, chromium, axe, shots string) {
 	require.NotContains(t, srv.log(), expired)
 }
 
-func urlQueryEscape(s string) string { return strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "?", "%3F", "=", "%3D").Replace(s) }
+func urlQueryEscape(s string) string {
+	return strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "?", "%3F", "=", "%3D").Replace(s)
+}
 
 func newBrowser(t *testing.T, chromium, axe, shots string) *browser {
 	t.Helper()
