@@ -181,23 +181,54 @@ func portalFlow(t *testing.T, db, chromium, axe, shots string) {
 	require.Eventually(t, func() bool { return received.Load() == 2 }, 15*time.Second, 20*time.Millisecond, "the redelivery arrives")
 	b.pollRefresh(`document.querySelector("#deliveries .attempts")?.textContent === "2"`)
 
-	// 5. Pause, publish, see the buffered count in the list; resume.
+	// 5. Pause, publish 21 events, see the buffered count in the list; the
+	// log's pages and status filter; resume.
 	b.press("#pause", kb.Enter)
 	b.do(chromedp.WaitVisible(chromedp.CSS("#resume")))
 	require.Equal(t, "PAUSED (USER)", b.text("#webhook-status"))
-	publish()
+	for range 21 {
+		publish()
+	}
 	b.press("#back", kb.Enter)
 	b.do(chromedp.WaitVisible(chromedp.CSS("#webhooks tbody tr")))
-	b.do(chromedp.Poll[chromedp.Void](`(() => { const c = document.querySelector("#webhooks .buffered"); if (c && c.textContent === "1") return true; document.getElementById("refresh-list").click(); return false; })()`,
+	b.do(chromedp.Poll[chromedp.Void](`(() => { const c = document.querySelector("#webhooks .buffered"); if (c && c.textContent === "21") return true; document.getElementById("refresh-list").click(); return false; })()`,
 		chromedp.WithPollingInterval(200*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
 	require.Equal(t, "PAUSED (USER)", b.text("#webhooks .status"))
 	require.EqualValues(t, 2, received.Load(), "nothing goes out while paused")
 	b.check("5-list-paused")
 	b.press("#webhooks button[data-webhook]", kb.Enter)
-	b.do(chromedp.WaitVisible(chromedp.CSS("#resume")))
+	b.do(chromedp.WaitVisible(chromedp.CSS("#resume")), chromedp.WaitVisible(chromedp.CSS("#next-page")))
+	rows := `String(document.querySelectorAll("#deliveries tbody tr").length)`
+	require.Equal(t, "20", b.eval(rows), "a page of the log")
+	b.press("#next-page", kb.Enter)
+	b.do(chromedp.WaitVisible(chromedp.CSS("#prev-page")))
+	require.Equal(t, "2", b.eval(rows), "the second page: the last buffered event and the first delivery")
+	require.Equal(t, "DELIVERED", b.eval(`document.querySelector("#deliveries tbody tr:last-child .dstatus").textContent`))
+	b.press("#prev-page", kb.Enter)
+	b.do(chromedp.WaitNotPresent(chromedp.CSS("#prev-page")))
+	b.press("#delivery-status", kb.ArrowDown) // the status filter: Pending
+	b.do(chromedp.KeyEvent(kb.ArrowDown))     // Delivered
+	b.do(chromedp.Poll[chromedp.Void](`document.querySelectorAll("#deliveries tbody tr").length === 1`, chromedp.WithPollingTimeout(10*time.Second)))
+	require.Equal(t, "DELIVERED", b.text("#deliveries .dstatus"))
 	b.press("#resume", kb.Enter)
 	b.do(chromedp.WaitVisible(chromedp.CSS("#pause")))
-	require.Eventually(t, func() bool { return received.Load() == 3 }, 15*time.Second, 20*time.Millisecond, "the buffered event goes out on resume")
+	require.Eventually(t, func() bool { return received.Load() == 23 }, 20*time.Second, 20*time.Millisecond, "the buffered events go out on resume")
+
+	// Ping: the test event shows in the log.
+	b.press("#ping", kb.Enter)
+	b.do(chromedp.Poll[chromedp.Void](`document.getElementById("notice").textContent.startsWith("Test event")`, chromedp.WithPollingTimeout(10*time.Second)))
+	b.pollRefresh(`[...document.querySelectorAll("#deliveries tbody tr")].some(r => r.textContent.includes("webhook.ping") && r.querySelector(".dstatus").textContent === "DELIVERED")`)
+	require.EqualValues(t, 24, received.Load())
+
+	// Change: subscribe to one more type, make it ordered.
+	b.press("#edit", kb.Enter)
+	b.do(chromedp.WaitVisible(chromedp.CSS("#save-webhook")))
+	b.check("5b-change")
+	b.press(`input[value="order.cancelled"]`, " ")
+	b.press(`input[name=ordered]`, " ")
+	b.press("#save-webhook", kb.Enter)
+	b.do(chromedp.Poll[chromedp.Void](`document.getElementById("webhook-types")?.textContent === "order.cancelled, order.created"`, chromedp.WithPollingTimeout(10*time.Second)))
+	require.Equal(t, "yes", b.text("#webhook-ordered"))
 
 	// 6. Reveal, then rotate the secret; what the page shows is the webhook's.
 	b.press("#reveal", kb.Enter)

@@ -230,9 +230,9 @@ async function showWebhook(id: string, notice?: string): Promise<void> {
     h("dt", { text: "URL" }), h("dd", { class: "url", id: "webhook-url", text: w.url }),
     h("dt", { text: "Status" }), h("dd", { id: "webhook-status", text: statusText(w) }),
     h("dt", { text: "Buffered events" }), h("dd", { id: "webhook-buffered", text: String(w.buffered_events) }),
-    h("dt", { text: "Event types" }), h("dd", { text: w.subscription.event_types.join(", ") }),
-    h("dt", { text: "Ordered" }), h("dd", { text: w.ordered ? "yes" : "no" }),
-    h("dt", { text: "Signing" }), h("dd", { text: w.signing }),
+    h("dt", { text: "Event types" }), h("dd", { id: "webhook-types", text: w.subscription.event_types.join(", ") }),
+    h("dt", { text: "Ordered" }), h("dd", { id: "webhook-ordered", text: w.ordered ? "yes" : "no" }),
+    h("dt", { text: "Signing" }), h("dd", { id: "webhook-signing", text: w.signing }),
     h("dt", { text: "Created" }), h("dd", { text: fmtTime(w.created_at) }));
 
   // Actions, each with its error next to it.
@@ -298,7 +298,7 @@ async function showWebhook(id: string, notice?: string): Promise<void> {
   });
 
   // The delivery log.
-  const statusId = nextId("status");
+  const statusId = "delivery-status";
   const filter = h("select", { id: statusId },
     h("option", { value: "", text: "All" }), h("option", { value: "PENDING", text: "Pending" }),
     h("option", { value: "DELIVERED", text: "Delivered" }), h("option", { value: "FAILED", text: "Failed" }));
