@@ -209,8 +209,8 @@ func (m *Main) startPruning(mets *metrics.Metrics) {
 				return
 			case err != nil:
 				m.Log.Warn("prune failed; retrying at the next interval", "error", err, "interval", m.Config.PruneInterval)
-			case c.Deliveries+c.Attempts+c.Events > 0:
-				m.Log.Info("pruned", "deliveries", c.Deliveries, "attempts", c.Attempts, "events", c.Events, "retention", m.Config.Retention)
+			case c.Deliveries+c.Attempts+c.Events+c.Tokens > 0:
+				m.Log.Info("pruned", "deliveries", c.Deliveries, "attempts", c.Attempts, "events", c.Events, "expired_tokens", c.Tokens, "retention", m.Config.Retention)
 			}
 			mets.Pruned("deliveries", c.Deliveries)
 			mets.Pruned("attempts", c.Attempts)
