@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.Version=$(VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help run build generate test fmt-check vet staticcheck drift sdk-deps check fuzz lint breaking ts-check
+.PHONY: help run build generate portal test fmt-check vet staticcheck drift sdk-deps check fuzz lint breaking ts-check
 
 help: ## list the targets
 	@echo 'Usage: make TARGET [FUZZTIME=30s]'
@@ -25,9 +25,15 @@ build: ## build bin/hookferry, stamped with `git describe` (or dev)
 
 # gen/generate.go also writes the Go SDK, clients/go, with this module's pinned
 # oapi-codegen: the SDK's own module has no generator to pin.
-generate: ## regenerate gen/, the Go SDK (clients/go) and the TypeScript client's types from openapi.yaml (generators pinned)
+generate: ## regenerate gen/, the Go SDK (clients/go) and the TypeScript client's types from openapi.yaml (generators pinned), then rebuild the portal
 	cd gen && $(GO) generate ./...
 	cd clients/typescript && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error </dev/null; } && npm run --silent generate </dev/null
+	$(MAKE) --no-print-directory portal
+
+# The portal imports the client's sources, so the client's node_modules come first.
+portal: ## build the portal into portal/dist (committed): npm ci in portal/web, tsc --noEmit, esbuild
+	cd clients/typescript && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error </dev/null; }
+	cd portal/web && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error </dev/null; } && npm run --silent typecheck </dev/null && npm run --silent build </dev/null
 
 test: ## run every test, the Go SDK's (clients/go) too, with the race detector (PostgreSQL at HOOKFERRY_TEST_POSTGRES_URL); the last line says if PostgreSQL ran
 	GO=$(GO) tools/test.sh
@@ -52,13 +58,13 @@ staticcheck: ## staticcheck every package, the Go SDK's (clients/go) too (pinned
 	$(GO) tool staticcheck ./...
 	sc=$$($(GO) tool -n staticcheck) && cd clients/go && "$$sc" ./...
 
-drift: generate ## fail if gen/, the Go SDK or the TypeScript types are stale against openapi.yaml, or a go.mod is untidy
-	@git diff --exit-code -- gen openapi.yaml clients/go clients/typescript/src || { \
-		echo 'drift: gen/, clients/go or clients/typescript/src differ from what openapi.yaml generates; commit the output of make generate' >&2; \
+drift: generate ## fail if gen/, the Go SDK, the TypeScript types or the built portal are stale, or a go.mod is untidy
+	@git diff --exit-code -- gen openapi.yaml clients/go clients/typescript/src portal || { \
+		echo 'drift: gen/, clients/go, clients/typescript/src or portal/dist differ from what openapi.yaml and portal/web generate; commit the output of make generate' >&2; \
 		exit 1; }
-	@untracked=$$(git status --porcelain -- gen clients/go clients/typescript/src); \
+	@untracked=$$(git status --porcelain -- gen clients/go clients/typescript/src portal); \
 	if [ -n "$$untracked" ]; then \
-		echo 'drift: make generate left files in gen/, clients/go or clients/typescript/src that are not committed:' >&2; \
+		echo 'drift: make generate left files in gen/, clients/go, clients/typescript/src or portal/ that are not committed:' >&2; \
 		echo "$$untracked" | sed 's/^/  /' >&2; \
 		exit 1; \
 	fi

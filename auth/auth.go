@@ -21,6 +21,9 @@ type Permission string
 const (
 	PermissionWebhookManagement Permission = "WEBHOOK_MANAGEMENT"
 	PermissionEventsPublish     Permission = "EVENTS_PUBLISH"
+	// PermissionPortalSessions mints portal sessions for the tenant's users;
+	// a tenant's backend holds it.
+	PermissionPortalSessions Permission = "PORTAL_SESSIONS"
 )
 
 // ParsePermission accepts the name of a known permission.
@@ -33,10 +36,10 @@ func ParsePermission(s string) (Permission, error) {
 		}
 	}
 	switch p := Permission(upper); p {
-	case PermissionWebhookManagement, PermissionEventsPublish:
+	case PermissionWebhookManagement, PermissionEventsPublish, PermissionPortalSessions:
 		return p, nil
 	}
-	return "", fmt.Errorf("unknown permission %q (known: %s, %s)", s, PermissionWebhookManagement, PermissionEventsPublish)
+	return "", fmt.Errorf("unknown permission %q (known: %s, %s, %s)", s, PermissionWebhookManagement, PermissionEventsPublish, PermissionPortalSessions)
 }
 
 // Principal is who a request acts for.

@@ -33,6 +33,8 @@ func TestParsePermission(t *testing.T) {
 		{"events_publish", auth.PermissionEventsPublish},
 		{"eVeNtS_pUbLiSh", auth.PermissionEventsPublish},
 		{"\tevents_publish ", auth.PermissionEventsPublish},
+		{"PORTAL_SESSIONS", auth.PermissionPortalSessions},
+		{"portal_sessions", auth.PermissionPortalSessions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

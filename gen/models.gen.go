@@ -200,6 +200,17 @@ type Authentication struct {
 // AuthenticationScheme defines model for Authentication.Scheme.
 type AuthenticationScheme string
 
+// CreatePortalSessionRequest defines model for CreatePortalSessionRequest.
+type CreatePortalSessionRequest struct {
+	// TtlSeconds How long the session lasts, in seconds.
+	TtlSeconds *int `json:"ttl_seconds,omitempty"`
+
+	// UserId The user of the caller's tenant the portal acts for (not blank).
+	//
+	// Example: alice
+	UserId string `json:"user_id"`
+}
+
 // Delivery defines model for Delivery.
 type Delivery struct {
 	// Attempts Attempts made so far.
@@ -302,6 +313,17 @@ type HealthStatus string
 // paused webhook buffers its events until it is unpaused. Later versions may
 // add reasons: treat one you do not know as a pause like the others.
 type PauseReason string
+
+// PortalSession defines model for PortalSession.
+type PortalSession struct {
+	// ExpiresAt When the session's credential stops working (401).
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Url Opens the portal as the user until `expires_at`; the credential is in the fragment.
+	//
+	// Example: /portal/#session=hf_q67z3epoovvbknipe7qkpwu6ueb4debhx3jrxs675kpmlyx7lnzq
+	Url string `json:"url"`
+}
 
 // PublishEventRequest defines model for PublishEventRequest.
 type PublishEventRequest struct {
@@ -535,6 +557,9 @@ type UnpauseWebhookParams struct {
 
 // PublishEventJSONRequestBody defines body for PublishEvent for application/json ContentType.
 type PublishEventJSONRequestBody = PublishEventRequest
+
+// CreatePortalSessionJSONRequestBody defines body for CreatePortalSession for application/json ContentType.
+type CreatePortalSessionJSONRequestBody = CreatePortalSessionRequest
 
 // RegisterWebhookJSONRequestBody defines body for RegisterWebhook for application/json ContentType.
 type RegisterWebhookJSONRequestBody = RegisterWebhookRequest

@@ -42,6 +42,9 @@ type ServerInterface interface {
 	// PublishEvent Publish an event
 	// (POST /v1/events)
 	PublishEvent(ctx echo.Context) error
+	// CreatePortalSession Open a portal session for a user
+	// (POST /v1/portal-sessions)
+	CreatePortalSession(ctx echo.Context) error
 	// ListWebhooks List the caller's webhooks
 	// (GET /v1/webhooks)
 	ListWebhooks(ctx echo.Context, params ListWebhooksParams) error
@@ -133,6 +136,15 @@ func (w *ServerInterfaceWrapper) PublishEvent(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.PublishEvent(ctx)
+	return err
+}
+
+// CreatePortalSession converts echo context to params.
+func (w *ServerInterfaceWrapper) CreatePortalSession(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreatePortalSession(ctx)
 	return err
 }
 
@@ -416,6 +428,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/webhooks/:webhook_id/deliveries", wrapper.ListDeliveries, options.OperationMiddlewares["listDeliveries"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/deliveries/:delivery_id/redeliver", wrapper.Redeliver, options.OperationMiddlewares["redeliver"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/ping", wrapper.PingWebhook, options.OperationMiddlewares["pingWebhook"]...)
+	router.POST(options.BaseURL+"/v1/portal-sessions", wrapper.CreatePortalSession, options.OperationMiddlewares["createPortalSession"]...)
 	router.GET(options.BaseURL+"/openapi.yaml", wrapper.GetOpenAPIYAML, options.OperationMiddlewares["getOpenAPIYAML"]...)
 	router.GET(options.BaseURL+"/openapi.json", wrapper.GetOpenAPIJSON, options.OperationMiddlewares["getOpenAPIJSON"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
@@ -796,6 +809,113 @@ func (response PublishEvent429JSONResponse) VisitPublishEventResponse(w http.Res
 type PublishEvent500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response PublishEvent500JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSessionRequestObject struct {
+	Body *CreatePortalSessionJSONRequestBody
+}
+
+type CreatePortalSessionResponseObject interface {
+	VisitCreatePortalSessionResponse(w http.ResponseWriter) error
+}
+
+type CreatePortalSession201JSONResponse PortalSession
+
+func (response CreatePortalSession201JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSession400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreatePortalSession400JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSession401JSONResponse struct{ UnauthenticatedJSONResponse }
+
+func (response CreatePortalSession401JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSession403JSONResponse struct{ PermissionDeniedJSONResponse }
+
+func (response CreatePortalSession403JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSession413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response CreatePortalSession413JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSession429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response CreatePortalSession429JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePortalSession500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response CreatePortalSession500JSONResponse) VisitCreatePortalSessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -2004,6 +2124,9 @@ type StrictServerInterface interface {
 	// PublishEvent Publish an event
 	// (POST /v1/events)
 	PublishEvent(ctx context.Context, request PublishEventRequestObject) (PublishEventResponseObject, error)
+	// CreatePortalSession Open a portal session for a user
+	// (POST /v1/portal-sessions)
+	CreatePortalSession(ctx context.Context, request CreatePortalSessionRequestObject) (CreatePortalSessionResponseObject, error)
 	// ListWebhooks List the caller's webhooks
 	// (GET /v1/webhooks)
 	ListWebhooks(ctx context.Context, request ListWebhooksRequestObject) (ListWebhooksResponseObject, error)
@@ -2206,6 +2329,52 @@ func (sh *strictHandler) PublishEvent(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(PublishEventResponseObject); ok {
 		return validResponse.VisitPublishEventResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreatePortalSession operation middleware
+func (sh *strictHandler) CreatePortalSession(ctx echo.Context) error {
+	var request CreatePortalSessionRequestObject
+
+	var body CreatePortalSessionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreatePortalSession(ctx.Request().Context(), request.(CreatePortalSessionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreatePortalSession")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreatePortalSessionResponseObject); ok {
+		return validResponse.VisitCreatePortalSessionResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -2566,162 +2735,173 @@ func (sh *strictHandler) UnpauseWebhook(ctx echo.Context, webhookId WebhookID, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchu38ueroGb/VZGyI2p4kSxR9f/A2Dy2NrKkI1JxElMrQjMgCWsIjAGQFJNy1T7NPtg+yRYawFw4",
-	"Q0q0lOPknHxwlcWZwaWBvv260fjdC/k04YwwJb32716CBZ4SRQT81ZvwRWemJoQpGmJFOdO/RkSGgibm",
-	"T++UhfEsIkhNCJJ0zCgbI0lCQRTaGeLCx8NdRBm8KIhMOJOk5vke1a18nhGx9HyP4Snx2p6c8MVt8WPP",
-	"92Q4IVNshjDCs1h57RGOJfE9tUz0Z3ecxwQz78sX3/tA7iac35++KQ+5PyFoYR5/JxGNaqjDEI2QmmCF",
-	"qESMK8QZQXwEgw1xHBPxnXTfSISZXBAhUStopTNIsJpkE7Cv3tLI8z1BPs+oIJHXVmJG8vOw45ZKUDb2",
-	"vuhxO9LAAvyAoyvyeUak0n+FnCnC4L84SWJLmP1P0qwLecDTJDYfUjbHMY1ez4TkQv8gZ9MpFkuv7cVU",
-	"qjckpnMiKJFoQdUEYRTCm0hNqESSiDkRKKIRkGKCWYT4THm+N8fxjJihRHrgp+c/dc5O39xedf953e31",
-	"Pd+bEinxWD8zLbZRgqVEdzi8B2Iy8qBubWd8hDBKBJlTPpMo0Z9pCtix5yaeDb6D7ni0NCsVcWLWaopV",
-	"ODFLxZkSONx2qLrNNkoET4hQSzTwyIMSeODpzTBjcpYkXCgS5UfXm93ltlR+iIKMqVRE2A1oCcwQmROm",
-	"kF5xTUxJLc+EWOGYjzeMuHf9Q+/11ell//TivDBsmRtDDZq/1c3Lj8FNGw08LiIianJCk4REZjKaWitD",
-	"GRVGkZvhtYifMjF0fXVW4BwchiRR+C4mG+Z0fXVWmMpMxGjCpUIxD3EM/3PNoWR2F9MQ4SgSREoY4ozd",
-	"M75gXT2PPvBQfqDwgZzA068n//X5j+cXH85vuz91z/u3/V8uu4URfxV90c7bbh/tz+v78MoeLBfSHCn1",
-	"a9NdMzsRn3P1TqlEftUKTODLjcS/Pe3dnl/0b697p+dvb9/1+5e90npMZ1KhmSSmPR+aHnj6j4FnZFUm",
-	"yP5LkJHX9v7HfqZO9s1Tud8VggvzQVkOC8Plm5gZcYHuBMFa8CIxi0kN9eFxRJAWt0C6ARtREkcIKwSq",
-	"oY1ys/XR5qn7A1bFbD4q7wG0k99du74e3IpoGbARFwizpZpoZUhiSWoD5n3xvdcxJUwZejxZnj9Rhv2A",
-	"I+RE5vOXpoNCGCsi+g3EWcaHhEUJp0zBKkiS/i2RwvcEMY4oS2bKR5IPmN6mIyLEMtWZTGtWxRFGCxLH",
-	"eyMupiRy2+AExfSeaP4RS9f1yCxv5/LUB6284LM4QiHWjeptAnMAteCozNkopuG2KjOameekJPj6qRGA",
-	"cCwIjpbIcSKJjMo08myV4d5cX56dvu70uyV5h50xYXjYtaE5uNwFCAXF+XvMlpb15doR6hYUECYhYm8m",
-	"iUAxndIqldi/uLh93zn/5fZD94d3Fxc/9m6vum9Pe/3uVfdNYbS6NWhEr0bjIDOEEiIQdEElEgSHExKd",
-	"oIjERBFYqxEVeju+kKx4ZA0YF1McU0kiIOVOgfq7mlHtlwM2wSA00FQrmsysM3OZ4iWa4DlBO5sItGt3",
-	"2ylTRDAcP4er+92r805xg1DbrOGCE2s1G1lJI01va0r/vGe5fu80QhOCIyJegv8ZmjHykJBQkQiNMI1n",
-	"Qi+pMfPBPvxOItCiO278uzXd8TlX/+AzFm3LfcYiXeY/L+5vxzB67RhH7oMcA4GxXeLB7tnpT92rX0Dm",
-	"/+Pi+nx1a1P5tKY1keyL1YM852lDBc8Bmd22boB2b60ZHys0uuQzIQvtvQRvPWXgaKc0TqP8VHlp5Cyc",
-	"ZETcKa+A2SmXeBlzHPU5P8NiTL6Kdy47v5xddN7cak4961y97ZbklmMa8BuoRLHuSw8bM9Q4bNRbLXS3",
-	"VER6L2vPQHfkISQkktY3/s0J0Z3SqC1BiJhSKSlnbwijJPo6inSv3p/2eqcX57dvuuen3Yrtrvg9YSjG",
-	"4b0ZmlvZ953zztvu++55Xwt2O5QXostqn9rVgql8J3OdoZ3S8A1p+kb7WVEntxQuAitypklPKuSKIgwz",
-	"sJ35nJj9HJEk5sspYeo7ifTHj6tQa5L1KqhdbJ8qmenSg8BtGKNLJQk5i06QIEostYSvI+fwJHgmyWvO",
-	"44gvVjxO+9B5BZJrc22k7GRSB9u+9nWzSM0VnDYUoSnXNJIIj3l+zAEM+gX2jTYbx5jqfaNns1Ma5267",
-	"iNCU13LA1iwm2sFsiYb78/ow24xFPbsAcaYGTBublAAIAkLPR9rCL5LdL0jCKjINGB5zbTX4ntHTsDev",
-	"NNn2Onq5ykjVhwmPid0Vmm/RAlOF7siIC4KUWGr/AihU2wgzTSmj09nUa9dTqEzbF2MCZP/ie9csB7aR",
-	"bXU3MC8b9zWLl1RiZ6YmXNDf4HNnoFR5253r/rvueR8stqLQkoRFQF0jRKzhU9VwG/1AsCAC9S9+7J7n",
-	"oYKKwXVse851tm9qpSbInN+TaMtx5oZY2doL6eo7M0XoCVQweFRrJ4F2VsZsJOqHsimzta55punyzQyX",
-	"mpetBOzgziyihIUwNxxFVLeP40sDCFK9yy3QXFZs2mWQaDHhkmSehCAhoXODMAHSc4LwndT+9JRgJq2D",
-	"C96GHbiRXJqNk1yvv3v6nVsaGVBXkalhOPxwRthYTbx24+DA1/zt/s443IHKvn791HxaD4IAXnd/p29j",
-	"IfDS0+xCP8+IfazliMGknWT5mA3oJv2W330iIaAOjwUL3vGFMwwpAYGWF5pYmBACicp0gMWC9SFMS7KP",
-	"Xq/fOX/TuXqTOme5EWVzN6GIKslqvWS7VALpMY0cIt4GCd/75f37bv/q9HUa2QBLboIFiQYsjXIsJpKE",
-	"t0P0P9EdluSwtWv0Qyf7HPZB1Dg4qB87GOWeLAdMf5vc5z7V20FbCM2GsUp3DdaVCDrXmuuegA3L9P5B",
-	"csIXzOiTlDU9M5b3ox//eSyO3v74y2fRX3y6vnxzdHp2+espb5zhM9xbeCVKrayyJXdKv6rFtkGEJcSN",
-	"CouFlSLTRMky2Tv2CZriiCDJ0QgLvdiphgrKGsr3QkG0WrrFsJAj7ecrr+1FWJE9RWGcpYW322zLrwyK",
-	"TqOK4Ix7qCzevFFiOWD6HE+J/tS0mC1TFM9vW42qEcRYqlviwITVTWsgL/0OskQG55xEPlpMtOJRKKLA",
-	"PtUNS4XVTN4a+V0VF3vX718i85YTTfnebDcFxjHIHsn3mls7CPjYr+1SrE7KNqjfTGdFJYpm5ERbryA3",
-	"FxMaE3TZPX9zev7Wd9LU/JqXIVQia3XtGEveeqFUogmJIzRjisbONNvVQ37axjAkeWzdHUv0zNurXAX+",
-	"f7rFChsq7cHPuKew8Tdx4Bk1cbIiF6bqIv3PU4au2y3oBLeGYRpLLK7fZbpChKGpNkyhPzTiccwXJyb+",
-	"RxXCEg1NG8Pao/LHDHnTnHvpgqwMx2wRu9CpFAA7aQZOl3ZUKJF6EE6X2I8838FFYNn9o3N61n1TqVZS",
-	"tK9IcsdXj1ozr/WLIKUUprFcb3cYU744xfc4nFBG9gTBEb6LTaSEPCjfIC8W2yzGQ3Ikz2iZ2molMY0m",
-	"sylmWQ/kIYkxA63++OIBFbLWq1YxI0Kp7xVrFbWCuo9KsABqBU0flUw71Apa/oCVISd4UBXPaQWBP2CF",
-	"99COA7EEnymy66P33f67izfQWufs7OID9H/gr0Z+bGO5YBP88kj0qfhOPgBl2ysA2agVHPtoEzJt3ihh",
-	"TKhVb/oDVvKhUatxrLs3IC46CAJrU1jeKHs8VRBTlStQCb1WhlXzL5Rp7fkVka9iJPnR0OaaYPpqhOaR",
-	"kEgV3FgFnqSQfqXsyEeti/KjwAkVFojJLtnK9ljhTWihkiPdZy+hTLIp/sm1SZFYlRaRphikqmyI62eS",
-	"d2iyAqzihrFlVl/hmefn/bh642jVj0u0ISD0MP73x87er3jvt2Dv+Cb7722tvXfz/X9VWSvvCI51K6ur",
-	"mFkxjrv5PTh9eI5pDDkbN4+6BqaNKmpeaqPqimBZ5ftp4xWX7bQ2uu51r5AJmYOeoSFV5uEJSkWI1sXX",
-	"V90ebIwB0z5SzpG8J9YQ1j6abirmLEX5S4jugrKIL04GrHv+5vLi9Lx/+/bivLvBskWteoDeckZqSPuN",
-	"xOHEAqbqIzxwUJ+b3t1sNCJCgi8Hu0Zag4RalMa8X0NngGzOiZCUM+0WLQcMR5FtWraR0rsFIJ4ln6GI",
-	"Q5LEPeMLvduwoZOJmgOsriZEyBUB3ute5aWxI6XnewUCVAqry1y2Qy4jayNIsuIM5rCVTTIjxWC0WYQV",
-	"3s4m6juk5Tu9sSCw5OesP2sTETYnMU/IdxINdR9DRB5wqOKlfkHLnbKZ5HsPe2O+Z3/8JDmrXeHFe2vb",
-	"pK5deTSJ4NEsBFiaRmSacEVYuNQuvI8MygKQvwF+2simlaQgA56SAaORBcBd9gSssaBjCqFhEEeYRejz",
-	"jMxM/oxuwCz/liDRV7i1K4LB+jGwdpXSwcyQRNBMlfJz/FwNHE0xWxbQI7fkZvpRwZmjTB22HgUW1q2d",
-	"20k08mFbuP0ztPy9R6OhhZwdYpMNrCjzyVzdBoeT+vLwcBocKHFMXgWN43BRb+GoETyuurSeyFGmirBX",
-	"xbSwr2NT0E0kqsquLdLHOmAGvMtFhvQEgJUoc5sZQaMmbSf1xLHS8lL72QiHgkuJcBwjyqTCLCQS7UhC",
-	"0NDOpWaHNdytoVmiPXQX5QonmI2JlrBmu6+mAPuexewe29Q9+5r+YiWpc+Nn+XdN0l71XsJ3ksczZdPo",
-	"smQ9q2UkyuEUpd0D37T39+0vtZBP9wFi3gfCyBU+D1obrYjJu5uPqm/+JZc3H2Xvpr2//+ge1FNbIU7l",
-	"NuQKK9IDwPDr9qALVd4a1PFWqfjWBr8K+/LoUDtGFSJCq32rmZMYhyQCxPSekEQ6CNfX+9NF1HawMjlA",
-	"r1CEl3L3ZMACJBVPjI2p9W5IUnFqBMlh0DqyKPpayfKlgjy9bDumE/FSiNjzN0PlGTbug9roKcwiLCLk",
-	"EsJqObR6xwY+oZfdNnr3vvN6r/eu0zg4dDmjBsR2mfoWwv5//+f/Dn3oBquZIBIN53Vf/1gbsAzNbjso",
-	"e/VVDO+eoNW0f0CqbZZmhn4jg33rT0CHqRWc24DcMcGaR9I8Qh8tJtQkiA6YTEio+YhPp0QvZ9mCsxmx",
-	"JvikuJ7vTJBVs2vApniJtNllcO/HzS5jnukWIWywdKp3wPTrIWaMq6IVll/pjJaVNtdqbvmWEanMS5E5",
-	"g9uJm3JoJZc5vr2D5wDuQozpmSGm/ICqBM11XhE8VdKU6QQAGewKo0tOtANigWUDnkmFl1IvOFjtZcoV",
-	"dGaVjlyrE9dquT+zJmNkUaHNtDUbOYdoFhNpMNaCSbKdUtubN/4wvVbaTHaEFUGsUixzs/dSePuL7xkX",
-	"kES3xv9bu0kg5Iipcq5r3qj6CpP2a2JlVWbwRYK1i0IjPasRJaK2Eme8Deqfos+H8+P7V6PmtPFwJFrq",
-	"YHn42yt8VNXHWl75MCHaaS1EccZEyRWr+hH7csC0XYk2mJUgByBfaInGHIIBIWfhTAjCwANkkRbcA4aF",
-	"oHOCwOtami52a6iTWbAGDLITSscMRt0I01iiu5iH93LATPRMaxrOSBEBKAQmTKBB92FhhJW2B8yYMDk0",
-	"gdoB6GH7YKakoIKPIoEpMydKTLaMVmWAPQ3YFXE0ZWOUzJTWEenM4JgWZdBR6maCJZWj+oBBW+00Dymd",
-	"ZUJYpJvNVs3PJaJpZUoZGsV0PFE11BmwRL9MZQatAY4BVNdbwreOnW1jYVNcXP637W2d+Q/EuBUpGrWJ",
-	"e/PAlfs02hytzGd6mfdLwcrOda/75ukhxlXrlzwkVBC5Zhi6BwyGUmrr3i2RABvcyrSeTVDgAmGr4/Te",
-	"HVp1MtwdMKloHIMZJ9EdyU5FGa7QS9bOrCoIBBvgc2qsZEP7J0ZQt1diT4q5usnakOszdR+YFttJT6sv",
-	"t3LanuD0V3hdmRTNyJkLHK9qnIIyKMztZr0ifAn43+nUPzn4X9w5OVC887p/+lMX4j2ahasxcXAlqFr2",
-	"jMugvzeZedoUqAipMsSNSjUpgjvDyQicn11kV8m4ZsPsyJR50TyFibokKNtRNnW940yCHGUjXu48a1Mq",
-	"LvLYmRb/BoL8TiK5lEBvp161SrSy3GgT3/qgA5ZYoV7yQ5F2yujIGkK+y/Eykc4QxzHomOurM4l2XL7c",
-	"rlaVNh8rHYxJrHOGJJhGOc+mNmAD1i2eEzNZdWkybwE0lXhKICnfR0MIPg99m7Q3DHlEhojKAbOHvodp",
-	"dHpYQ92VRo2xa/KGGWT340JG5oDtDAupqWlO6nbrfWL95Sw3Xtsc6TBM19q9xVMSOZ09fNhLm9vLPh2C",
-	"ts1iIHDEyWRB5/KdwXAnWDvXFpNOE+LhXd8SGOY+YGU6txrHqBxeNrPMpTkPfbOxeAGxHrDvv3e5HbXv",
-	"v0ddPRCz4GNucgVhbFYg3uUsL/DIh5cXvf7QorED5pB+t2PXgSYd1Hh4sDOAodJywMigldpgTJmBqpPi",
-	"CU8wTGwuVpYsZVJNIntwaiUXXXNzNIuJn9o3FtgoZC052/BN7jesUEywVHrHhqSdwh3arEyPMbrTWhWY",
-	"tUkqzNnW2qIdsNT6Xm8dowrjWDuAMZFyJQ9rwIbOrQWrG5LTwLC39sNGuLjKmh+w1Jz3LbFz1ubSmN0u",
-	"gPIEu3vADHHXOuN6V16ltJWKuCMVOCR66xR2tYsH7FhwEVKzMTMZdVrz7iKuvQtgEy7QQdB0+26K761M",
-	"LuTAgamFVTZBpnlAxNRFNqkaMCzvpY9CnCSw8czcORvDoWoS46ULVZvzGW7ToZ16gCbaZHQwIcgIF+g0",
-	"Jm1xSS0cahk6b14PUSGQeGJZ0OoXQZCzTHzNq/Z0tOnCr46LGnnwmk8TrOgdjakCofDBMOi8jnYSrCYy",
-	"L41305CA7tFgQXPNBfGyPWCMZ8LTT+uPWJxHDwiqFmQnkREk/hvRgxd4aWQW4wPmXhiDj4WRszVMWzV0",
-	"ThZZV3oXJAaTSls2uJOvW8qPQkIP2gQxfUMwGOl1xaKGzNFxaQ7lm8Hm3wVfc5nHKQHnNgI77WcHs7xy",
-	"00xUXEcIZafbbWgsy+FuG8ExfFBB7oCB0bpwCP9uCconlzoK1BowsNdSdy791JBWTQSfjSdoR074Amn1",
-	"EvMxomoXCWwBAcyAyWFnWv8FGMJWAzAZ/noNGFmgKf7EU0gX7Qz35w1gYc/3YhoSJiG8aeuzdBIcTshe",
-	"oxZYSzuz2heLRQ3D4xoX4337rdw/O33dPe914Rtt2FJljH2nbz3fs517ba9eC8xrPCEMJ9Rre81aUGt6",
-	"AFxNwFrcn0CWxm/6/+OqHPWO1auNIMhluiaCh1rawilcmSpvbR+m2+408treW6JsHshKVZlGEGx33MM5",
-	"Yp6x6Z92asP2veY8oJuFZvoEDqS0fv55XZPp6PfzFRTyRrjX/njj5872nNE5Ybr9RPA78NrwWGrT3tDc",
-	"u9Ef79vFqbkpb1wF9/IST2OtG+dEaHmhOPpfvYtzk/JviyaMCdMLwUX1qlwkhHUuT/Vnz14aZ+8/ezsW",
-	"zyat+ErVa2jngSIezqaQPPHSy9jXHN65PP1OptVAQK5Z0rlFTcv+FJdVr9R2y2rD/LYA0gJLdDejsS0i",
-	"o0XU1ov8S+f92XaL7Eb9H7/IlnRrFhkwwG1lZ4QVvsOSOJfFBysMtNOCmnJkpYW8IjiiWpb8GcXo6oS+",
-	"cnV87yBofuVk8smDLz2rtCqQmV5t4z5KF2qz0C8WX1q7ga6Imgkmy9mDrpSTARwcHmGO/5pyRBjlUTsT",
-	"XNaExdQe1yrusTMqVRpPff4uswjdx3JOfziTik+tYLMgRC2rWecepwmqX/wKEIuyOafaCwDcm+YbsI9q",
-	"+ufqj03IArrXblwcFwZg02Pdk8eaMKh3+fv1o0cJNviHGUGiZqLQgH1ck7MwJCTSjdw8/ZRqIYF6bQkb",
-	"ly8MFeW06az7Nmwb1B9n29WT2vBd8/HvSrUl9IeN48c/XK28ALIiePy7Yl0c4NucdSZVLn1P2X3v2DXP",
-	"nje+V41p5Y4fZ3UrvAKHm5wiLiu4u7cCg+azKAvZahZ2FEtTmIyyceoP75gcTQOW+XlgymKeegY+4gtG",
-	"hDu07pJhT7RHBe6psNGjXX/AKDNnuQVmUj/XrqoNshkBqLtvBI02ZCqE2puKSTQmkZ2EOxo6YDGXqgbu",
-	"Mp9BSTrX8dqjx7akEFU1dEUSgiEejQfMpbGiIY2G2+WharesSuDlc4pt3QIi1Q88Wm4n6VyWMPA9HNr0",
-	"6oE5VckVjr328XHtwIa3zUt7+vleloDvLKAVwfFEjq/Kjf5SDD9AektJoje2nGcuMbZhp5OmlX4aze/r",
-	"ctIcNfExCdXk4Si6O9p6Di4pd43YSrcXhA8iWOuV8LzLwQWB9AT5kCtt+k1kX/0pH65UKPqWMvMyjcmY",
-	"1ViVl5tFJZy26t1eXv9wdtp7l4rJRa6aXKUVdAalKY3MyBIdTJ0FzeEgR7JCbD7icWQwLiFNhUCXd5me",
-	"lwc5AzWDIwDnLJ5YUfL3vzX3DNeZTGklPL9QtfhjNZGzV/Yrqhp/uXk5q6uU9xMUk3I0/x/u1et7jVf9",
-	"RqPdeNUODmutxtGr4NWvnuXuxcQw96vp+NXkIWKRqD/URdiUx2oS5MLALrktja0X0gxTEz2NZ66Gxgup",
-	"fx9LBpi/IhlvViLkj0yliKutjYZrQ61EtHprI9Wa9XYrqNXrR42gVaIa/twMG78dTQ/U/TiYL+5eiRY5",
-	"ylPNHCApJohUno/JJYJkAzjqB812vdEOjmsHB/Wg0fzVy69Ap3IJbCT50SUo2NB+apGawNKGBagcVHEB",
-	"7ijwbC2/EE4A7GeQwhYmbz5lYGPNxnzxbGpDnJRbY/6vozO+ub1comZOC6Q/bWsy+2tsZHesRLooVjF+",
-	"b+I4SBK14gobsZ8dC8FCyQEzMsiln48EkZOq5IFCBXkIoM4EgwD3gK3mlZuO9FAgKnKXnbXwoW7xEHb+",
-	"0DdHODEUmPZN5VgICGnltUfZiNvYDhoJPJ5CtR79qjTBBiwIijlP9Lx9l6Huo5iy+z2oVj1gUAzM5j2Q",
-	"CJ1eopgqInBsAiFomFa1HvrQniAjyPPLAqeF8DyOY76QaTa80saHgmA16FuTXp6lRmTnxVZKoKoFDYmP",
-	"9PimJlOv6jhksU4shN4+gEq28rKNQA9/TYKmTRVcH9LNEjRPUGUQtkr7r5x3eo4L8TSFmPoLqwry5ssW",
-	"Wu6JQnXNaa4nORb17WZfTnFOM4zK1ZWyWkq2yNDxhy45PnhYHPSOlz/+Mv40u+ucz9/K8c+N+eflT/8k",
-	"l+PGKLk7It1X1/9dmRD9t2H0Qlsmzber1sELV6HQhjFWxWytWJHwjK8r3+XErQUOGFnkE9W3uObir6Lw",
-	"gyco/LTc+F/Rq3TCJjso9BIWxYp3uf97dh3KFwtoEEWqLI4pn69mnbDI+J8GUrIZ4dr2oCZMVELMIPVA",
-	"5OD7XJ4YBey3Sqm8gTHlVcpz3MGSrGv+8bJuxZ+xx/4rXZhX/UazXW+1m69q9cPW4VHRg3mWA/MsUVka",
-	"1LeRlNlOcfCr0DsTx98Ipw9aj3+4Ws/zW0oVw0svK1P8zWG6Tfc11VCHLZ9wwVOaASl9C1EBBs5s9pLU",
-	"7/j5y5/K9aeqJMtbojKx8ieAqv62w76tHfbXwTv+anLnLVEvLXS249fs0jnNpglWYcVJkNc2TVUVrqEb",
-	"zkQ89NEwzwH6b+cIIy6yk1v+gE2JGJM96AJJtYxJG2GbzurEnD3LXDzFjHaGbBbHQ3Nly8iEHg1K8fuX",
-	"ocuzzGJ4+kk+6udU5My+GRkUxqaw8juyNHDGuqPAuQazgxkhj4g8QcVCd6bSkxO/mwo9G1dk9f6XAn0H",
-	"kHlqr9hhHIXWarcFdm12KZWr5uQJGmYCZThgxkA1cYsJYUjyKTGEKpDDVlB1dQ0KKAleIuwSdrEgJ0hy",
-	"k+hSvkIxTa1PV94lOduUeiB1AZQxybD3ZJn30u4pi/x8raOKc4IDZq87IS4lHM5/xDgxowN68riipAZY",
-	"440WmvCZkP6ASQ5p0bYEQ4gZkguq9+nCxqNtwfjcyVO7DGmmsoK1N3X3sxWG8sesVF8CIKsfrFYDmkOu",
-	"e/EkKuBu98SUsM1qeNH8qSJfb7cIjbmL4OtOr6/O2vkzsoJge6WH26SWscIY06nxTXQ72SkQtwvgheJh",
-	"7+w1GN+Yzgkzp3Bttv2Awd1buiuz8nBZZfqNPQpr0uAXeIlGlFE50dOF/HQDG/M4GrDrq7Ma6sCU8jIG",
-	"gbWQFeO2WfuJiwvbwynUphPkTnUgC83CKa8JcYOSa0dlKDESfGr2LRx2AKK4syqFnVyqGmTAw9XzIlUm",
-	"V6FCxDfEB90vo1k8olsihnvzxtMtj8qSGE+CDP8Cju2/yHhcs1jrwm3H7Va9XW/UmkFwUN/CWd1qXbfy",
-	"V0GzLf79zct/e1TOWIj/Okxuv1h6r9LR7ufPJdr8101Ot681TZoK4kOpyjHJVX+zNwMPcyfCh1b1Zce7",
-	"bUUUezBOt7AuHSSrplL2stfWXUmIMI2uuYfaXftUcfN0I8jVBKsXCoJV3bLjV9GzOHdLycKFyOsGZk/Q",
-	"Fy75yerlHLYqDqyXCrxoGzZnH0GGIqR4abm69mZuV2zgafKrVBD/BRNtslsm6ht0ULNdP2jXW7XDw3oz",
-	"gKyI7I6HXBYda4RMHctm/bDJwubkU1Ml42KF/nL5Xmgiiue3r7zivQ3eQdBEPSLmNCToOpcfX3ULw0HQ",
-	"rLgloWIOB7Wj+mHj8PDXAixrK9fr9c0IcrSBIPV20Ggf1GvNV0GjfrCWINPPB78F4dG9bCzuxqO6auJX",
-	"ZA1Bcho1JcnhKkkiimOkwgQ1gmYtqNXrzVo9aLdazbb2xRgJVfofbZVa1zQ/VVuOvzjTR5a+1W7Wa8eH",
-	"QcMsffFSkOqXXx0eNltryVKZbfnUfVKv3ACNoJWbZXYBgeaVQrkM28aXbZlvXX5Ox4hkPiqUn/wbnPoD",
-	"k3hwDvGJ8hrL6fdiqdd/GVj1ROtg/3dnAsAD4WpJQaL913bubzI1oAhvqowSDKdZrS7KjWWr8PPNuoyn",
-	"f5r09UIJBvCjfRTNCIJT1YUEpuKZ+gxZMAXKrSZFp7aEBdw/wsLShTXmKEAN/cMAAqXiX4XxQEtgJim+",
-	"uU4XKpXpGrDt63RV5t+4ZX9uZnsmx5v/CSq80awFR0Hj4NUaFb6lXF97fM4+94tJ+X9GAf1nCVeacv+a",
-	"1V9GFm+Up+Ya1ueIzLUSrAe1i9desWeqU+QKc5j6b2nxC8yitFbHgJkkixq6xDML167ccrASK6g865O7",
-	"ItX7K0Yu/86qeDZKVdw1f+dQPO28D1zs8a+DgBJbm/HlZZK1qnBaiaqWQCTLxl1WrhHAMWc5S8qUEspz",
-	"h28qNpPQllwt3tgCkswE3tILPXPezYDBhtxcd7TtQjOrJV4NxmqU6oA9oSrpiiykbLxWFD7jTGC9dCZw",
-	"ErWO5fjhYH4/x+qgxT6N2YufCQQiAvn+AnbGn4qzjS4tM/YfZW+YYO9edhXuy/P4W1rK2zSRRhshtvFo",
-	"7a/cUxahnawIbT7DQPtNlRFeiA5D+Fe5ereyHIQesOGGKySGaMcFts0FEibCiJcnKECRSC99MFX1dtu2",
-	"MtlwfV3eoSuJ6OKxLmANBanTyxEAZp7jmEbm9p88MI52hvO6P5gFQTNkZAH/ISj9iceR+Wm46yPJER6w",
-	"4oXFEOUGn5RQyJPQRHJSkNrgcy4EnwW2TblLLby0E7lgtqrddaLfOchg6HuylC4T4ARhJOmDmpgEAqhu",
-	"kRVNpALFdEQgSmvoaYPPRKoa+lG3Y2xOOENMWCiW2uqsdDHL+QnPCeNuvFikeRgETz+dUXHJyRcbaH2O",
-	"afu8oxj84rD3LjmLPp1TfC0Ozq7PWO8uuVPdo/oUj9jB5c9v797U303Vr8E3O4qxqbx1PrBadwB1PWg1",
-	"640nGNF/fPbgUb8elEb1jXKT00McK/L13x+5/csdrgBZUcB8i+ldf7hRb+tp/jE6/4rI2ZRsQBtOUizB",
-	"QQ62smyhSMCAXcMoTbKhq4uyDmJAHXt5EyKjETHv2lkiPjJYKaQU5tmloqYvCjmPI6328tWLFybDKV/W",
-	"tTK9yHT4587qbvxnZHUDuNEKakdB4+io+Q3kcnHD/h0/+6OkqWW6F4ZEivXkiiX8P95otjTFIKsSSfTq",
-	"Z9Xb3Ulmg0rY6qwAbWSlE93m3AeGt6Nfd+7e100mJFS+veXVZLZO+ZysOeeShcZSglRH16pr2OVuCwOP",
-	"wRW0Qornms5X5yq37srU5FJJgR5p+Qfrvqw2KB+JA7qUI5wplzT6aKqTJ1o9lIKDlKxrebWwpcm/MaUo",
-	"81XxXNnJcitpkVmzMIXqg6bMNRfhhEhlyoSeIMZR0c7P9WNrFH65+fL/AwAA//8=",
+	"7H3pcts41uiroPR9VbHn0jK1eJNrfqgTTeLbju2x7OnpDnMtiIQkxBTAAJBkdVeq7tPcB7tP8hUOAC4i",
+	"JVuxM+me6R+pikUSyzk4+4LfaiGfJpwRpmSt81stwQJPiSIC/upP+KI7UxPCFA2xopzpXyMiQ0ET82ft",
+	"jIXxLCJITQiSdMwoGyNJQkEU2hngwseDXUQZvCiITDiTpF7zalSP8nlGxLLm1RieklqnJid8cVf8uObV",
+	"ZDghU2yWMMKzWNU6IxxL4tXUMtGfDTmPCWa1L1+82k9kOOH8/uxNeck3E4IW5vEriWhUR12GaITUBCtE",
+	"JWJcIc4I4iNYbIjjmIhX0n0jEWZyQYREbb+d7iDBapJtwL56R6OaVxPk84wKEtU6SsxIfh923VIJysa1",
+	"L3rdDjSAgB9wdE0+z4hU+q+QM0UY/BcnSWwBs/9JGryQBzxNYvMhZXMc0+j1TEgu9A9yNp1isax1ajGV",
+	"6g2J6ZwISiRaUDVBGIXwJlITKpEkYk4EimgEoJhgFiE+UzWvNsfxjJilRHrhZxf/6J6fvbm77v39tte/",
+	"qXm1KZESj/UzM2IHJVhKNMThPQCTkQd1ZyfjI4RRIsic8plEif5MQ8CuPbfxbPFdNOTR0mAq4sTgaopV",
+	"ODGo4kwJHG67VD1mByWCJ0SoJQpq5EEJHNT0YZgxOUsSLhSJ8qvrz4a5I5VfoiBjKhUR9gBaADNE5oQp",
+	"pDGugSmppZkQKxzz8YYV929/6L++Pru6Obu8KCxb5tZQh+Hv9PDyg/+xg4IaFxERdTmhSUIisxkNrZWl",
+	"jAqryO3wVsRP2Ri6vT4vUA4OQ5IoPIzJhj3dXp8XtjITMZpwqVDMQxzD/9xwKJkNYxoiHEWCSAlLnLF7",
+	"xhesp/dxAzSUXyh8ICfw9OvBf3vx48XlTxd3vX/0Lm7ubn6+6hVW/FXwRTtvezdof97Yh1f2AF1IU6TU",
+	"r013ze5EfMHVO6US+VUYmMCXG4F/d9a/u7i8ubvtn128vXt3c3PVL+FjOpMKzSQx43kwdFDTfwQ1w6sy",
+	"Rvbfgoxqndp/7WfiZN88lfs9IbgwH5T5sDBUvomYERdoKAjWjBeJWUzq6AYeRwRpdgugC9iIkjhCWCEQ",
+	"DR2U262HNm/dC1gVsXmofAbQTv507Xp6cSusJWAjLhBmSzXRwpDEktQDVvvi1V7HlDBl4PFkfv5EHvYD",
+	"jpBjmc9HTReFsFZE9BuIs4wOCYsSTpkCLEiS/i2RwvcEMY4oS2bKQ5IHTB/TERFimcpMpiWr4gijBYnj",
+	"vREXUxK5Y3CKYnpPNP2IpZt6ZNDbvTrzQCov+CyOUIj1oPqYwB5ALDgoczaKabityIxm5jkpMb6bVAlA",
+	"OBYER0vkKJFERmQafrZKcG9ur87PXndveiV+h50yYWjYjaEpuDwFMAXF+XvMlpb05doV6hEUACYhYm8m",
+	"iUAxndIqkXhzeXn3vnvx891PvR/eXV7+2L+77r0969/0rntvCqvVo8EgGhvNg0wRSohAMAWVSBAcTkh0",
+	"iiISE0UAVyMq9HF8IV7xCA4YF1McU0kiAOVOAfq7mlDtlwGbYGAaaKoFTabWmb1M8RJN8JygnU0A2rWn",
+	"7YwpIhiOn0PVN73ri27xgFA7rKGCU6s1G15JIw1vq0r/c89S/d5ZhCYER0S8BP0zNGPkISGhIhEaYRrP",
+	"hEapUfNBP3wlEUjRHbf+3bqe+IKrv/EZi7alPqORLvOfF8+3IxiNO8aR+yBHQKBsl2iwd372j971z8Dz",
+	"/3Z5e7F6tKl82tAaSPbF6kVe8HSgguWAzGlbt0B7ttasjxUGXfKZkIXxXoK2nrJwtFNapxF+qowaOQsn",
+	"GRB3yhgwJ+UKL2OOoxvOz7EYk6+inavuz+eX3Td3mlLPu9dveyW+5YgG7AYqUazn0svGDDUPm412Gw2X",
+	"isjay+ozMB15CAmJpLWNf3VMdKe0agsQIqZUSsrZG8Ioib4OIr3r92f9/tnlxd2b3sVZr+K4K35PGIpx",
+	"eG+W5jD7vnvRfdt737u40YzdLuWF4LI6pza1YCuvZG4ytFNavgHNjZF+ltXJLZmLwIqca9CTCr6iCMMM",
+	"dGc+J+Y8RySJ+XJKmHolkf74cRFqVbJ+BbSL41MlM1l64LsDY2SpJCFn0SkSRIml5vAN5AyeBM8kec15",
+	"HPHFisVpHzqrQHKtro2U3UxqYNvXvm4XqbqC04EiNOUaRhLhMc+v2YdFv8C50WrjGFN9bvRudkrr3O0U",
+	"PTRlXAZsDTLRDmZLNNifNwbZYSzK2QWwMxUwrWxSAk4QYHoe0hp+EexegRNWgSlgeMy11uDVjJyGs3mt",
+	"wbbX1egqe6p+mvCY2FOh6RYtMFVoSEZcEKTEUtsXAKH6RjfTlDI6nU1rnUbqKtP6xZgA2L94tVuWc7aR",
+	"bWU3EC8b32gSL4nE7kxNuKC/wudOQamytru3N+96FzegsRWZliQsAugaJmIVn6qBO+gHggUR6Obyx95F",
+	"3lVQsbiuHc+ZzvZNDwky5/ca3QKRhwRAut2Cc2vdPOwLSe+h2TRMCUIZbKzHt4V2VnZhmO1PZS1nazH0",
+	"TK3mu+k09VqGEjjc3VlECQthbziKqB4fx1fGV0g1AVgfdFnmaWtCosWES5IZGYKEhM6N8wmcQKcID6U2",
+	"tacEM2ltXzBE7MINU9MUnuRm/a2m37mjkfH3KjI1tIgfzgkbq0mt0zw48DTpu78z4nf+Zk+/fmY+bfi+",
+	"D6+7v9O3sRB4WdOURD/PiH2sWYxxVzum8yFb0Mf0Wz78REJwSDwWR3jHF05npAR4XZ6fYmGiCyQqwwGQ",
+	"BfghTDO5D7X+TffiTff6TWq35VaU7d1EKaqYrjWgLaoE0msaOWd5B5h//+f373s312ev06AHKHkTLEgU",
+	"sDQAsphIEt4N0P9CQyzJYXvXiI5u9jmcg6h5cNA4cR6We7IMmP42uc99qo+DVh5aTaOw7ho3WCLoXAu1",
+	"ewLqLdPnB8kJXzAjalLSrJm1vB/9+PcTcfz2x58/i5vFp9urN8dn51e/nPHmOT7H/UWtBKkVLFtwp/Cr",
+	"QvZrQbAiV1woHPcJqHY5d/5GMiriVqn4zoq/QtyndahPa/kExdxhwsyKYiyV9LTMsMPo8zPFD0YeHh+2",
+	"7ak3fx/6ZQHpuXNdHUjKU+qqHgLqFwAB4VBJQP0O4woNY8zud+sF9OCYhsQs7ukUXE2BlTixMZ8lhPkK",
+	"QMZKkWmiZHmDXfsETXFEkORohAUA0AGsEl4hYD+6w4DtERdT/b9ahBXZUxTOTokYLelv+ZUJehjUrHmo",
+	"bHhgoxRxcYQLPCX6UzNihpsont+1m1Ur0OfrjjjfzyojMR5K/Q6yQAZfCok8tJho9UChiAJLqx5YKqxm",
+	"8s7I1KrT9+7m5gqZt9whzM9mpykwM+OIJflZc7iD+Jz92qJidVN2QP1muisqUTQjp9rYAFm2mNCYoKve",
+	"xZuzi7eek3Dm1zxfpxJZJXnHGF7WaUAlmpA4QjOmaOw0aSCYpx0MA5LH8O5Iom/eXqUmcNekR6xwoNIZ",
+	"vIx6Cgd/EwWeU8MHi1SYivD0P09Zuh63IKcdDsM09FvE31WKIcLQVNsRMB8a8Tjmi1MTrqUKYYkGZoxB",
+	"/VGZYJa8ac/9FCEryzFHxCI65QKgxM7ARtZ2JSXAt518tx/VPOfdA/37b92z896bSlGfOmeLIHd09aiG",
+	"+Vq/CFxKYRrL9ULMWF7FLb7H4YQysicIjvAwNoEt8qA84yizruhi+CoH8gyWqf5cYtNoMptils1AHpIY",
+	"M9C0HkceQCEbvQqLGRBKc69YEKjtNzxU8uKgtt/yUEndRm2/7QWs7CGEB1XhNy2vA1Z4T4tUA0rBZ4rs",
+	"euh97+bd5RsYrXt+fvkTzH/grQbq7GC52CD88kiwsPhOPl5oxyvEHVDbP/HQpkCCeaPkEkTtRssLWMnl",
+	"gdrNEz298bmjA9+3ep6ljbJdWuURrDLPKj3llVHw/AtlWNe8ikBlMfD/aCR6Te7DakDtkQhWlXe4yteV",
+	"RmAqeUc+yaDIPwqUUKGBmGSgrXSPFdqEESop0n32EsIk2+LvXJoUgVWpEWmIQWbRhjSMjPMOTBKHFdyD",
+	"okZeeFbUzBvN41XNPNGKgNDL+D8funu/4L1f/b2Tj9l/7+qdvY9/+e8qbeUdwbEeZRWLmRbjqJvfgyGO",
+	"55jGkGLz8VFzzYxRBc0rrVRdEyyr7HGtvOKyntZBt/3eNTIZDiBnaEiVeXiKUhaiZfHtda8PByNg2m7N",
+	"Gff3xCrC2m7WQ2mzzQVlSg74BWURX5wGrHfx5ury7OLm7u3lRW+DZovaDR+95YzUkbbliXPrC9iqh3Dg",
+	"PLNue8PZaESEBPsaTo20Cgm1LjTzfh2dgyN6ToQ2LrVZtAwYjiI7tOwgpU8L+N+WfIYiDjkt94wv9GnD",
+	"Bk4myQGiIGpChFxh4P3edZ4bO1DWvFoBAJXMqmBylw+U8fvJzYq9NZ1fSRQKEhGmKI6RVDyRaMHFvcbZ",
+	"TttvbKGNz0xGRXG+y4QwWTCRzV9gUBvoD7L1DoxrPreiLAQ+Enisz0qRevfNsPv/Zffz18no7vPh0a8t",
+	"knA+nw/vGU3I0ef7ZDE7nJFhOyLDyUPrk3iQh0cH98k0Xj4cxezXz4+yK707Lw/aSlrLZQ19nSsE5xyR",
+	"m5h56rDU+ipWeDtl9ca5JV9piocArZdTyy2OCJuTmCfklUQDPccAkQccqnipX5AWFUUYeLWHvTHfsz9+",
+	"kpzVr/HivVU6U5u7vJpE8GgWgluFRmSacEVYuET3ZOkh45KE0JlxuXSQTc9KPXJ4SgJGIxtIcllIQHyC",
+	"jimkWICcwCxCn2dkZvLQ9ACGLrf0qH6Fv2HlPFkDE3C34SiRCIap0koco632sk4xWxZcrQ7lZvtRga4p",
+	"U4ftRz0+63DnThKNPDgW7vwMLOPdo9HAhm6cezNbWJGcyVzd+YeTxvLwcOofKHFCjvzmSbhotHHU9B/X",
+	"KbQAz0GmCrDXxfTKryNTUBpIVJWlXoSPtYyNpzsXYdUbAFKizB1mBIOa9LfURYKVFmSa5SIcCi4lwnGM",
+	"KJMKs5BItCMJQQO7l7pd1mC3jmaJZtYuWhxOMBsTLfrMcV9Npfdq1sH92KHu29f0FyvJ0Rs/y7+7Tlbo",
+	"s4SHksczZdNRs6RXK/4lyjmQSqcHvuns79tf6iGf7kM8Zh8AI1fo3G9vVO8m7z5+UDfmX3L18YPsf+zs",
+	"7z9RUBSAU3kMucKK9MG7/nVn0IX874yL/m6dF926vze40QVJYhySCMIL94Qk0sU78j51tIOVyaU7QhFe",
+	"yt3TgPlWZdDKv1aIQpKyU+drbx8XnO8VnOVLBXj62XFMN1JL4yk1b3NcKQskeSA2+gqzCIsIucTKei60",
+	"s2MTCGCW3Q569777eq//rts8OHS51ybi4ypebLzn///f/zfwYBqsZoJINJg3PP1jPWBZ6Kfj4j6rr2J4",
+	"9xStls9AWMdmO2ehImQCRfoTkGFqJShkIkIxwZpG0nxcDy0m1CRaB0wmJNR0xKdTotFZVq1tZrmJ1Cqu",
+	"9zsTZFUfDtgUL5HWh02Q6HF92OjNekSIsS2d6A2Yfj3EjHFVVI/zmM5gWakMr9ZobBm+zcxHmbOEHLsp",
+	"xyFzFRjbW94u8lAIyD4zHptfUBWjuc0LgqdymjKcwHMJp8LIklNtGVqPv/FqSoWXUiMczKky5Aoys0pG",
+	"rpWJa6Xc71mSMbKokGZam42cpTqLiTTO74JKsp1Q25s3v5lcKx0mu8KK6GIp8L/Zeim8/cWrGducRHfG",
+	"MF97SCA+j6lyPoW8UvUVKu3XBDGr1ODLBGsThYLZOqJE1FeC8nd+41P0+XB+cn80ak2bD8eirQ6Wh78e",
+	"4eOqOdbSyk8ToiakmJA7JkquaNWP6JcB03ol2qBWAh+AvLslGnOI0oSchTMhCAMLkEWacQcMC0HnBIHV",
+	"tTRT7NZRN9NgjZfObihdMyh1I0xjiYYxD+9lwExYU0sazkjRNVOIGJkIkJ7D+ndWxg6YUWFybh5qF6CX",
+	"7YGaknp7PBQJTI2PYmp8DVqUgVMwYNfEwZSNUTJTWkakO4NyR8pgotTMBE0qB/WAwVidNJ8v3WVCWKSH",
+	"zbDm5RI6tTClDI1iOp6oOuoGLNEvU5n5PMHBBFDXR8Kzhp0dY2ETw1wdhZ1tnfoPwLgTqZtwE/XmPYru",
+	"02iztymfMWneL0WRu7f93pune5tWtd/NTi89AwZFKdV1h0skQAe3PK1vs3m4QNjKOH12B1acDHYDJhWN",
+	"Y1DjJBqSrLrQUIVGWSfTqiBCbzzSU6MlG9g/MbS9vRB7UjDcbdbGwp8p+0C12I57Wnm5ldH2BKO/wurK",
+	"uGgGzlxEf1XiFIRBYW8f1wvCl4jLOJn6O4/KFE9OLlrRfX1z9o8eBOI0CVcHK8CUoGrZNyaD/t7ks2pV",
+	"oCLWzRA3ItVk2O4MJiMwfnaRxZIxzQZZ6aF50TyFjbqMQTtRtnV94kw2KWUjXp48G1MqLvK+M83+jQvy",
+	"lURyKQHeTrxqkWh5uZEmnrVBA5ZYpl6yQ5E2yujIKkKeS4g0IegQxzHImNvrc4l2XHLprhaVNnkxXYzJ",
+	"QnWKJKhGOcumHrCA9Yr1liYFNU2KLzhNJZ4SKG7x0ACyAgaezXAdhDwiA0RlwGzzhEGaNjCoo97KoEbZ",
+	"Nfn3DKpkcCGPOWA7g0KKd5rbvR2+DdsOmA0ypMEND2nLISwnKu6eWgs7q0rRWkq6cLNYbRDjKYmclB88",
+	"7KUL2Ms+HYB8zsJZUFxo6g9ylQag6hOszXHrxU5LUeBdz6IEoBWwMmbazRNUzhQwcMkVGAw8cxR5wccd",
+	"sL/8xaXp1P/yF9TTCzFHZMxNKi6szbLQYU5XAxt+cHXZvxlY/23AXGzAnfF1bpYuaj482B3AUmk59mf8",
+	"m1rFTMmHqtNibTWoMjatLst7M1lDkS1ZXKkC0fQfzWLipRqRdYUUEtCcNvkm9xtWKCZYKn3GQ9JJHSRa",
+	"EU0LiF2dZIWX2+Ts5rRxrQMHLNXX1+vTqEKd1iZjTKRcSakL2MAZwqCnQ54hmAJW49joYK7S/wOWGgCe",
+	"BXZOP10aRd2FXJ6gqQfMAHet+a5P5XUKW6mIK2bCIdFHp3CqXQRhx7ojoQQCM5McqWX1LuLaHgEy4QId",
+	"+C137qb43nLxQjojKGdYZRtkmgZETF2QmqqAYXkvPRTiJIGDZ/bO2RjaGZAYL13WgamMcocO7TR8NNFK",
+	"pnMsAo9wMWujBBdRah2olqDzCvkAFWLCp5YErUQSBDldxtO0avsSmCm86hC34Qev+TTBig5pTBUwhZ8M",
+	"gc4baCfBaiLz/Hs3DSLoGY33aK6pIF52AsZ4xjy9tPOP9QzpBUG/kKwHAIJKG8N68AIvDc9iPGDuhTFY",
+	"ZRg57cSMVUcXZJFNpU9BYrxY6cjGU+XpkfKrkDCDVlrM3BDXRxqvWNSRadogTTsMs9j8u2CdLvOeTfCM",
+	"G4adzrODWV4caiIq4hGyEtLjNjC66GC3g6ABBoggW8hj5TS0vxguQfjksoABWgEDDS81ANNPDWjVRPDZ",
+	"eIJ25IQvkBYvMR8jqnaRwNaFgBkQOZxMa/EAQdg+HKaARuOAkQWa4k88dQKjncH+vAkkXPNqMQ0JkxAQ",
+	"tZ2RugkOJ2SvWfetbp7p+YvFoo7hcZ2L8b79Vu6fn73uXfR78I1Whaky5oGTtzWvZievdWqNum9e4wlh",
+	"OKG1Tq1V9+utGri6JqBf7k8g4eZX/f9xVQlI18rVpu/nkpYTwUPNbaH+XabCW2uU6bE7i2qd2luibErP",
+	"Sj+npu9vV03lTLeasQKeVhRl515Tiet2oYk+gXqv9j//uW7IdPX7+d4lebW91vnw0ctV1Z3TOWF6/ETw",
+	"Idh5eCy1MWBgXvuoP963yKm7LW/Egnt5iaexlo1zIjS/UBz97/7lhamose1KxoRpRHBRjZXLhLDu1Zn+",
+	"7NmocRbCs49jsQZwxbqqxqHdB4p4ODOZLy+NxhtN4d2rs1cy7cMDfM2CziE1bbhVRKvG1HZotYkBtvXY",
+	"Aks0nNHYtm/SLGprJP/cfX++HZLdqv/jkWxBtwbJ4DXclndGWOEhlsSZLB5oYSCdFtQ0Aiwh8prgiGpe",
+	"8ntko6sb+krseLUDv/WVm8nngb70rtJ+XGZ79Y3nKEXUZqZfbHu29gBdEzUTTJYTQV0TNeOicB4MU3hv",
+	"GoFhlPfzmXC0BiymthqyeMbOqVRpBPb5p8z69D6UyzPCmVR8ahmbdVvUs26R7nGaa/zFq3B7UTbnVFsB",
+	"4Cmn+QHso7r+ufpjE+SA6bUZF8eFBdhMZ/fksSGMn7z8/frVowQb/4dZQaJmojCAfVyXszAkJNKDfHx6",
+	"EXghF35t8yiX+g29HLXqrOc2ZOs3Hifb1R4J8F3r8e9KXV30h82Txz9c7XkCvMJ//LtiRyqg25x2JlUu",
+	"4U/Zc+/INU+eH71atU8rV92fdYypFSjcZCFxWUHd/RXHaT7vspDfZh2VYmlaAlI2Tu3hHZPVaZxlXt4x",
+	"Zb2kegce4gtGhEsSdumzp9qiAvNU2HjTrhcwykzPBIGZ1M+1qWrDcoYB6umbfrMDuQ2htqZiEo1JZDfh",
+	"Kq8DFnOp6mAu8xk0g3QTr63st5nMVNXRNUkIhgg2DphLfEUDGg22y1zVZlkVw8tnIduOIUSqH3i03I7T",
+	"ubxioHuov601fFMgyxWOa52Tk/qBDYibl/b0872slsJpQCuM44kUX5VN/aUYsICEmBJHb265z1wqbdNu",
+	"J01E/TSa3zfkpDVq4RMSqsnDcTQ83noPLo13DdtKjxcEHCLA9UpA32XtAkN6An/INRX+Lryv8ZQPV3qD",
+	"fU+eeZVGcQw2VvnlZlYJhXP9u6vbH87P+u9SNmnCEXs2HLGBX76nJrjkGhq4SibO5ExrFDausQOWE/gh",
+	"B67yYbALTFQzNs11AlbdpsD0UDL85ZVEg5mIoSVSRXUGhoawwguYbY33SPMw8AF6ldUcI8Gn4JwOGN9Q",
+	"d5K12m6gldJG2wY2XxESMGyjP5ZcJlhTWL6rqG2S41o6Welwe33+SqaFJAHbGaRlIxBrcumSQ8EXEE+z",
+	"fTagMxEH9GjDtW6hR2Wa4BWwNO6fCwNJoiQaaMD9rXd9/bM5Hq/vbq/PB56JaggSY5BTNj88c8HX0TsS",
+	"gwKTCzkOcXhPWOTWSaZD13gO2oqCA5GOhNZ4KuRCRb+O54iHQr6xadWR9tCwfS6ezCY3tBJ5EsdvbLf0",
+	"fLKIlheHe43GXvPoptHq+H7H938peS1Tuq/n8xReqvjo6eKkgLw10sSuBsIErt8s9IqB+IIH5ArPNN1k",
+	"UudP2fKtZMtlQqC1ciE4beI0wGlzssa8s1HWXF1e33TP7/o9qPbup8JmkWsaXGlyn0MHcsMgszw8Iym0",
+	"OglKa9Zv10M8jkxARUjTCNqVBaS9j0CphashInOsTPCq4maHv2rCHayzz9OGx17hcooP1VDPXtmvuLzi",
+	"y8eXM/FLaal+MWc0zzyazU7zqOMf1tvN4yP/SPMQYIWLidEkj6bjo8lDxCLReGiIsCVP1MTPZSm53Os0",
+	"9auQBZ/6g9J0m9XMrUJm+oeSte+tqOEfVxK4HtlKkR2uTdb64lUArdHeCLVWo9P2643GcdNvl6CGP7fC",
+	"5q/H0wN1P/bni+GRaJPjPNRMfWMxf7GyrjaXp5gt4PjGb3UazY5/Uj84aPjN1i+1PAa6lSiwiU6PoqDg",
+	"sPFS94fJYtiAgMpFFREwpECzBWnkGEAmrLbxr+Qz2ja25s7fkUJtBg5ogXC8/jBC5Ls7Z0rQzImB9Kdt",
+	"/TPeGgPDVT1KlzJRTC+zwkgSteJ3NWw/q1rEQsmAGR7kqqNGgshJVW5b4aIgyNaZCQbqeMBWy57MRHop",
+	"EIIfZqWAHlxPMYCTP/BM6wcM94gYBX8J2QdaeO1RNuI2kSBV80/hVWvXYEFQzHmi9+25AioPxZTd78Gl",
+	"JAGDnq82LY9E6OwKxVQRgWMTdUeD9PKSgQfjCTKCNPQsS6eQC4bjmC9kWqyltDaiIDMK5K2pfsoy97Jy",
+	"5pVO92pBtfKm1zc1ieRVbRSK1wFAnsdPIJItv+wgkMNfUz9gM9nX5w9l9QOnqDLjp0r6r5TjPscgeZpA",
+	"TJ1TqwLy45ctpNwTmeqaYuNvYdOUK3DSBNhyp8ysL6ZtGHnyU4+cHDwsDvonyx9/Hn+aDbsX87dy/M/m",
+	"/PPyH38nV+PmKBkek97R7V8r63X+VIxe6Mik6eDVMnjhGlHbmPkqm60XG0+f83WtWB27te4iRhb5Oqot",
+	"bjP7owh8/wkCP71V5o9oZjpmk9WxvoRGsWJd7v+W3Xr3xXrPiSJVGseUz1dTHFlk7E8Tv7AFS1r3oCYn",
+	"oRSegTw3kYsV55KSKQQaq4TKG1hTXqQ8xxws8brWt+d1K/aMbRdUacIc3TRbnUa70zqqNw7bh8dFC+ZZ",
+	"BsyzWGVpUd+HU2YnxcX6hD6ZOP5OQWG//fiHq73ZvydXMbT0sjzF25wTsulazjrqsuUT7vFM0+2hL3QY",
+	"z6DWEjObKiv1O17+js9y38oqzvKWqIyt/A5cVX/qYd9XD/vj+Dv+aHznLVEvzXS2o9fsbmFNpglWYUWh",
+	"4mtbE6EKtw1DfNBDgzwF6L+dIYy4yAqLvYBNiRiTPZgCSbWMSQdhWzvh2JxttVFssoF2BmwWm1CkdUPs",
+	"Wi/Fb18GLqk/SxjRT/IpJk5EzuybkfHC2HoJPiRL485Y16kiN2BWNxjyiMhTVGyQazpEOva76dIOY4qs",
+	"XvNXgG8AZQ42ssU4Cq3Wbi9LsKUMVK6qk6dokDGUQcCMgmriFhPCkORTYgBVAIftvO7a7hS8JHiJsKsO",
+	"wYKcIslNVmX5puy0jivFvKuosfVbAOqCU8ZUXtyTZd5Ku6cs8vKt+CrK2HOhe1t/BMWGMU7M6gCePK7o",
+	"+ATaeLONJnwmpBcwyaEGx3YICjFDckH1OV3Y5Cd7L1CuMYJFQ1oWY+L/JhafYRiusmCl9kfgsvrBSjWA",
+	"ORRWFRslgN/tnpjW91nvT5ovevX0cYvQmLt0MT3p7fV5J9/CQRCcC6C7bv1UojDGdGpsEz1OVnLoTgG8",
+	"UOxFkr0G6xvTOWGmSYQt7YIkCHOTr8E83EmefmM7NZiaqwVeohFlVE70dqEYyriNeRwF7Pb6vI66sKU8",
+	"j0GgLWQXq9gSscQlIdlKSGpz13IlhMi6ZqEIeULcouTaVRlIuPyOgEFlHQDFFUYWTnKpqZ1xHq4WJ1ap",
+	"XIUGRt/RP+h+Gc3iEd3SY7g3bz5d86js2PQkl+EfwLD9FymPa5C1Ltx20mk3Oo1mveX7B40tjNWt8LqV",
+	"vQqSbfHvr17+23vljIb4r/PJ7Rc7w1Ya2jf5InhbbLHJ6Pa0pElTQTxocT0mueakHdNtZJBrWDKwoi/r",
+	"PmIbdtkqbD3CunSQrNlX2cpe2xYsIcIMqlmTfvZ5RqCEy1YfuNs9M2JNO0s2/VzLykahX2XVZYpeFTyL",
+	"e7eQTK/l3LQw2+ClcJdj1s7tsF3RT6XUf0zrsDn9CBIeIbNL89V1E6e9cJ7Gv0oX6bxgok12O1Vjgwxq",
+	"dRoHnUa7fnjYaPmQFZHdDZVL2WbNkKkT2WoctljYmnxqqWRcvNmn3PYfhoji+d1RrXjfU+3Ab6E+EXMa",
+	"EnSbK8aqur3pwG9V3K5UsYeD+nHjsHl4+EvBLWtvvNH4zQByvAEgjY7f7Bw06q0jv9k4WAuQ6eeDX/3w",
+	"+F42F8PxqKFa+IisAUhOoqYgOVwFSURxjFSYoKbfqvv1RqNVb/iddrvV0bYYI6FK/6O1Umua5rdqr/Ep",
+	"7vQR1Lc7rUb95NBvGtQXLxOrfvno8LDVXguWytT+p56TRuUBaPrt3C6zi4s0rRS6OdkxvmxLfOvyc7qG",
+	"JfNRoTvyn86pb5jEg3MenygvsZx8L3Yi/5c5q56oHez/5lQAeCBcq0OoUvjayb1Nqgb0iE+FUYKhdYKV",
+	"Rbm1bBV+/rgu4+nvplaq0O8H7GgPRTOCoIVHIYGp2MAl8yyYi02sJEVntl8S3FvGwtJFd6burI7+ZhwC",
+	"pd6UhfXASKAmKb65jSQqdZEM2PZtJCvzbxzan1tGlfHx1n+CCG+26v6x3zw4WiPCt+Tra2u17XOvWAH2",
+	"e2TQv5dwpbkmSJP6y/DijfzU3Lb/HJa5loP1obX+2uuSTSukXBco05407bSEWZQ2hgqYSbKooys8s+7a",
+	"lduRVmIFlYWluZvwa3/EyOWfWRXP9lIVT82fORRPKy6FC8H+dS6gxLYOfnmeZLUqnLY9rCcQybJxl5Vb",
+	"bnDMWU6TMn3r8tThmQsFSGg7ghdvegNOZgJv6eXsOesmYHAgN7fF7rjQzGoHcuNjNUI1YE9omr3CCykb",
+	"r2WFzyhAb5QK0CdR+0SOHw7m93OsDtrs05i9eAE6ABHA9wfQM35XlG1kaZmwv5W+YYK9ey59+1vQ+Fta",
+	"yts0kUYbIbbxaG2v3FMWoZ2sR3o+w0DbTZURXogOQ/hXuXbsshyEDthgww1HA7TjAtvmfiMTYcTLU+Sj",
+	"SKR3EpkWrrsdV52+vm38wPXfdfFYF7CG+xLSu3vAzTzHMY3M5XR5xzjaGcwbXjDz/VbIyAL+Q1D6E48j",
+	"89Ng10OSIxywlNeZi3Gg/Ym2SQmFPAkNJMcFqQ0+50LwWWDbdGPWzEsbkQtmW6jeJvqdg8wNfU+W0mUC",
+	"nCKMJH1QE5NAAK2Usg69VKCYjghEaQ08bfCZSFVHP+pxjM4JFfiEhWKptc5KE7Ocn/CcMO7Ge69ah77/",
+	"9OqMiju4vthA63NU2+eVYvDLw/675Dz6dEHxrTg4vz1n/WEyVL3jxhSP2MHVP98O3zTeTdUv/ncrxdh0",
+	"+0I+sNpwDuqG3241mk9Qor999uDxTcMvreo75SanRRwr/PXf33P7hyuuAF5R8PkW07u+uVJvmzd/G5l/",
+	"TeRsSjZ4G05TX4JzOdg25oUmAQG7hVWaZEPXhGudiwF17d2CiIxGxLxrd4n4yPhKIaUwTy4VDeRRyHkc",
+	"abGXb5W/MBlO+R7ilelFZsLfd1Z38z8jqxucG22/fuw3j49b34EvFw/sn/Gzb8VNLdG9sEuk2Ly0eMPM",
+	"h4+aLE0Dp6pEEo397HIRV8lsvBK2FTi4NrI+ve5w7gPB29Wvq7v39JAJCZVnb4c3ma1TPidr6lyy0FgK",
+	"kOroWnXD1NxllmAxuO6JSPHc0PlWkOXRXU+0XCopwCNt/2DNl9UB5SNxQJdyhDPhkkYfzVUYiRYPpeAg",
+	"JetGXu2ibPJvTN/jfAtW1+O4PEra0dwgptDq1typwEU4IVKZntSniHFU1PNz89iGuOVZbOcmua7Bm+v1",
+	"5Vp7Ga+9vd4n30nVtAn68vHL/wQAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -309,7 +309,7 @@ func (s *Server) authenticate(req *http.Request) (auth.Principal, error) {
 	}
 	p, err := s.store.Authenticate(req.Context(), token)
 	if errors.Is(err, store.ErrTokenUnauthorized) {
-		return auth.Principal{}, newProblem(http.StatusUnauthorized, gen.ErrorCodeUNAUTHENTICATED, "the token is unknown or revoked")
+		return auth.Principal{}, newProblem(http.StatusUnauthorized, gen.ErrorCodeUNAUTHENTICATED, "the token is unknown, revoked or expired")
 	}
 	if err != nil {
 		return auth.Principal{}, err

@@ -34,6 +34,9 @@ func (s *Server) buildRouter() error {
 	if s.cfg.MetricsHandler != nil {
 		e.GET("/metrics", echo.WrapHandler(s.cfg.MetricsHandler))
 	}
+	if err := s.servePortal(e); err != nil {
+		return err
+	}
 	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
 	s.echo = e
 	return nil

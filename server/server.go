@@ -31,6 +31,11 @@ type Config struct {
 	Logger              *slog.Logger     // nil discards
 	Metrics             *metrics.Metrics // nil records nothing
 	MetricsHandler      http.Handler     // serves GET /metrics; nil for none
+	// PublicURL is where browsers reach this deployment (https://hooks.example.com);
+	// "" makes portal session URLs relative.
+	PublicURL string
+	// PortalFrameAncestors is the portal's CSP frame-ancestors; "" means 'self'.
+	PortalFrameAncestors string
 }
 
 // DefaultMaxBodyBytes bounds request bodies, events included.
@@ -68,6 +73,12 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.PortalFrameAncestors == "" {
+		cfg.PortalFrameAncestors = DefaultPortalFrameAncestors
+	}
+	if err := CheckFrameAncestors(cfg.PortalFrameAncestors); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/hookferry/hookferry/auth"
 	"github.com/stretchr/testify/require"
 )
 
@@ -19,7 +20,12 @@ func TestSpecIsValid(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, doc.Validate(loader.Context))
 
-	known := map[string]bool{"WEBHOOK_MANAGEMENT": true, "EVENTS_PUBLISH": true}
+	known := map[string]bool{}
+	for _, p := range []auth.Permission{auth.PermissionWebhookManagement, auth.PermissionEventsPublish, auth.PermissionPortalSessions} {
+		_, err := auth.ParsePermission(string(p))
+		require.NoError(t, err)
+		known[string(p)] = true
+	}
 	ops := 0
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {

@@ -269,3 +269,43 @@ func TestSecretsAtRest(t *testing.T) {
 		})
 	}
 }
+
+// TestPruneRemovesExpiredTokens: a token expired longer ago than the retention
+// goes; one expired more recently, one still valid and one that never expires
+// stay.
+func TestPruneRemovesExpiredTokens(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			st, err := store.Open(ctx, be.URL(t), store.Options{Keys: storetest.Keys(), Now: clk.Now})
+			require.NoError(t, err)
+			defer st.Close()
+			perms := []auth.Permission{auth.PermissionWebhookManagement}
+			now := clk.Now()
+			old, _, err := st.CreateExpiringToken(ctx, "acme", "alice", perms, now.Add(-48*time.Hour))
+			require.NoError(t, err)
+			_, _, err = st.CreateExpiringToken(ctx, "acme", "alice", perms, now.Add(-time.Hour))
+			require.NoError(t, err)
+			_, valid, err := st.CreateExpiringToken(ctx, "acme", "alice", perms, now.Add(time.Hour))
+			require.NoError(t, err)
+			_, forever, err := st.CreateToken(ctx, "acme", "backend", []auth.Permission{auth.PermissionPortalSessions})
+			require.NoError(t, err)
+
+			c, err := st.Prune(ctx, 24*time.Hour)
+			require.NoError(t, err)
+			require.EqualValues(t, 1, c.Tokens)
+			list, err := st.ListTokens(ctx)
+			require.NoError(t, err)
+			require.Len(t, list, 3)
+			for _, tok := range list {
+				require.NotEqual(t, old.ID, tok.ID)
+			}
+			for _, secret := range []string{valid, forever} {
+				_, err := st.Authenticate(ctx, secret)
+				require.NoError(t, err)
+			}
+		})
+	}
+}

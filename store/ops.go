@@ -41,14 +41,16 @@ func (s *Store) Ready(ctx context.Context) error {
 // PruneCounts is what a prune removed.
 type PruneCounts struct {
 	Deliveries, Attempts, Events int64
+	Tokens                       int64 // expired before the cutoff (portal sessions)
 	// Busy says another instance was pruning (PostgreSQL): nothing was done.
 	Busy bool
 }
 
 // Prune removes, in bounded batches, the deliveries DELIVERED or FAILED longer
 // than olderThan ago, their attempts, and the events older than that which no
-// longer have a delivery. PENDING deliveries (buffered, due or retrying) and
-// their events stay, however old. On PostgreSQL one instance prunes at a time.
+// longer have a delivery, and the tokens (portal sessions) expired longer ago
+// than that. PENDING deliveries (buffered, due or retrying) and their events
+// stay, however old. On PostgreSQL one instance prunes at a time.
 func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (c PruneCounts, err error) {
 	defer wrap(&err, "store.Prune(%s)", olderThan)
 	cutoff := s.clock().Add(-olderThan)
@@ -57,6 +59,16 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (c PruneCoun
 		return PruneCounts{Busy: !ok && err == nil}, err
 	}
 	defer release()
+	for {
+		res := s.db.WithContext(ctx).Exec(`DELETE FROM tokens WHERE id IN (SELECT id FROM tokens WHERE expires_at < ? LIMIT ?)`, cutoff, opBatch)
+		if res.Error != nil {
+			return c, res.Error
+		}
+		c.Tokens += res.RowsAffected
+		if res.RowsAffected < opBatch {
+			break
+		}
+	}
 	for {
 		var n, a int64
 		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -109,7 +121,7 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (c PruneCoun
 // shrink hands the pages a prune freed back to the file system (SQLite; on
 // PostgreSQL autovacuum makes them reusable).
 func (s *Store) shrink(ctx context.Context, c PruneCounts) error {
-	if c.Deliveries+c.Attempts+c.Events == 0 {
+	if c.Deliveries+c.Attempts+c.Events+c.Tokens == 0 {
 		return nil
 	}
 	return s.dialect.shrink(ctx, s.db)

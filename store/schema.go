@@ -56,6 +56,7 @@ type tokenRow struct {
 	Permissions string    `gorm:"not null"` // comma-separated
 	CreatedAt   time.Time `gorm:"not null"`
 	RevokedAt   *time.Time
+	ExpiresAt   *time.Time // nil: never (portal sessions expire)
 }
 
 func (tokenRow) TableName() string { return "tokens" }

@@ -248,7 +248,7 @@ var (
 	ErrDuplicateURL      = errors.New("a webhook with this URL is already registered")
 	ErrTooManyWebhooks   = errors.New("too many webhooks registered")
 	ErrUnpauseTooSoon    = errors.New("unpaused too recently")
-	ErrTokenUnauthorized = errors.New("unknown or revoked token")
+	ErrTokenUnauthorized = errors.New("unknown, revoked or expired token")
 )
 
 // CooldownError is ErrUnpauseTooSoon with the time left to wait.

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,4 +114,54 @@ func TestRevokedTokenStopsAtOnce(t *testing.T) {
 	require.NoError(t, err)
 	_, err = st.Authenticate(ctx, secret)
 	require.ErrorIs(t, err, store.ErrTokenUnauthorized)
+}
+
+// TestExpiringTokens: a token with an end is refused from then on, by the
+// database and by the token cache alike, and a token without one keeps working.
+func TestExpiringTokens(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+			clk := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+			advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+			url := be.URL(t)
+			st, err := store.Open(ctx, url, store.Options{Keys: storetest.Keys(), Now: clk})
+			require.NoError(t, err)
+			defer st.Close()
+			perms := []auth.Permission{auth.PermissionWebhookManagement}
+			tok, secret, err := st.CreateExpiringToken(ctx, "acme", "alice", perms, clk().Add(10*time.Second))
+			require.NoError(t, err)
+			require.NotNil(t, tok.ExpiresAt)
+			require.True(t, tok.ExpiresAt.Equal(clk().Add(10*time.Second)))
+			_, forever, err := st.CreateToken(ctx, "acme", "bob", perms)
+			require.NoError(t, err)
+
+			p, err := st.Authenticate(ctx, secret) // now cached until the expiry
+			require.NoError(t, err)
+			require.Equal(t, "alice", p.UserID)
+			advance(9 * time.Second)
+			_, err = st.Authenticate(ctx, secret)
+			require.NoError(t, err, "still valid a second before its end")
+			advance(time.Second)
+			_, err = st.Authenticate(ctx, secret)
+			require.ErrorIs(t, err, store.ErrTokenUnauthorized, "refused at its end, cached or not")
+
+			// A second store has no cache: the database refuses it too.
+			other, err := store.Open(ctx, url, store.Options{Keys: storetest.Keys(), Now: clk})
+			require.NoError(t, err)
+			defer other.Close()
+			_, err = other.Authenticate(ctx, secret)
+			require.ErrorIs(t, err, store.ErrTokenUnauthorized)
+
+			advance(24 * time.Hour)
+			_, err = st.Authenticate(ctx, forever)
+			require.NoError(t, err, "a token without an end never expires")
+			list, err := st.ListTokens(ctx)
+			require.NoError(t, err)
+			require.Len(t, list, 2)
+		})
+	}
 }

@@ -20,12 +20,25 @@ type Token struct {
 	Permissions []auth.Permission
 	CreatedAt   time.Time
 	RevokedAt   *time.Time
+	ExpiresAt   *time.Time // nil: never
 }
 
 // CreateToken makes a new token for (tenant, user) with perms and stores only
 // its hash. The token is returned once, here.
 func (s *Store) CreateToken(ctx context.Context, tenantID, userID string, perms []auth.Permission) (_ Token, secret string, err error) {
 	defer wrap(&err, "store.CreateToken(%s/%s)", tenantID, userID)
+	return s.createToken(ctx, tenantID, userID, perms, nil)
+}
+
+// CreateExpiringToken is CreateToken for a token that Authenticate refuses
+// from expiresAt on, such as a portal session's.
+func (s *Store) CreateExpiringToken(ctx context.Context, tenantID, userID string, perms []auth.Permission, expiresAt time.Time) (_ Token, secret string, err error) {
+	defer wrap(&err, "store.CreateExpiringToken(%s/%s)", tenantID, userID)
+	at := expiresAt.UTC().Truncate(time.Microsecond)
+	return s.createToken(ctx, tenantID, userID, perms, &at)
+}
+
+func (s *Store) createToken(ctx context.Context, tenantID, userID string, perms []auth.Permission, expiresAt *time.Time) (_ Token, secret string, err error) {
 	id, err := webhook.NewID("tok", s.random)
 	if err != nil {
 		return Token{}, "", err
@@ -40,7 +53,7 @@ func (s *Store) CreateToken(ctx context.Context, tenantID, userID string, perms 
 	}
 	row := tokenRow{
 		ID: id, Hash: auth.HashToken(secret), TenantID: tenantID, UserID: userID,
-		Permissions: strings.Join(names, ","), CreatedAt: s.clock(),
+		Permissions: strings.Join(names, ","), CreatedAt: s.clock(), ExpiresAt: expiresAt,
 	}
 	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
 		return Token{}, "", err
@@ -73,9 +86,10 @@ func (c *tokenCache) clear() {
 }
 
 // Authenticate resolves a bearer token to its principal, or ErrTokenUnauthorized.
-// Tokens found are cached for tokenCacheTTL: every request carries one, and the
-// lookup would otherwise be a query per request. A revocation by any process
-// clears the cache before the next request is answered (Sync).
+// Tokens found are cached for tokenCacheTTL, never past their expiry: every
+// request carries one, and the lookup would otherwise be a query per request. A
+// revocation by any process clears the cache before the next request is
+// answered (Sync). An expired token is refused like a revoked one.
 func (s *Store) Authenticate(ctx context.Context, secret string) (_ auth.Principal, err error) {
 	if err := s.Sync(ctx); err != nil {
 		return auth.Principal{}, err
@@ -89,7 +103,9 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (_ auth.Princip
 	}
 	s.tokens.mu.Unlock()
 	var row tokenRow
-	err = s.db.WithContext(ctx).Where("hash = ? AND revoked_at IS NULL", hash).Take(&row).Error
+	err = s.db.WithContext(ctx).
+		Where("hash = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)", hash, now.UTC()).
+		Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return auth.Principal{}, ErrTokenUnauthorized
 	}
@@ -102,7 +118,11 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (_ auth.Princip
 	if s.tokens.entries == nil || len(s.tokens.entries) >= tokenCacheSize {
 		s.tokens.entries = make(map[string]cachedToken)
 	}
-	s.tokens.entries[hash] = cachedToken{principal: p, until: now.Add(tokenCacheTTL)}
+	until := now.Add(tokenCacheTTL)
+	if t.ExpiresAt != nil && t.ExpiresAt.Before(until) {
+		until = *t.ExpiresAt
+	}
+	s.tokens.entries[hash] = cachedToken{principal: p, until: until}
 	s.tokens.mu.Unlock()
 	return p, nil
 }
@@ -154,7 +174,7 @@ func (s *Store) RevokeToken(ctx context.Context, idOrSecret string) (_ Token, er
 }
 
 func (r tokenRow) toToken() Token {
-	t := Token{ID: r.ID, TenantID: r.TenantID, UserID: r.UserID, CreatedAt: r.CreatedAt.UTC(), RevokedAt: utcPtr(r.RevokedAt)}
+	t := Token{ID: r.ID, TenantID: r.TenantID, UserID: r.UserID, CreatedAt: r.CreatedAt.UTC(), RevokedAt: utcPtr(r.RevokedAt), ExpiresAt: utcPtr(r.ExpiresAt)}
 	for _, p := range strings.Split(r.Permissions, ",") {
 		if p != "" {
 			t.Permissions = append(t.Permissions, auth.Permission(p))

@@ -211,6 +211,17 @@ type Authentication struct {
 // AuthenticationScheme defines model for Authentication.Scheme.
 type AuthenticationScheme string
 
+// CreatePortalSessionRequest defines model for CreatePortalSessionRequest.
+type CreatePortalSessionRequest struct {
+	// TtlSeconds How long the session lasts, in seconds.
+	TtlSeconds *int `json:"ttl_seconds,omitempty"`
+
+	// UserId The user of the caller's tenant the portal acts for (not blank).
+	//
+	// Example: alice
+	UserId string `json:"user_id"`
+}
+
 // Delivery defines model for Delivery.
 type Delivery struct {
 	// Attempts Attempts made so far.
@@ -313,6 +324,17 @@ type HealthStatus string
 // paused webhook buffers its events until it is unpaused. Later versions may
 // add reasons: treat one you do not know as a pause like the others.
 type PauseReason string
+
+// PortalSession defines model for PortalSession.
+type PortalSession struct {
+	// ExpiresAt When the session's credential stops working (401).
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Url Opens the portal as the user until `expires_at`; the credential is in the fragment.
+	//
+	// Example: /portal/#session=hf_q67z3epoovvbknipe7qkpwu6ueb4debhx3jrxs675kpmlyx7lnzq
+	Url string `json:"url"`
+}
 
 // PublishEventRequest defines model for PublishEventRequest.
 type PublishEventRequest struct {
@@ -547,6 +569,9 @@ type UnpauseWebhookParams struct {
 // PublishEventJSONRequestBody defines body for PublishEvent for application/json ContentType.
 type PublishEventJSONRequestBody = PublishEventRequest
 
+// CreatePortalSessionJSONRequestBody defines body for CreatePortalSession for application/json ContentType.
+type CreatePortalSessionJSONRequestBody = CreatePortalSessionRequest
+
 // RegisterWebhookJSONRequestBody defines body for RegisterWebhook for application/json ContentType.
 type RegisterWebhookJSONRequestBody = RegisterWebhookRequest
 
@@ -691,6 +716,38 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/events (the `PublishEvent` operationId).
 	PublishEvent(ctx context.Context, body PublishEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePortalSessionWithBody Open a portal session for a user
+	//
+	// Mints a session of the consumer portal (served at `/portal/`) for one user
+	// of the caller's tenant: the answer's `url` opens the portal as that user,
+	// with the WEBHOOK_MANAGEMENT permission only, until `expires_at`; from then
+	// on the session's credential answers 401 UNAUTHENTICATED. The credential is
+	// a token stored hashed like every token, carried in the URL's fragment
+	// (`#session=…`), which browsers never send to a server. `url` is absolute
+	// when the deployment sets `HOOKFERRY_PUBLIC_URL`, else relative to this
+	// instance. Held by a tenant's backend, which embeds the URL in an iframe.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/portal-sessions (the `CreatePortalSession` operationId).
+	CreatePortalSessionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePortalSession Open a portal session for a user
+	//
+	// Mints a session of the consumer portal (served at `/portal/`) for one user
+	// of the caller's tenant: the answer's `url` opens the portal as that user,
+	// with the WEBHOOK_MANAGEMENT permission only, until `expires_at`; from then
+	// on the session's credential answers 401 UNAUTHENTICATED. The credential is
+	// a token stored hashed like every token, carried in the URL's fragment
+	// (`#session=…`), which browsers never send to a server. `url` is absolute
+	// when the deployment sets `HOOKFERRY_PUBLIC_URL`, else relative to this
+	// instance. Held by a tenant's backend, which embeds the URL in an iframe.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/portal-sessions (the `CreatePortalSession` operationId).
+	CreatePortalSession(ctx context.Context, body CreatePortalSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListWebhooks List the caller's webhooks
 	//
@@ -1009,6 +1066,58 @@ func (c *Client) PublishEventWithBody(ctx context.Context, contentType string, b
 // Corresponds with POST /v1/events (the `PublishEvent` operationId).
 func (c *Client) PublishEvent(ctx context.Context, body PublishEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPublishEventRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePortalSessionWithBody Open a portal session for a user
+//
+// Mints a session of the consumer portal (served at `/portal/`) for one user
+// of the caller's tenant: the answer's `url` opens the portal as that user,
+// with the WEBHOOK_MANAGEMENT permission only, until `expires_at`; from then
+// on the session's credential answers 401 UNAUTHENTICATED. The credential is
+// a token stored hashed like every token, carried in the URL's fragment
+// (`#session=…`), which browsers never send to a server. `url` is absolute
+// when the deployment sets `HOOKFERRY_PUBLIC_URL`, else relative to this
+// instance. Held by a tenant's backend, which embeds the URL in an iframe.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/portal-sessions (the `CreatePortalSession` operationId).
+func (c *Client) CreatePortalSessionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePortalSessionRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePortalSession Open a portal session for a user
+//
+// Mints a session of the consumer portal (served at `/portal/`) for one user
+// of the caller's tenant: the answer's `url` opens the portal as that user,
+// with the WEBHOOK_MANAGEMENT permission only, until `expires_at`; from then
+// on the session's credential answers 401 UNAUTHENTICATED. The credential is
+// a token stored hashed like every token, carried in the URL's fragment
+// (`#session=…`), which browsers never send to a server. `url` is absolute
+// when the deployment sets `HOOKFERRY_PUBLIC_URL`, else relative to this
+// instance. Held by a tenant's backend, which embeds the URL in an iframe.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/portal-sessions (the `CreatePortalSession` operationId).
+func (c *Client) CreatePortalSession(ctx context.Context, body CreatePortalSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePortalSessionRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1509,6 +1618,46 @@ func NewPublishEventRequestWithBody(server string, contentType string, body io.R
 	}
 
 	operationPath := fmt.Sprintf("/v1/events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewCreatePortalSessionRequest calls the generic CreatePortalSession builder with application/json body
+func NewCreatePortalSessionRequest(server string, body CreatePortalSessionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreatePortalSessionRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreatePortalSessionRequestWithBody constructs an http.Request for the CreatePortalSession method, with any body, and a specified content type
+func NewCreatePortalSessionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/portal-sessions")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -2182,6 +2331,38 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/events (the `PublishEvent` operationId).
 	PublishEventWithResponse(ctx context.Context, body PublishEventJSONRequestBody, reqEditors ...RequestEditorFn) (*PublishEventResponse, error)
 
+	// CreatePortalSessionWithBodyWithResponse Open a portal session for a user
+	//
+	// Mints a session of the consumer portal (served at `/portal/`) for one user
+	// of the caller's tenant: the answer's `url` opens the portal as that user,
+	// with the WEBHOOK_MANAGEMENT permission only, until `expires_at`; from then
+	// on the session's credential answers 401 UNAUTHENTICATED. The credential is
+	// a token stored hashed like every token, carried in the URL's fragment
+	// (`#session=…`), which browsers never send to a server. `url` is absolute
+	// when the deployment sets `HOOKFERRY_PUBLIC_URL`, else relative to this
+	// instance. Held by a tenant's backend, which embeds the URL in an iframe.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/portal-sessions (the `CreatePortalSession` operationId).
+	CreatePortalSessionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreatePortalSessionResponse, error)
+
+	// CreatePortalSessionWithResponse Open a portal session for a user
+	//
+	// Mints a session of the consumer portal (served at `/portal/`) for one user
+	// of the caller's tenant: the answer's `url` opens the portal as that user,
+	// with the WEBHOOK_MANAGEMENT permission only, until `expires_at`; from then
+	// on the session's credential answers 401 UNAUTHENTICATED. The credential is
+	// a token stored hashed like every token, carried in the URL's fragment
+	// (`#session=…`), which browsers never send to a server. `url` is absolute
+	// when the deployment sets `HOOKFERRY_PUBLIC_URL`, else relative to this
+	// instance. Held by a tenant's backend, which embeds the URL in an iframe.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/portal-sessions (the `CreatePortalSession` operationId).
+	CreatePortalSessionWithResponse(ctx context.Context, body CreatePortalSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreatePortalSessionResponse, error)
+
 	// ListWebhooksWithResponse List the caller's webhooks
 	//
 	// Lists every webhook the calling user registered, oldest first. The signing
@@ -2752,6 +2933,96 @@ func (r PublishEventResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PublishEventResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreatePortalSessionResponse429Headers the declared response headers of an HTTP 429 response for CreatePortalSession
+type CreatePortalSessionResponse429Headers struct {
+	RetryAfter int
+}
+
+type CreatePortalSessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PortalSession
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *PermissionDenied
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreatePortalSessionResponse429Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreatePortalSessionResponse) GetJSON201() *PortalSession {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreatePortalSessionResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreatePortalSessionResponse) GetJSON401() *Unauthenticated {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreatePortalSessionResponse) GetJSON403() *PermissionDenied {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreatePortalSessionResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreatePortalSessionResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreatePortalSessionResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r CreatePortalSessionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreatePortalSessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreatePortalSessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreatePortalSessionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3862,6 +4133,50 @@ func (c *ClientWithResponses) PublishEventWithResponse(ctx context.Context, body
 	return ParsePublishEventResponse(rsp)
 }
 
+// CreatePortalSessionWithBodyWithResponse Open a portal session for a user
+//
+// Mints a session of the consumer portal (served at `/portal/`) for one user
+// of the caller's tenant: the answer's `url` opens the portal as that user,
+// with the WEBHOOK_MANAGEMENT permission only, until `expires_at`; from then
+// on the session's credential answers 401 UNAUTHENTICATED. The credential is
+// a token stored hashed like every token, carried in the URL's fragment
+// (`#session=…`), which browsers never send to a server. `url` is absolute
+// when the deployment sets `HOOKFERRY_PUBLIC_URL`, else relative to this
+// instance. Held by a tenant's backend, which embeds the URL in an iframe.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/portal-sessions (the `CreatePortalSession` operationId).
+func (c *ClientWithResponses) CreatePortalSessionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreatePortalSessionResponse, error) {
+	rsp, err := c.CreatePortalSessionWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePortalSessionResponse(rsp)
+}
+
+// CreatePortalSessionWithResponse Open a portal session for a user
+//
+// Mints a session of the consumer portal (served at `/portal/`) for one user
+// of the caller's tenant: the answer's `url` opens the portal as that user,
+// with the WEBHOOK_MANAGEMENT permission only, until `expires_at`; from then
+// on the session's credential answers 401 UNAUTHENTICATED. The credential is
+// a token stored hashed like every token, carried in the URL's fragment
+// (`#session=…`), which browsers never send to a server. `url` is absolute
+// when the deployment sets `HOOKFERRY_PUBLIC_URL`, else relative to this
+// instance. Held by a tenant's backend, which embeds the URL in an iframe.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/portal-sessions (the `CreatePortalSession` operationId).
+func (c *ClientWithResponses) CreatePortalSessionWithResponse(ctx context.Context, body CreatePortalSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreatePortalSessionResponse, error) {
+	rsp, err := c.CreatePortalSession(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePortalSessionResponse(rsp)
+}
+
 // ListWebhooksWithResponse List the caller's webhooks
 //
 // Lists every webhook the calling user registered, oldest first. The signing
@@ -4430,6 +4745,87 @@ func ParsePublishEventResponse(rsp *http.Response) (*PublishEventResponse, error
 	switch {
 	case rsp.StatusCode == 429:
 		var headers PublishEventResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreatePortalSessionResponse parses an HTTP response from a CreatePortalSessionWithResponse call
+func ParseCreatePortalSessionResponse(rsp *http.Response) (*CreatePortalSessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreatePortalSessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PortalSession
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PermissionDenied
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CreatePortalSessionResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

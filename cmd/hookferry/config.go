@@ -1,7 +1,11 @@
 package main
 
 import (
+	"errors"
+	"net/url"
 	"time"
+
+	"github.com/hookferry/hookferry/server"
 
 	"github.com/hookferry/hookferry/store"
 )
@@ -11,17 +15,19 @@ import (
 // variable. The database and key settings are shared by every command
 // (storeFlags) and copied in by serve.
 type Config struct {
-	Addr                string        `name:"addr" env:"HOOKFERRY_ADDR" default:":8080" placeholder:"HOST:PORT" help:"Listen address (default: ${default})."`
-	MaxWebhooksPerUser  int           `name:"max-webhooks-per-user" env:"HOOKFERRY_MAX_WEBHOOKS_PER_USER" default:"25" placeholder:"N" help:"Webhooks one user may register, at least 1 (default: ${default})."`
-	UnpauseCooldown     time.Duration `name:"unpause-cooldown" env:"HOOKFERRY_UNPAUSE_COOLDOWN" default:"10s" placeholder:"D" help:"Least time between two effective unpauses of a webhook (default: ${default})."`
-	EventTypes          string        `name:"event-types" env:"HOOKFERRY_EVENT_TYPES" placeholder:"FILE|LIST" help:"Event type catalog: a file (one name a line) or a comma list; unset means the built-in catalog."`
-	AllowPrivateTargets bool          `name:"allow-private-targets" env:"HOOKFERRY_ALLOW_PRIVATE_TARGETS" help:"Accept webhook URLs on loopback, private and link-local hosts, and deliver to them."`
-	RateLimit           int           `name:"rate-limit" env:"HOOKFERRY_RATE_LIMIT" default:"0" placeholder:"N" help:"API requests per second per tenant in this instance, in bursts of twice that; 0 is no limit (default: ${default})."`
-	LogFormat           string        `name:"log-format" env:"HOOKFERRY_LOG_FORMAT" default:"text" enum:"text,json" help:"Log format: text or json (default: ${default})."`
-	LogLevel            string        `name:"log-level" env:"HOOKFERRY_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level: debug, info, warn or error (default: ${default})."`
-	ShutdownTimeout     time.Duration `name:"shutdown-timeout" env:"HOOKFERRY_SHUTDOWN_TIMEOUT" default:"30s" placeholder:"D" help:"How long in-flight requests and delivery attempts may finish after SIGTERM (default: ${default})."`
-	Retention           time.Duration `name:"retention" env:"HOOKFERRY_RETENTION" default:"720h" placeholder:"D" help:"Delivered and failed deliveries, their attempts and events older than this are pruned; 0 keeps everything (default: ${default})."`
-	PruneInterval       time.Duration `name:"prune-interval" env:"HOOKFERRY_PRUNE_INTERVAL" default:"10m" placeholder:"D" help:"How often to prune, above 0 (default: ${default})."`
+	Addr                 string        `name:"addr" env:"HOOKFERRY_ADDR" default:":8080" placeholder:"HOST:PORT" help:"Listen address (default: ${default})."`
+	MaxWebhooksPerUser   int           `name:"max-webhooks-per-user" env:"HOOKFERRY_MAX_WEBHOOKS_PER_USER" default:"25" placeholder:"N" help:"Webhooks one user may register, at least 1 (default: ${default})."`
+	UnpauseCooldown      time.Duration `name:"unpause-cooldown" env:"HOOKFERRY_UNPAUSE_COOLDOWN" default:"10s" placeholder:"D" help:"Least time between two effective unpauses of a webhook (default: ${default})."`
+	EventTypes           string        `name:"event-types" env:"HOOKFERRY_EVENT_TYPES" placeholder:"FILE|LIST" help:"Event type catalog: a file (one name a line) or a comma list; unset means the built-in catalog."`
+	AllowPrivateTargets  bool          `name:"allow-private-targets" env:"HOOKFERRY_ALLOW_PRIVATE_TARGETS" help:"Accept webhook URLs on loopback, private and link-local hosts, and deliver to them."`
+	PublicURL            string        `name:"public-url" env:"HOOKFERRY_PUBLIC_URL" placeholder:"URL" help:"Where browsers reach this deployment (https://hooks.example.com); makes portal session URLs absolute (unset: relative)."`
+	PortalFrameAncestors string        `name:"portal-frame-ancestors" env:"HOOKFERRY_PORTAL_FRAME_ANCESTORS" default:"'self'" placeholder:"SOURCES" help:"CSP frame-ancestors of the portal: the pages that may embed it in a frame, space-separated (default: ${default})."`
+	RateLimit            int           `name:"rate-limit" env:"HOOKFERRY_RATE_LIMIT" default:"0" placeholder:"N" help:"API requests per second per tenant in this instance, in bursts of twice that; 0 is no limit (default: ${default})."`
+	LogFormat            string        `name:"log-format" env:"HOOKFERRY_LOG_FORMAT" default:"text" enum:"text,json" help:"Log format: text or json (default: ${default})."`
+	LogLevel             string        `name:"log-level" env:"HOOKFERRY_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level: debug, info, warn or error (default: ${default})."`
+	ShutdownTimeout      time.Duration `name:"shutdown-timeout" env:"HOOKFERRY_SHUTDOWN_TIMEOUT" default:"30s" placeholder:"D" help:"How long in-flight requests and delivery attempts may finish after SIGTERM (default: ${default})."`
+	Retention            time.Duration `name:"retention" env:"HOOKFERRY_RETENTION" default:"720h" placeholder:"D" help:"Delivered and failed deliveries, their attempts and events older than this are pruned; 0 keeps everything (default: ${default})."`
+	PruneInterval        time.Duration `name:"prune-interval" env:"HOOKFERRY_PRUNE_INTERVAL" default:"10m" placeholder:"D" help:"How often to prune, above 0 (default: ${default})."`
 
 	Delivery           bool            `name:"delivery" env:"HOOKFERRY_DELIVERY" default:"true" negatable:"" help:"Run delivery workers here; --no-delivery (false) makes an API-only instance."`
 	DeliveryCAFile     string          `name:"delivery-ca-file" env:"HOOKFERRY_DELIVERY_CA_FILE" placeholder:"PEM" help:"PEM file of extra root certificates to trust for webhook targets."`
@@ -63,6 +69,10 @@ func (c *Config) Validate() error {
 		return usagef("retention must not be negative (0 keeps everything)")
 	case c.PruneInterval <= 0:
 		return usagef("prune-interval must be positive")
+	case checkPublicURL(c.PublicURL) != nil:
+		return usageError{checkPublicURL(c.PublicURL)}
+	case server.CheckFrameAncestors(c.PortalFrameAncestors) != nil:
+		return usageError{server.CheckFrameAncestors(c.PortalFrameAncestors)}
 	case !c.Delivery:
 		return nil
 	case c.DeliveryTimeout <= 0:
@@ -77,6 +87,18 @@ func (c *Config) Validate() error {
 		return usagef("delivery-per-tenant, delivery-per-user and delivery-held-back-workers must not be negative (0 takes the default)")
 	case c.DeliverySlowAfter <= 0:
 		return usagef("delivery-slow-after must be positive")
+	}
+	return nil
+}
+
+// checkPublicURL accepts "" or an absolute http(s) URL with no query or fragment.
+func checkPublicURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || v[len(v)-1] == '?' || v[len(v)-1] == '#' {
+		return errors.New("public-url must be an absolute http(s) URL without user-info, query or fragment, such as https://hooks.example.com")
 	}
 	return nil
 }

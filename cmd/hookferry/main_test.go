@@ -64,9 +64,9 @@ func TestTokenCommands(t *testing.T) {
 			require.Equal(t, 0, code, stderr)
 			lines := strings.Split(strings.TrimSpace(list), "\n")
 			require.Len(t, lines, 3, list)
-			require.Regexp(t, `^ID\s+TENANT\s+USER\s+PERMISSIONS\s+CREATED\s+REVOKED$`, lines[0])
-			require.Regexp(t, `^tok_\w+\s+acme\s+alice\s+WEBHOOK_MANAGEMENT,EVENTS_PUBLISH\s+\S+Z\s+-$`, lines[1])
-			require.Regexp(t, `^tok_\w+\s+acme\s+bob\s+EVENTS_PUBLISH\s+\S+Z\s+-$`, lines[2])
+			require.Regexp(t, `^ID\s+TENANT\s+USER\s+PERMISSIONS\s+CREATED\s+REVOKED\s+EXPIRES$`, lines[0])
+			require.Regexp(t, `^tok_\w+\s+acme\s+alice\s+WEBHOOK_MANAGEMENT,EVENTS_PUBLISH\s+\S+Z\s+-\s+-$`, lines[1])
+			require.Regexp(t, `^tok_\w+\s+acme\s+bob\s+EVENTS_PUBLISH\s+\S+Z\s+-\s+-$`, lines[2])
 			require.NotContains(t, list, token)
 			require.NotContains(t, list, second)
 			firstID := strings.Fields(lines[1])[0]
@@ -79,7 +79,7 @@ func TestTokenCommands(t *testing.T) {
 			require.Equal(t, 0, code, stderr)
 			_, list, _ = run(t, "token", "list", "--database-url", db)
 			for _, line := range strings.Split(strings.TrimSpace(list), "\n")[1:] {
-				require.Regexp(t, `\d\dZ\s+\d{4}-\d\d-\d\dT\S+Z$`, line, "revoked")
+				require.Regexp(t, `\d\dZ\s+\d{4}-\d\d-\d\dT\S+Z\s+-$`, line, "revoked")
 			}
 
 			code, _, stderr = run(t, "token", "revoke", "--database-url", db, "tok_unknown")
@@ -123,6 +123,9 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 		{"HOOKFERRY_ALLOW_PRIVATE_TARGETS", "perhaps"},
 		{"HOOKFERRY_LOG_FORMAT", "xml"},
 		{"HOOKFERRY_MAX_WEBHOOKS_PER_USER", "0"},
+		{"HOOKFERRY_PUBLIC_URL", "hooks.example.com"},
+		{"HOOKFERRY_PUBLIC_URL", "https://hooks.example.com/?x=1"},
+		{"HOOKFERRY_PORTAL_FRAME_ANCESTORS", "'self'; script-src *"},
 	} {
 		t.Setenv(tc.env, tc.value)
 		code, _, stderr := run(t, "serve", "--addr", "127.0.0.1:0", "--database-url", storetest.SQLiteURL(t))

@@ -89,14 +89,16 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mets := metrics.New(registry, m.store.QueueDepth)
 	srv, err := server.New(m.store, server.Config{
-		MaxWebhooksPerUser:  m.Config.MaxWebhooksPerUser,
-		UnpauseCooldown:     m.Config.UnpauseCooldown,
-		AllowPrivateTargets: m.Config.AllowPrivateTargets,
-		RateLimit:           m.Config.RateLimit,
-		Catalog:             catalog,
-		Logger:              m.Log,
-		Metrics:             mets,
-		MetricsHandler:      promhttp.HandlerFor(registry, promhttp.HandlerOpts{}),
+		MaxWebhooksPerUser:   m.Config.MaxWebhooksPerUser,
+		UnpauseCooldown:      m.Config.UnpauseCooldown,
+		AllowPrivateTargets:  m.Config.AllowPrivateTargets,
+		RateLimit:            m.Config.RateLimit,
+		PublicURL:            m.Config.PublicURL,
+		PortalFrameAncestors: m.Config.PortalFrameAncestors,
+		Catalog:              catalog,
+		Logger:               m.Log,
+		Metrics:              mets,
+		MetricsHandler:       promhttp.HandlerFor(registry, promhttp.HandlerOpts{}),
 	})
 	if err != nil {
 		return err
@@ -207,8 +209,8 @@ func (m *Main) startPruning(mets *metrics.Metrics) {
 				return
 			case err != nil:
 				m.Log.Warn("prune failed; retrying at the next interval", "error", err, "interval", m.Config.PruneInterval)
-			case c.Deliveries+c.Attempts+c.Events > 0:
-				m.Log.Info("pruned", "deliveries", c.Deliveries, "attempts", c.Attempts, "events", c.Events, "retention", m.Config.Retention)
+			case c.Deliveries+c.Attempts+c.Events+c.Tokens > 0:
+				m.Log.Info("pruned", "deliveries", c.Deliveries, "attempts", c.Attempts, "events", c.Events, "expired_tokens", c.Tokens, "retention", m.Config.Retention)
 			}
 			mets.Pruned("deliveries", c.Deliveries)
 			mets.Pruned("attempts", c.Attempts)

@@ -23,7 +23,7 @@ type tokenCmd struct {
 type tokenCreateCmd struct {
 	Tenant     string   `required:"" placeholder:"T" help:"Tenant id (at most 255 bytes)."`
 	User       string   `required:"" placeholder:"U" help:"User id (at most 255 bytes)."`
-	Permission []string `required:"" placeholder:"P" help:"WEBHOOK_MANAGEMENT or EVENTS_PUBLISH; repeat for several."`
+	Permission []string `required:"" placeholder:"P" help:"WEBHOOK_MANAGEMENT, EVENTS_PUBLISH or PORTAL_SESSIONS; repeat for several."`
 }
 
 func (c *tokenCreateCmd) Validate() error {
@@ -71,7 +71,7 @@ func (tokenListCmd) Run(ctx context.Context, out console, db *storeFlags) error 
 			return err
 		}
 		tw := tabwriter.NewWriter(out.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tTENANT\tUSER\tPERMISSIONS\tCREATED\tREVOKED")
+		fmt.Fprintln(tw, "ID\tTENANT\tUSER\tPERMISSIONS\tCREATED\tREVOKED\tEXPIRES")
 		for _, t := range tokens {
 			perms := make([]string, len(t.Permissions))
 			for i, p := range t.Permissions {
@@ -81,7 +81,11 @@ func (tokenListCmd) Run(ctx context.Context, out console, db *storeFlags) error 
 			if t.RevokedAt != nil {
 				revoked = t.RevokedAt.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.TenantID, t.UserID, strings.Join(perms, ","), t.CreatedAt.Format(time.RFC3339), revoked)
+			expires := "-" // a portal session's token expires; others never do
+			if t.ExpiresAt != nil {
+				expires = t.ExpiresAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.TenantID, t.UserID, strings.Join(perms, ","), t.CreatedAt.Format(time.RFC3339), revoked, expires)
 		}
 		return tw.Flush()
 	})

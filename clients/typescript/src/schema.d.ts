@@ -293,6 +293,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/portal-sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Open a portal session for a user
+         * @description Mints a session of the consumer portal (served at `/portal/`) for one user
+         *     of the caller's tenant: the answer's `url` opens the portal as that user,
+         *     with the WEBHOOK_MANAGEMENT permission only, until `expires_at`; from then
+         *     on the session's credential answers 401 UNAUTHENTICATED. The credential is
+         *     a token stored hashed like every token, carried in the URL's fragment
+         *     (`#session=…`), which browsers never send to a server. `url` is absolute
+         *     when the deployment sets `HOOKFERRY_PUBLIC_URL`, else relative to this
+         *     instance. Held by a tenant's backend, which embeds the URL in an iframe.
+         */
+        post: operations["createPortalSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.yaml": {
         parameters: {
             query?: never;
@@ -580,6 +607,30 @@ export interface components {
             /** @enum {string} */
             status: "ok" | "unavailable";
         };
+        CreatePortalSessionRequest: {
+            /**
+             * @description The user of the caller's tenant the portal acts for (not blank).
+             * @example alice
+             */
+            user_id: string;
+            /**
+             * @description How long the session lasts, in seconds.
+             * @default 3600
+             */
+            ttl_seconds?: number;
+        };
+        PortalSession: {
+            /**
+             * @description Opens the portal as the user until `expires_at`; the credential is in the fragment.
+             * @example /portal/#session=hf_q67z3epoovvbknipe7qkpwu6ueb4debhx3jrxs675kpmlyx7lnzq
+             */
+            url: string;
+            /**
+             * Format: date-time
+             * @description When the session's credential stops working (401).
+             */
+            expires_at: string;
+        };
         /**
          * @description UNAUTHENTICATED 401, PERMISSION_DENIED 403, WEBHOOK_NOT_FOUND 404,
          *     DELIVERY_NOT_FOUND 404, UNKNOWN_EVENT_TYPE 400,
@@ -615,7 +666,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description No bearer token, or one that is unknown or revoked (UNAUTHENTICATED). */
+        /** @description No bearer token, or one that is unknown, revoked or expired (UNAUTHENTICATED). */
         Unauthenticated: {
             headers: {
                 [name: string]: unknown;
@@ -1453,6 +1504,48 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
             404: components["responses"]["WebhookNotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    createPortalSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "user_id": "alice",
+                 *       "ttl_seconds": 3600
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreatePortalSessionRequest"];
+            };
+        };
+        responses: {
+            /** @description The session; its URL is shown once, only its hash is stored. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "url": "https://hookferry.example.com/portal/#session=hf_q67z3epoovvbknipe7qkpwu6ueb4debhx3jrxs675kpmlyx7lnzq",
+                     *       "expires_at": "2026-11-27T13:00:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["PortalSession"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
         };
