@@ -110,6 +110,7 @@ func TestRotateSecretOverlap(t *testing.T) {
 		require.True(t, verifies(t, old, got))
 		require.Equal(t, []string{"v1"}, signatures(got))
 
+		e.settled(w.Id)
 		e.clock.Advance(time.Minute)
 		rotatedAt := e.clock.Now()
 		r := e.rotate(e.alice, w.Id, `{"previous_secret_ttl_seconds":3600}`)
