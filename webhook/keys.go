@@ -28,11 +28,11 @@ const (
 	PublicKeyPrefix  = "whpk_"
 )
 
-// Rotation bounds: a replaced key signs on for at most MaxPreviousTTL, and at
-// most MaxPreviousKeys replaced keys sign beside the current one.
+// DefaultPreviousTTL is how long a replaced key signs on when the rotation
+// says nothing; at most MaxPreviousKeys replaced keys sign beside the current
+// one. (openapi.yaml bounds the ttl a rotation may ask for.)
 const (
 	DefaultPreviousTTL = 24 * time.Hour
-	MaxPreviousTTL     = 7 * 24 * time.Hour
 	MaxPreviousKeys    = 5
 )
 
@@ -122,8 +122,7 @@ func (w Webhook) PreviousKeysExpireAt(now time.Time) *time.Time {
 
 // Rotate gives w a new key of kind signing; the current one signs on for ttl
 // (none when ttl is 0) beside the previous keys that have not expired, newest
-// first, the oldest dropped beyond MaxPreviousKeys. ttl must be within
-// [0, MaxPreviousTTL]: the API checks it.
+// first, the oldest dropped beyond MaxPreviousKeys. ttl must not be negative.
 func (w *Webhook) Rotate(signing Signing, ttl time.Duration, now time.Time, random io.Reader) error {
 	secret, err := NewSecret(signing, random)
 	if err != nil {

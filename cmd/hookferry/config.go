@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/hookferry/hookferry/server"
-
 	"github.com/hookferry/hookferry/store"
 )
 
@@ -56,6 +55,11 @@ type Config struct {
 // Validate checks what the types alone cannot; the delivery settings only
 // where delivery runs, so an API-only instance does not trip on them.
 func (c *Config) Validate() error {
+	for _, err := range []error{checkPublicURL(c.PublicURL), server.CheckFrameAncestors(c.PortalFrameAncestors)} {
+		if err != nil {
+			return usageError{err}
+		}
+	}
 	switch {
 	case c.MaxWebhooksPerUser < 1:
 		return usagef("max-webhooks-per-user must be at least 1")
@@ -69,10 +73,6 @@ func (c *Config) Validate() error {
 		return usagef("retention must not be negative (0 keeps everything)")
 	case c.PruneInterval <= 0:
 		return usagef("prune-interval must be positive")
-	case checkPublicURL(c.PublicURL) != nil:
-		return usageError{checkPublicURL(c.PublicURL)}
-	case server.CheckFrameAncestors(c.PortalFrameAncestors) != nil:
-		return usageError{server.CheckFrameAncestors(c.PortalFrameAncestors)}
 	case !c.Delivery:
 		return nil
 	case c.DeliveryTimeout <= 0:
