@@ -178,8 +178,11 @@ func portalFlow(t *testing.T, db, chromium, axe, shots string) {
 	// 4. Redeliver.
 	b.press("#deliveries button.redeliver", kb.Enter)
 	b.do(chromedp.Poll[chromedp.Void](`document.getElementById("notice").textContent.includes("queued again")`, chromedp.WithPollingTimeout(10*time.Second)))
-	require.Eventually(t, func() bool { return received.Load() == 2 }, 15*time.Second, 20*time.Millisecond, "the redelivery arrives")
-	b.pollRefresh(`document.querySelector("#deliveries .attempts")?.textContent === "2"`)
+	require.Eventually(t, func() bool { return received.Load() >= 2 }, 15*time.Second, 20*time.Millisecond, "the redelivery arrives")
+	// Delivered again (an attempt that failed on a loaded machine is retried:
+	// at least once, so the counts below start from what was sent by then).
+	b.pollRefresh(`(() => { const r = document.querySelector("#deliveries tbody tr"); return r !== null && r.querySelector(".dstatus").textContent === "DELIVERED" && Number(r.querySelector(".attempts").textContent) >= 2; })()`)
+	sent := received.Load()
 
 	// 5. Pause, publish 21 events, see the buffered count in the list; the
 	// log's pages and status filter; resume.
@@ -194,7 +197,7 @@ func portalFlow(t *testing.T, db, chromium, axe, shots string) {
 	b.do(chromedp.Poll[chromedp.Void](`(() => { const c = document.querySelector("#webhooks .buffered"); if (c && c.textContent === "21") return true; document.getElementById("refresh-list").click(); return false; })()`,
 		chromedp.WithPollingInterval(200*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
 	require.Equal(t, "PAUSED (USER)", b.text("#webhooks .status"))
-	require.EqualValues(t, 2, received.Load(), "nothing goes out while paused")
+	require.Equal(t, sent, received.Load(), "nothing goes out while paused")
 	b.check("5-list-paused")
 	b.press("#webhooks button[data-webhook]", kb.Enter)
 	b.do(chromedp.WaitVisible(chromedp.CSS("#resume")), chromedp.WaitVisible(chromedp.CSS("#next-page")))
@@ -212,13 +215,13 @@ func portalFlow(t *testing.T, db, chromium, axe, shots string) {
 	require.Equal(t, "DELIVERED", b.text("#deliveries .dstatus"))
 	b.press("#resume", kb.Enter)
 	b.do(chromedp.WaitVisible(chromedp.CSS("#pause")))
-	require.Eventually(t, func() bool { return received.Load() == 23 }, 20*time.Second, 20*time.Millisecond, "the buffered events go out on resume")
+	require.Eventually(t, func() bool { return received.Load() >= sent+21 }, 20*time.Second, 20*time.Millisecond, "the buffered events go out on resume")
 
 	// Ping: the test event shows in the log.
 	b.press("#ping", kb.Enter)
 	b.do(chromedp.Poll[chromedp.Void](`document.getElementById("notice").textContent.startsWith("Test event")`, chromedp.WithPollingTimeout(10*time.Second)))
 	b.pollRefresh(`[...document.querySelectorAll("#deliveries tbody tr")].some(r => r.textContent.includes("webhook.ping") && r.querySelector(".dstatus").textContent === "DELIVERED")`)
-	require.EqualValues(t, 24, received.Load())
+	require.GreaterOrEqual(t, received.Load(), sent+22)
 
 	// Change: subscribe to one more type, make it ordered.
 	b.press("#edit", kb.Enter)
