@@ -26,7 +26,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/glebarez/go-sqlite" // database/sql driver "sqlite", for the tests' own SQL
+	_ "modernc.org/sqlite" // database/sql driver "sqlite", for the tests' own SQL
 	"github.com/hookferry/hookferry/delivery"
 	"github.com/hookferry/hookferry/metrics"
 	"github.com/hookferry/hookferry/store"

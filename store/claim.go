@@ -136,7 +136,7 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) (_ []Claim, err err
 		WHERE r.rank <= ` + capSQL + ` ORDER BY r.rank, r.next_attempt_at, r.id LIMIT ?`
 	args = append(append(args, capArgs...), req.Limit)
 	var rows []claimRow
-	err = s.transaction(ctx, func(tx *gorm.DB) error {
+	err = s.relaxedTransaction(ctx, func(tx *gorm.DB) error {
 		var err error
 		leaseSQL, leaseArgs := s.dialect.leaseEnd(now, req.Lease)
 		rows, err = s.dialect.claim(tx, due, args, leaseSQL, leaseArgs)

@@ -60,11 +60,8 @@ func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter tim
 		return nil, nil
 	}
 	now := s.clock()
-	err = s.transaction(ctx, func(tx *gorm.DB) error {
+	err = s.relaxedTransaction(ctx, func(tx *gorm.DB) error {
 		paused = nil // a retried transaction starts over
-		if err := s.dialect.relaxCommit(tx); err != nil {
-			return err
-		}
 		if err := s.updateDeliveries(tx, results); err != nil {
 			return err
 		}

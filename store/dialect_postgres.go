@@ -39,10 +39,7 @@ func (postgresDialect) typed(sqlType string) string { return "CAST(? AS " + sqlT
 // them, and return them with their webhook and payload. The lock re-checks
 // the lease on each row's latest version: a row another instance leased since
 // due's snapshot is skipped, never leased twice.
-func (d postgresDialect) claim(tx *gorm.DB, due string, args []any, leaseSQL string, leaseArgs []any) ([]claimRow, error) {
-	if err := d.relaxCommit(tx); err != nil {
-		return nil, err
-	}
+func (postgresDialect) claim(tx *gorm.DB, due string, args []any, leaseSQL string, leaseArgs []any) ([]claimRow, error) {
 	q := `UPDATE deliveries AS d SET leased_until = ` + leaseSQL + `, claim_seq = d.claim_seq + 1
 		FROM events e, webhooks w
 		WHERE d.id IN (SELECT l.id FROM deliveries l WHERE l.id IN (` + due + `)

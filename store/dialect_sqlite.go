@@ -57,7 +57,6 @@ func sqliteDSN(path string) string {
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "secure_delete(1)")
-	q.Set("_txlock", "immediate") // ignored by the driver beside _time_format: see immediateDriver
 	q.Set("_time_format", "sqlite")
 	return "file:" + path + "?" + q.Encode()
 }
@@ -151,6 +150,7 @@ func (sqliteDialect) tryLock(context.Context, *gorm.DB, string) (func(), bool, e
 	return func() {}, true, nil
 }
 
+// relaxCommit: the driver began the transaction relaxed (withRelaxedCommit).
 func (sqliteDialect) relaxCommit(*gorm.DB) error { return nil }
 
 // notifies: one process serves the file; it signals itself.

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	_ "github.com/glebarez/go-sqlite" // the database/sql driver "sqlite"
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 	"github.com/hookferry/hookferry/store"
 	"github.com/hookferry/hookferry/store/storetest"
 	"github.com/hookferry/hookferry/webhook"

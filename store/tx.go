@@ -35,3 +35,16 @@ func (s *Store) transaction(ctx context.Context, fn func(tx *gorm.DB) error) err
 		}
 	}
 }
+
+// relaxedTransaction is transaction for claims and outcomes, whose commit
+// need not wait for the disk: losing the last of them in a crash means
+// deliveries sent again (at least once), never an event lost. Publishes
+// always commit synchronously.
+func (s *Store) relaxedTransaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.transaction(withRelaxedCommit(ctx), func(tx *gorm.DB) error {
+		if err := s.dialect.relaxCommit(tx); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +34,7 @@ type Main struct {
 	store    *store.Store
 	http     *http.Server
 	listener net.Listener
+	debug    *http.Server // the profiler's, when DebugAddr is set
 	done     chan error
 	sender   *delivery.Sender
 	stop     context.CancelFunc // stops the delivery workers and the listener
@@ -123,6 +125,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.done = make(chan error, 1)
 	go func() { m.done <- m.http.Serve(m.listener) }()
+	if err := m.serveDebug(); err != nil {
+		return err
+	}
 	applied := m.store.Applied()
 	if applied == nil {
 		applied = []int64{}
@@ -133,6 +138,27 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		// Nothing in /v1 answers without one: tell a newcomer how to start.
 		m.Log.Info("no API token exists yet; create the first with: hookferry token create --tenant T --user U --permission WEBHOOK_MANAGEMENT")
 	}
+	return nil
+}
+
+// serveDebug serves Go's profiler on DebugAddr, if set.
+func (m *Main) serveDebug() error {
+	if m.Config.DebugAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", m.Config.DebugAddr)
+	if err != nil {
+		return fmt.Errorf("debug-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	m.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = m.debug.Serve(ln) }()
+	m.Log.Info("profiler listening", "addr", ln.Addr().String())
 	return nil
 }
 
@@ -268,6 +294,9 @@ func (m *Main) Close() error {
 				mu.Unlock()
 			}
 		}()
+	}
+	if m.debug != nil {
+		_ = m.debug.Close()
 	}
 	if m.stop != nil {
 		m.stop()
