@@ -11,11 +11,11 @@ import (
 	"sync"
 	"testing"
 
-	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 	"github.com/hookferry/hookferry/store"
 	"github.com/hookferry/hookferry/store/storetest"
 	"github.com/hookferry/hookferry/webhook"
 	"github.com/stretchr/testify/require"
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 )
 
 // fixtureFacts is store/testdata/b90ae96/facts.json: what the release b90ae96
