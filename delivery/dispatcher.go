@@ -240,11 +240,14 @@ type loop struct {
 	// excludedHooks, excludedTenants and excludedUsers were left out of the
 	// last claim.
 	excludedHooks, excludedTenants map[string]bool
-	excludedUsers                  map[webhook.Owner]bool
-	fenceSeen                      uint64 // forgotten webhooks up to this epoch are dropped
-	stopping                       bool
-	heldBackNow                    int
-	flushes                        []flush // tests waiting for the loop
+	// cappedHooks got all the room they had in the last claim: they may
+	// have more due.
+	cappedHooks   map[string]bool
+	excludedUsers map[webhook.Owner]bool
+	fenceSeen     uint64 // forgotten webhooks up to this epoch are dropped
+	stopping      bool
+	heldBackNow   int
+	flushes       []flush // tests waiting for the loop
 }
 
 func (l *loop) run(ctx context.Context, cancelSends context.CancelFunc) {
@@ -316,6 +319,7 @@ func (l *loop) handle(m any) {
 				continue
 			}
 		}
+		l.cappedHooks = capped(m.req, m.claims)
 		if len(m.claims) == m.req.Limit {
 			l.wantClaim = true // there may be more
 		}
@@ -324,8 +328,9 @@ func (l *loop) handle(m any) {
 		l.running--
 		if m.a.running {
 			l.release(backFull, l.sched.finished(m.a, l.verdict(m.out, m.ran), now)...)
-			if l.excludedHooks[m.a.WebhookID] || (l.excludedTenants[m.a.TenantID] || l.excludedUsers[webhook.Owner{TenantID: m.a.TenantID, UserID: m.a.UserID}]) &&
-				l.sched.claimableAgain(m.a.TenantID, m.a.UserID, l.maxTenantHeld()) {
+			if l.excludedHooks[m.a.WebhookID] || l.cappedHooks[m.a.WebhookID] ||
+				(l.excludedTenants[m.a.TenantID] || l.excludedUsers[webhook.Owner{TenantID: m.a.TenantID, UserID: m.a.UserID}]) &&
+					l.sched.claimableAgain(m.a.TenantID, m.a.UserID, l.maxTenantHeld()) {
 				l.wantClaim = true // claimable again
 			}
 		}
@@ -430,6 +435,25 @@ func (l *loop) maybeClaim(ctx context.Context) {
 		claims, err := d.store.Claim(ctx, req)
 		d.tell(claimed{claims: claims, req: req, at: now, epoch: epoch, err: err})
 	}()
+}
+
+// capped are the webhooks of which a claim took all it allowed.
+func capped(req store.ClaimRequest, claims []store.Claim) map[string]bool {
+	got := map[string]int{}
+	for _, c := range claims {
+		got[c.WebhookID]++
+	}
+	out := map[string]bool{}
+	for id, n := range got {
+		room, ok := req.WebhookRoom[id]
+		if !ok {
+			room = req.PerWebhook
+		}
+		if n >= room {
+			out[id] = true
+		}
+	}
+	return out
 }
 
 // sleep is how long the loop may wait for a message: until the next tick,

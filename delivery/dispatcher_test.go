@@ -1021,3 +1021,18 @@ func TestErasedWebhookGetsNothingMore(t *testing.T) {
 		require.Len(t, doomed.events(), 1, "nothing after the attempt that was on the wire")
 	})
 }
+
+// TestBacklogBeyondTheRoomNeedsNoPoll: one webhook's backlog is larger than
+// the room one claim may take of it; as its attempts finish, the rest is
+// claimed without waiting for a poll (an hour here) or a new publish.
+func TestBacklogBeyondTheRoomNeedsNoPoll(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, e *env) {
+		rc := e.receiver()
+		ids := e.publish(owner.TenantID, "order.created", 40)
+		run := e.run(delivery.Config{PerWebhook: 1, PollInterval: time.Hour}, delivery.SenderConfig{})
+		rc.take(len(ids))
+		require.ElementsMatch(t, ids, rc.events())
+		require.Greater(t, len(run.claimed.now()), 1, "one claim took them all: the room did not bound it")
+	})
+}
