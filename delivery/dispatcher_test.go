@@ -26,7 +26,6 @@ import (
 	"testing"
 	"time"
 
-	_ "modernc.org/sqlite" // database/sql driver "sqlite", for the tests' own SQL
 	"github.com/hookferry/hookferry/delivery"
 	"github.com/hookferry/hookferry/metrics"
 	"github.com/hookferry/hookferry/store"
@@ -36,6 +35,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
+	_ "modernc.org/sqlite" // database/sql driver "sqlite", for the tests' own SQL
 )
 
 var (
