@@ -343,6 +343,12 @@ type PublishEventRequest struct {
 	Type EventTypeName `json:"type"`
 }
 
+// PublishEventsRequest defines model for PublishEventsRequest.
+type PublishEventsRequest struct {
+	// Events The events, stored in this order.
+	Events []PublishEventRequest `json:"events"`
+}
+
 // PublishedEvent defines model for PublishedEvent.
 type PublishedEvent struct {
 	// Deliveries How many deliveries the event queued.
@@ -352,6 +358,12 @@ type PublishedEvent struct {
 	//
 	// Example: evt_06h1y66m05tr9e7029cw14ad20
 	Id string `json:"id"`
+}
+
+// PublishedEvents defines model for PublishedEvents.
+type PublishedEvents struct {
+	// Events One per event of the request, in its order.
+	Events []PublishedEvent `json:"events"`
 }
 
 // RegisterWebhookRequest defines model for RegisterWebhookRequest.
@@ -557,6 +569,9 @@ type UnpauseWebhookParams struct {
 
 // PublishEventJSONRequestBody defines body for PublishEvent for application/json ContentType.
 type PublishEventJSONRequestBody = PublishEventRequest
+
+// PublishEventsJSONRequestBody defines body for PublishEvents for application/json ContentType.
+type PublishEventsJSONRequestBody = PublishEventsRequest
 
 // CreatePortalSessionJSONRequestBody defines body for CreatePortalSession for application/json ContentType.
 type CreatePortalSessionJSONRequestBody = CreatePortalSessionRequest

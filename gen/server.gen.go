@@ -42,6 +42,9 @@ type ServerInterface interface {
 	// PublishEvent Publish an event
 	// (POST /v1/events)
 	PublishEvent(ctx echo.Context) error
+	// PublishEvents Publish a batch of events
+	// (POST /v1/events/batch)
+	PublishEvents(ctx echo.Context) error
 	// CreatePortalSession Open a portal session for a user
 	// (POST /v1/portal-sessions)
 	CreatePortalSession(ctx echo.Context) error
@@ -136,6 +139,15 @@ func (w *ServerInterfaceWrapper) PublishEvent(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.PublishEvent(ctx)
+	return err
+}
+
+// PublishEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) PublishEvents(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PublishEvents(ctx)
 	return err
 }
 
@@ -425,6 +437,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/unpause", wrapper.UnpauseWebhook, options.OperationMiddlewares["unpauseWebhook"]...)
 	router.GET(options.BaseURL+"/v1/event-types", wrapper.ListEventTypes, options.OperationMiddlewares["listEventTypes"]...)
 	router.POST(options.BaseURL+"/v1/events", wrapper.PublishEvent, options.OperationMiddlewares["publishEvent"]...)
+	router.POST(options.BaseURL+"/v1/events/batch", wrapper.PublishEvents, options.OperationMiddlewares["publishEvents"]...)
 	router.GET(options.BaseURL+"/v1/webhooks/:webhook_id/deliveries", wrapper.ListDeliveries, options.OperationMiddlewares["listDeliveries"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/deliveries/:delivery_id/redeliver", wrapper.Redeliver, options.OperationMiddlewares["redeliver"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook_id/ping", wrapper.PingWebhook, options.OperationMiddlewares["pingWebhook"]...)
@@ -809,6 +822,113 @@ func (response PublishEvent429JSONResponse) VisitPublishEventResponse(w http.Res
 type PublishEvent500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response PublishEvent500JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEventsRequestObject struct {
+	Body *PublishEventsJSONRequestBody
+}
+
+type PublishEventsResponseObject interface {
+	VisitPublishEventsResponse(w http.ResponseWriter) error
+}
+
+type PublishEvents202JSONResponse PublishedEvents
+
+func (response PublishEvents202JSONResponse) VisitPublishEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvents400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response PublishEvents400JSONResponse) VisitPublishEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvents401JSONResponse struct{ UnauthenticatedJSONResponse }
+
+func (response PublishEvents401JSONResponse) VisitPublishEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvents403JSONResponse struct{ PermissionDeniedJSONResponse }
+
+func (response PublishEvents403JSONResponse) VisitPublishEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvents413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response PublishEvents413JSONResponse) VisitPublishEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvents429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response PublishEvents429JSONResponse) VisitPublishEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvents500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response PublishEvents500JSONResponse) VisitPublishEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -2124,6 +2244,9 @@ type StrictServerInterface interface {
 	// PublishEvent Publish an event
 	// (POST /v1/events)
 	PublishEvent(ctx context.Context, request PublishEventRequestObject) (PublishEventResponseObject, error)
+	// PublishEvents Publish a batch of events
+	// (POST /v1/events/batch)
+	PublishEvents(ctx context.Context, request PublishEventsRequestObject) (PublishEventsResponseObject, error)
 	// CreatePortalSession Open a portal session for a user
 	// (POST /v1/portal-sessions)
 	CreatePortalSession(ctx context.Context, request CreatePortalSessionRequestObject) (CreatePortalSessionResponseObject, error)
@@ -2329,6 +2452,52 @@ func (sh *strictHandler) PublishEvent(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(PublishEventResponseObject); ok {
 		return validResponse.VisitPublishEventResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// PublishEvents operation middleware
+func (sh *strictHandler) PublishEvents(ctx echo.Context) error {
+	var request PublishEventsRequestObject
+
+	var body PublishEventsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.PublishEvents(ctx.Request().Context(), request.(PublishEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PublishEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(PublishEventsResponseObject); ok {
+		return validResponse.VisitPublishEventsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -2735,173 +2904,182 @@ func (sh *strictHandler) UnpauseWebhook(ctx echo.Context, webhookId WebhookID, p
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3pcts41uiroPR9VbHn0jK1eJNrfqgTTeLbju2x7OnpDnMtiIQkxBTAAJBkdVeq7tPcB7tP8hUOAC4i",
-	"JVuxM+me6R+pikUSyzk4+4LfaiGfJpwRpmSt81stwQJPiSIC/upP+KI7UxPCFA2xopzpXyMiQ0ET82ft",
-	"jIXxLCJITQiSdMwoGyNJQkEU2hngwseDXUQZvCiITDiTpF7zalSP8nlGxLLm1RieklqnJid8cVf8uObV",
-	"ZDghU2yWMMKzWNU6IxxL4tXUMtGfDTmPCWa1L1+82k9kOOH8/uxNeck3E4IW5vEriWhUR12GaITUBCtE",
-	"JWJcIc4I4iNYbIjjmIhX0n0jEWZyQYREbb+d7iDBapJtwL56R6OaVxPk84wKEtU6SsxIfh923VIJysa1",
-	"L3rdDjSAgB9wdE0+z4hU+q+QM0UY/BcnSWwBs/9JGryQBzxNYvMhZXMc0+j1TEgu9A9yNp1isax1ajGV",
-	"6g2J6ZwISiRaUDVBGIXwJlITKpEkYk4EimgEoJhgFiE+UzWvNsfxjJilRHrhZxf/6J6fvbm77v39tte/",
-	"qXm1KZESj/UzM2IHJVhKNMThPQCTkQd1ZyfjI4RRIsic8plEif5MQ8CuPbfxbPFdNOTR0mAq4sTgaopV",
-	"ODGo4kwJHG67VD1mByWCJ0SoJQpq5EEJHNT0YZgxOUsSLhSJ8qvrz4a5I5VfoiBjKhUR9gBaADNE5oQp",
-	"pDGugSmppZkQKxzz8YYV929/6L++Pru6Obu8KCxb5tZQh+Hv9PDyg/+xg4IaFxERdTmhSUIisxkNrZWl",
-	"jAqryO3wVsRP2Ri6vT4vUA4OQ5IoPIzJhj3dXp8XtjITMZpwqVDMQxzD/9xwKJkNYxoiHEWCSAlLnLF7",
-	"xhesp/dxAzSUXyh8ICfw9OvBf3vx48XlTxd3vX/0Lm7ubn6+6hVW/FXwRTtvezdof97Yh1f2AF1IU6TU",
-	"r013ze5EfMHVO6US+VUYmMCXG4F/d9a/u7i8ubvtn128vXt3c3PVL+FjOpMKzSQx43kwdFDTfwQ1w6sy",
-	"Rvbfgoxqndp/7WfiZN88lfs9IbgwH5T5sDBUvomYERdoKAjWjBeJWUzq6AYeRwRpdgugC9iIkjhCWCEQ",
-	"DR2U262HNm/dC1gVsXmofAbQTv507Xp6cSusJWAjLhBmSzXRwpDEktQDVvvi1V7HlDBl4PFkfv5EHvYD",
-	"jpBjmc9HTReFsFZE9BuIs4wOCYsSTpkCLEiS/i2RwvcEMY4oS2bKQ5IHTB/TERFimcpMpiWr4gijBYnj",
-	"vREXUxK5Y3CKYnpPNP2IpZt6ZNDbvTrzQCov+CyOUIj1oPqYwB5ALDgoczaKabityIxm5jkpMb6bVAlA",
-	"OBYER0vkKJFERmQafrZKcG9ur87PXndveiV+h50yYWjYjaEpuDwFMAXF+XvMlpb05doV6hEUACYhYm8m",
-	"iUAxndIqkXhzeXn3vnvx891PvR/eXV7+2L+77r0969/0rntvCqvVo8EgGhvNg0wRSohAMAWVSBAcTkh0",
-	"iiISE0UAVyMq9HF8IV7xCA4YF1McU0kiAOVOAfq7mlDtlwGbYGAaaKoFTabWmb1M8RJN8JygnU0A2rWn",
-	"7YwpIhiOn0PVN73ri27xgFA7rKGCU6s1G15JIw1vq0r/c89S/d5ZhCYER0S8BP0zNGPkISGhIhEaYRrP",
-	"hEapUfNBP3wlEUjRHbf+3bqe+IKrv/EZi7alPqORLvOfF8+3IxiNO8aR+yBHQKBsl2iwd372j971z8Dz",
-	"/3Z5e7F6tKl82tAaSPbF6kVe8HSgguWAzGlbt0B7ttasjxUGXfKZkIXxXoK2nrJwtFNapxF+qowaOQsn",
-	"GRB3yhgwJ+UKL2OOoxvOz7EYk6+inavuz+eX3Td3mlLPu9dveyW+5YgG7AYqUazn0svGDDUPm412Gw2X",
-	"isjay+ozMB15CAmJpLWNf3VMdKe0agsQIqZUSsrZG8Ioib4OIr3r92f9/tnlxd2b3sVZr+K4K35PGIpx",
-	"eG+W5jD7vnvRfdt737u40YzdLuWF4LI6pza1YCuvZG4ytFNavgHNjZF+ltXJLZmLwIqca9CTCr6iCMMM",
-	"dGc+J+Y8RySJ+XJKmHolkf74cRFqVbJ+BbSL41MlM1l64LsDY2SpJCFn0SkSRIml5vAN5AyeBM8kec15",
-	"HPHFisVpHzqrQHKtro2U3UxqYNvXvm4XqbqC04EiNOUaRhLhMc+v2YdFv8C50WrjGFN9bvRudkrr3O0U",
-	"PTRlXAZsDTLRDmZLNNifNwbZYSzK2QWwMxUwrWxSAk4QYHoe0hp+EexegRNWgSlgeMy11uDVjJyGs3mt",
-	"wbbX1egqe6p+mvCY2FOh6RYtMFVoSEZcEKTEUtsXAKH6RjfTlDI6nU1rnUbqKtP6xZgA2L94tVuWc7aR",
-	"bWU3EC8b32gSL4nE7kxNuKC/wudOQamytru3N+96FzegsRWZliQsAugaJmIVn6qBO+gHggUR6Obyx95F",
-	"3lVQsbiuHc+ZzvZNDwky5/ca3QKRhwRAut2Cc2vdPOwLSe+h2TRMCUIZbKzHt4V2VnZhmO1PZS1nazH0",
-	"TK3mu+k09VqGEjjc3VlECQthbziKqB4fx1fGV0g1AVgfdFnmaWtCosWES5IZGYKEhM6N8wmcQKcID6U2",
-	"tacEM2ltXzBE7MINU9MUnuRm/a2m37mjkfH3KjI1tIgfzgkbq0mt0zw48DTpu78z4nf+Zk+/fmY+bfi+",
-	"D6+7v9O3sRB4WdOURD/PiH2sWYxxVzum8yFb0Mf0Wz78REJwSDwWR3jHF05npAR4XZ6fYmGiCyQqwwGQ",
-	"BfghTDO5D7X+TffiTff6TWq35VaU7d1EKaqYrjWgLaoE0msaOWd5B5h//+f373s312ev06AHKHkTLEgU",
-	"sDQAsphIEt4N0P9CQyzJYXvXiI5u9jmcg6h5cNA4cR6We7IMmP42uc99qo+DVh5aTaOw7ho3WCLoXAu1",
-	"ewLqLdPnB8kJXzAjalLSrJm1vB/9+PcTcfz2x58/i5vFp9urN8dn51e/nPHmOT7H/UWtBKkVLFtwp/Cr",
-	"QvZrQbAiV1woHPcJqHY5d/5GMiriVqn4zoq/QtyndahPa/kExdxhwsyKYiyV9LTMsMPo8zPFD0YeHh+2",
-	"7ak3fx/6ZQHpuXNdHUjKU+qqHgLqFwAB4VBJQP0O4woNY8zud+sF9OCYhsQs7ukUXE2BlTixMZ8lhPkK",
-	"QMZKkWmiZHmDXfsETXFEkORohAUA0AGsEl4hYD+6w4DtERdT/b9ahBXZUxTOTokYLelv+ZUJehjUrHmo",
-	"bHhgoxRxcYQLPCX6UzNihpsont+1m1Ur0OfrjjjfzyojMR5K/Q6yQAZfCok8tJho9UChiAJLqx5YKqxm",
-	"8s7I1KrT9+7m5gqZt9whzM9mpykwM+OIJflZc7iD+Jz92qJidVN2QP1muisqUTQjp9rYAFm2mNCYoKve",
-	"xZuzi7eek3Dm1zxfpxJZJXnHGF7WaUAlmpA4QjOmaOw0aSCYpx0MA5LH8O5Iom/eXqUmcNekR6xwoNIZ",
-	"vIx6Cgd/EwWeU8MHi1SYivD0P09Zuh63IKcdDsM09FvE31WKIcLQVNsRMB8a8Tjmi1MTrqUKYYkGZoxB",
-	"/VGZYJa8ac/9FCEryzFHxCI65QKgxM7ARtZ2JSXAt518tx/VPOfdA/37b92z896bSlGfOmeLIHd09aiG",
-	"+Vq/CFxKYRrL9ULMWF7FLb7H4YQysicIjvAwNoEt8qA84yizruhi+CoH8gyWqf5cYtNoMptils1AHpIY",
-	"M9C0HkceQCEbvQqLGRBKc69YEKjtNzxU8uKgtt/yUEndRm2/7QWs7CGEB1XhNy2vA1Z4T4tUA0rBZ4rs",
-	"euh97+bd5RsYrXt+fvkTzH/grQbq7GC52CD88kiwsPhOPl5oxyvEHVDbP/HQpkCCeaPkEkTtRssLWMnl",
-	"gdrNEz298bmjA9+3ep6ljbJdWuURrDLPKj3llVHw/AtlWNe8ikBlMfD/aCR6Te7DakDtkQhWlXe4yteV",
-	"RmAqeUc+yaDIPwqUUKGBmGSgrXSPFdqEESop0n32EsIk2+LvXJoUgVWpEWmIQWbRhjSMjPMOTBKHFdyD",
-	"okZeeFbUzBvN41XNPNGKgNDL+D8funu/4L1f/b2Tj9l/7+qdvY9/+e8qbeUdwbEeZRWLmRbjqJvfgyGO",
-	"55jGkGLz8VFzzYxRBc0rrVRdEyyr7HGtvOKyntZBt/3eNTIZDiBnaEiVeXiKUhaiZfHtda8PByNg2m7N",
-	"Gff3xCrC2m7WQ2mzzQVlSg74BWURX5wGrHfx5ury7OLm7u3lRW+DZovaDR+95YzUkbbliXPrC9iqh3Dg",
-	"PLNue8PZaESEBPsaTo20Cgm1LjTzfh2dgyN6ToQ2LrVZtAwYjiI7tOwgpU8L+N+WfIYiDjkt94wv9GnD",
-	"Bk4myQGiIGpChFxh4P3edZ4bO1DWvFoBAJXMqmBylw+U8fvJzYq9NZ1fSRQKEhGmKI6RVDyRaMHFvcbZ",
-	"TttvbKGNz0xGRXG+y4QwWTCRzV9gUBvoD7L1DoxrPreiLAQ+Enisz0qRevfNsPv/Zffz18no7vPh0a8t",
-	"knA+nw/vGU3I0ef7ZDE7nJFhOyLDyUPrk3iQh0cH98k0Xj4cxezXz4+yK707Lw/aSlrLZQ19nSsE5xyR",
-	"m5h56rDU+ipWeDtl9ca5JV9piocArZdTyy2OCJuTmCfklUQDPccAkQccqnipX5AWFUUYeLWHvTHfsz9+",
-	"kpzVr/HivVU6U5u7vJpE8GgWgluFRmSacEVYuET3ZOkh45KE0JlxuXSQTc9KPXJ4SgJGIxtIcllIQHyC",
-	"jimkWICcwCxCn2dkZvLQ9ACGLrf0qH6Fv2HlPFkDE3C34SiRCIap0koco632sk4xWxZcrQ7lZvtRga4p",
-	"U4ftRz0+63DnThKNPDgW7vwMLOPdo9HAhm6cezNbWJGcyVzd+YeTxvLwcOofKHFCjvzmSbhotHHU9B/X",
-	"KbQAz0GmCrDXxfTKryNTUBpIVJWlXoSPtYyNpzsXYdUbAFKizB1mBIOa9LfURYKVFmSa5SIcCi4lwnGM",
-	"KJMKs5BItCMJQQO7l7pd1mC3jmaJZtYuWhxOMBsTLfrMcV9Npfdq1sH92KHu29f0FyvJ0Rs/y7+7Tlbo",
-	"s4SHksczZdNRs6RXK/4lyjmQSqcHvuns79tf6iGf7kM8Zh8AI1fo3G9vVO8m7z5+UDfmX3L18YPsf+zs",
-	"7z9RUBSAU3kMucKK9MG7/nVn0IX874yL/m6dF926vze40QVJYhySCMIL94Qk0sU78j51tIOVyaU7QhFe",
-	"yt3TgPlWZdDKv1aIQpKyU+drbx8XnO8VnOVLBXj62XFMN1JL4yk1b3NcKQskeSA2+gqzCIsIucTKei60",
-	"s2MTCGCW3Q569777eq//rts8OHS51ybi4ypebLzn///f/zfwYBqsZoJINJg3PP1jPWBZ6Kfj4j6rr2J4",
-	"9xStls9AWMdmO2ehImQCRfoTkGFqJShkIkIxwZpG0nxcDy0m1CRaB0wmJNR0xKdTotFZVq1tZrmJ1Cqu",
-	"9zsTZFUfDtgUL5HWh02Q6HF92OjNekSIsS2d6A2Yfj3EjHFVVI/zmM5gWakMr9ZobBm+zcxHmbOEHLsp",
-	"xyFzFRjbW94u8lAIyD4zHptfUBWjuc0LgqdymjKcwHMJp8LIklNtGVqPv/FqSoWXUiMczKky5Aoys0pG",
-	"rpWJa6Xc71mSMbKokGZam42cpTqLiTTO74JKsp1Q25s3v5lcKx0mu8KK6GIp8L/Zeim8/cWrGducRHfG",
-	"MF97SCA+j6lyPoW8UvUVKu3XBDGr1ODLBGsThYLZOqJE1FeC8nd+41P0+XB+cn80ak2bD8eirQ6Wh78e",
-	"4eOqOdbSyk8ToiakmJA7JkquaNWP6JcB03ol2qBWAh+AvLslGnOI0oSchTMhCAMLkEWacQcMC0HnBIHV",
-	"tTRT7NZRN9NgjZfObihdMyh1I0xjiYYxD+9lwExYU0sazkjRNVOIGJkIkJ7D+ndWxg6YUWFybh5qF6CX",
-	"7YGaknp7PBQJTI2PYmp8DVqUgVMwYNfEwZSNUTJTWkakO4NyR8pgotTMBE0qB/WAwVidNJ8v3WVCWKSH",
-	"zbDm5RI6tTClDI1iOp6oOuoGLNEvU5n5PMHBBFDXR8Kzhp0dY2ETw1wdhZ1tnfoPwLgTqZtwE/XmPYru",
-	"02iztymfMWneL0WRu7f93pune5tWtd/NTi89AwZFKdV1h0skQAe3PK1vs3m4QNjKOH12B1acDHYDJhWN",
-	"Y1DjJBqSrLrQUIVGWSfTqiBCbzzSU6MlG9g/MbS9vRB7UjDcbdbGwp8p+0C12I57Wnm5ldH2BKO/wurK",
-	"uGgGzlxEf1XiFIRBYW8f1wvCl4jLOJn6O4/KFE9OLlrRfX1z9o8eBOI0CVcHK8CUoGrZNyaD/t7ks2pV",
-	"oCLWzRA3ItVk2O4MJiMwfnaRxZIxzQZZ6aF50TyFjbqMQTtRtnV94kw2KWUjXp48G1MqLvK+M83+jQvy",
-	"lURyKQHeTrxqkWh5uZEmnrVBA5ZYpl6yQ5E2yujIKkKeS4g0IegQxzHImNvrc4l2XHLprhaVNnkxXYzJ",
-	"QnWKJKhGOcumHrCA9Yr1liYFNU2KLzhNJZ4SKG7x0ACyAgaezXAdhDwiA0RlwGzzhEGaNjCoo97KoEbZ",
-	"Nfn3DKpkcCGPOWA7g0KKd5rbvR2+DdsOmA0ypMEND2nLISwnKu6eWgs7q0rRWkq6cLNYbRDjKYmclB88",
-	"7KUL2Ms+HYB8zsJZUFxo6g9ylQag6hOszXHrxU5LUeBdz6IEoBWwMmbazRNUzhQwcMkVGAw8cxR5wccd",
-	"sL/8xaXp1P/yF9TTCzFHZMxNKi6szbLQYU5XAxt+cHXZvxlY/23AXGzAnfF1bpYuaj482B3AUmk59mf8",
-	"m1rFTMmHqtNibTWoMjatLst7M1lDkS1ZXKkC0fQfzWLipRqRdYUUEtCcNvkm9xtWKCZYKn3GQ9JJHSRa",
-	"EU0LiF2dZIWX2+Ts5rRxrQMHLNXX1+vTqEKd1iZjTKRcSakL2MAZwqCnQ54hmAJW49joYK7S/wOWGgCe",
-	"BXZOP10aRd2FXJ6gqQfMAHet+a5P5XUKW6mIK2bCIdFHp3CqXQRhx7ojoQQCM5McqWX1LuLaHgEy4QId",
-	"+C137qb43nLxQjojKGdYZRtkmgZETF2QmqqAYXkvPRTiJIGDZ/bO2RjaGZAYL13WgamMcocO7TR8NNFK",
-	"pnMsAo9wMWujBBdRah2olqDzCvkAFWLCp5YErUQSBDldxtO0avsSmCm86hC34Qev+TTBig5pTBUwhZ8M",
-	"gc4baCfBaiLz/Hs3DSLoGY33aK6pIF52AsZ4xjy9tPOP9QzpBUG/kKwHAIJKG8N68AIvDc9iPGDuhTFY",
-	"ZRg57cSMVUcXZJFNpU9BYrxY6cjGU+XpkfKrkDCDVlrM3BDXRxqvWNSRadogTTsMs9j8u2CdLvOeTfCM",
-	"G4adzrODWV4caiIq4hGyEtLjNjC66GC3g6ABBoggW8hj5TS0vxguQfjksoABWgEDDS81ANNPDWjVRPDZ",
-	"eIJ25IQvkBYvMR8jqnaRwNaFgBkQOZxMa/EAQdg+HKaARuOAkQWa4k88dQKjncH+vAkkXPNqMQ0JkxAQ",
-	"tZ2RugkOJ2SvWfetbp7p+YvFoo7hcZ2L8b79Vu6fn73uXfR78I1Whaky5oGTtzWvZievdWqNum9e4wlh",
-	"OKG1Tq1V9+utGri6JqBf7k8g4eZX/f9xVQlI18rVpu/nkpYTwUPNbaH+XabCW2uU6bE7i2qd2luibErP",
-	"Sj+npu9vV03lTLeasQKeVhRl515Tiet2oYk+gXqv9j//uW7IdPX7+d4lebW91vnw0ctV1Z3TOWF6/ETw",
-	"Idh5eCy1MWBgXvuoP963yKm7LW/Egnt5iaexlo1zIjS/UBz97/7lhamose1KxoRpRHBRjZXLhLDu1Zn+",
-	"7NmocRbCs49jsQZwxbqqxqHdB4p4ODOZLy+NxhtN4d2rs1cy7cMDfM2CziE1bbhVRKvG1HZotYkBtvXY",
-	"Aks0nNHYtm/SLGprJP/cfX++HZLdqv/jkWxBtwbJ4DXclndGWOEhlsSZLB5oYSCdFtQ0Aiwh8prgiGpe",
-	"8ntko6sb+krseLUDv/WVm8nngb70rtJ+XGZ79Y3nKEXUZqZfbHu29gBdEzUTTJYTQV0TNeOicB4MU3hv",
-	"GoFhlPfzmXC0BiymthqyeMbOqVRpBPb5p8z69D6UyzPCmVR8ahmbdVvUs26R7nGaa/zFq3B7UTbnVFsB",
-	"4Cmn+QHso7r+ufpjE+SA6bUZF8eFBdhMZ/fksSGMn7z8/frVowQb/4dZQaJmojCAfVyXszAkJNKDfHx6",
-	"EXghF35t8yiX+g29HLXqrOc2ZOs3Hifb1R4J8F3r8e9KXV30h82Txz9c7XkCvMJ//LtiRyqg25x2JlUu",
-	"4U/Zc+/INU+eH71atU8rV92fdYypFSjcZCFxWUHd/RXHaT7vspDfZh2VYmlaAlI2Tu3hHZPVaZxlXt4x",
-	"Zb2kegce4gtGhEsSdumzp9qiAvNU2HjTrhcwykzPBIGZ1M+1qWrDcoYB6umbfrMDuQ2htqZiEo1JZDfh",
-	"Kq8DFnOp6mAu8xk0g3QTr63st5nMVNXRNUkIhgg2DphLfEUDGg22y1zVZlkVw8tnIduOIUSqH3i03I7T",
-	"ubxioHuov601fFMgyxWOa52Tk/qBDYibl/b0872slsJpQCuM44kUX5VN/aUYsICEmBJHb265z1wqbdNu",
-	"J01E/TSa3zfkpDVq4RMSqsnDcTQ83noPLo13DdtKjxcEHCLA9UpA32XtAkN6An/INRX+Lryv8ZQPV3qD",
-	"fU+eeZVGcQw2VvnlZlYJhXP9u6vbH87P+u9SNmnCEXs2HLGBX76nJrjkGhq4SibO5ExrFDausQOWE/gh",
-	"B67yYbALTFQzNs11AlbdpsD0UDL85ZVEg5mIoSVSRXUGhoawwguYbY33SPMw8AF6ldUcI8Gn4JwOGN9Q",
-	"d5K12m6gldJG2wY2XxESMGyjP5ZcJlhTWL6rqG2S41o6Welwe33+SqaFJAHbGaRlIxBrcumSQ8EXEE+z",
-	"fTagMxEH9GjDtW6hR2Wa4BWwNO6fCwNJoiQaaMD9rXd9/bM5Hq/vbq/PB56JaggSY5BTNj88c8HX0TsS",
-	"gwKTCzkOcXhPWOTWSaZD13gO2oqCA5GOhNZ4KuRCRb+O54iHQr6xadWR9tCwfS6ezCY3tBJ5EsdvbLf0",
-	"fLKIlheHe43GXvPoptHq+H7H938peS1Tuq/n8xReqvjo6eKkgLw10sSuBsIErt8s9IqB+IIH5ArPNN1k",
-	"UudP2fKtZMtlQqC1ciE4beI0wGlzssa8s1HWXF1e33TP7/o9qPbup8JmkWsaXGlyn0MHcsMgszw8Iym0",
-	"OglKa9Zv10M8jkxARUjTCNqVBaS9j0CphashInOsTPCq4maHv2rCHayzz9OGx17hcooP1VDPXtmvuLzi",
-	"y8eXM/FLaal+MWc0zzyazU7zqOMf1tvN4yP/SPMQYIWLidEkj6bjo8lDxCLReGiIsCVP1MTPZSm53Os0",
-	"9auQBZ/6g9J0m9XMrUJm+oeSte+tqOEfVxK4HtlKkR2uTdb64lUArdHeCLVWo9P2643GcdNvl6CGP7fC",
-	"5q/H0wN1P/bni+GRaJPjPNRMfWMxf7GyrjaXp5gt4PjGb3UazY5/Uj84aPjN1i+1PAa6lSiwiU6PoqDg",
-	"sPFS94fJYtiAgMpFFREwpECzBWnkGEAmrLbxr+Qz2ja25s7fkUJtBg5ogXC8/jBC5Ls7Z0rQzImB9Kdt",
-	"/TPeGgPDVT1KlzJRTC+zwkgSteJ3NWw/q1rEQsmAGR7kqqNGgshJVW5b4aIgyNaZCQbqeMBWy57MRHop",
-	"EIIfZqWAHlxPMYCTP/BM6wcM94gYBX8J2QdaeO1RNuI2kSBV80/hVWvXYEFQzHmi9+25AioPxZTd78Gl",
-	"JAGDnq82LY9E6OwKxVQRgWMTdUeD9PKSgQfjCTKCNPQsS6eQC4bjmC9kWqyltDaiIDMK5K2pfsoy97Jy",
-	"5pVO92pBtfKm1zc1ieRVbRSK1wFAnsdPIJItv+wgkMNfUz9gM9nX5w9l9QOnqDLjp0r6r5TjPscgeZpA",
-	"TJ1TqwLy45ctpNwTmeqaYuNvYdOUK3DSBNhyp8ysL6ZtGHnyU4+cHDwsDvonyx9/Hn+aDbsX87dy/M/m",
-	"/PPyH38nV+PmKBkek97R7V8r63X+VIxe6Mik6eDVMnjhGlHbmPkqm60XG0+f83WtWB27te4iRhb5Oqot",
-	"bjP7owh8/wkCP71V5o9oZjpmk9WxvoRGsWJd7v+W3Xr3xXrPiSJVGseUz1dTHFlk7E8Tv7AFS1r3oCYn",
-	"oRSegTw3kYsV55KSKQQaq4TKG1hTXqQ8xxws8brWt+d1K/aMbRdUacIc3TRbnUa70zqqNw7bh8dFC+ZZ",
-	"BsyzWGVpUd+HU2YnxcX6hD6ZOP5OQWG//fiHq73ZvydXMbT0sjzF25wTsulazjrqsuUT7vFM0+2hL3QY",
-	"z6DWEjObKiv1O17+js9y38oqzvKWqIyt/A5cVX/qYd9XD/vj+Dv+aHznLVEvzXS2o9fsbmFNpglWYUWh",
-	"4mtbE6EKtw1DfNBDgzwF6L+dIYy4yAqLvYBNiRiTPZgCSbWMSQdhWzvh2JxttVFssoF2BmwWm1CkdUPs",
-	"Wi/Fb18GLqk/SxjRT/IpJk5EzuybkfHC2HoJPiRL485Y16kiN2BWNxjyiMhTVGyQazpEOva76dIOY4qs",
-	"XvNXgG8AZQ42ssU4Cq3Wbi9LsKUMVK6qk6dokDGUQcCMgmriFhPCkORTYgBVAIftvO7a7hS8JHiJsKsO",
-	"wYKcIslNVmX5puy0jivFvKuosfVbAOqCU8ZUXtyTZd5Ku6cs8vKt+CrK2HOhe1t/BMWGMU7M6gCePK7o",
-	"+ATaeLONJnwmpBcwyaEGx3YICjFDckH1OV3Y5Cd7L1CuMYJFQ1oWY+L/JhafYRiusmCl9kfgsvrBSjWA",
-	"ORRWFRslgN/tnpjW91nvT5ovevX0cYvQmLt0MT3p7fV5J9/CQRCcC6C7bv1UojDGdGpsEz1OVnLoTgG8",
-	"UOxFkr0G6xvTOWGmSYQt7YIkCHOTr8E83EmefmM7NZiaqwVeohFlVE70dqEYyriNeRwF7Pb6vI66sKU8",
-	"j0GgLWQXq9gSscQlIdlKSGpz13IlhMi6ZqEIeULcouTaVRlIuPyOgEFlHQDFFUYWTnKpqZ1xHq4WJ1ap",
-	"XIUGRt/RP+h+Gc3iEd3SY7g3bz5d86js2PQkl+EfwLD9FymPa5C1Ltx20mk3Oo1mveX7B40tjNWt8LqV",
-	"vQqSbfHvr17+23vljIb4r/PJ7Rc7w1Ya2jf5InhbbLHJ6Pa0pElTQTxocT0mueakHdNtZJBrWDKwoi/r",
-	"PmIbdtkqbD3CunSQrNlX2cpe2xYsIcIMqlmTfvZ5RqCEy1YfuNs9M2JNO0s2/VzLykahX2XVZYpeFTyL",
-	"e7eQTK/l3LQw2+ClcJdj1s7tsF3RT6XUf0zrsDn9CBIeIbNL89V1E6e9cJ7Gv0oX6bxgok12O1Vjgwxq",
-	"dRoHnUa7fnjYaPmQFZHdDZVL2WbNkKkT2WoctljYmnxqqWRcvNmn3PYfhoji+d1RrXjfU+3Ab6E+EXMa",
-	"EnSbK8aqur3pwG9V3K5UsYeD+nHjsHl4+EvBLWtvvNH4zQByvAEgjY7f7Bw06q0jv9k4WAuQ6eeDX/3w",
-	"+F42F8PxqKFa+IisAUhOoqYgOVwFSURxjFSYoKbfqvv1RqNVb/iddrvV0bYYI6FK/6O1Umua5rdqr/Ep",
-	"7vQR1Lc7rUb95NBvGtQXLxOrfvno8LDVXguWytT+p56TRuUBaPrt3C6zi4s0rRS6OdkxvmxLfOvyc7qG",
-	"JfNRoTvyn86pb5jEg3MenygvsZx8L3Yi/5c5q56oHez/5lQAeCBcq0OoUvjayb1Nqgb0iE+FUYKhdYKV",
-	"Rbm1bBV+/rgu4+nvplaq0O8H7GgPRTOCoIVHIYGp2MAl8yyYi02sJEVntl8S3FvGwtJFd6burI7+ZhwC",
-	"pd6UhfXASKAmKb65jSQqdZEM2PZtJCvzbxzan1tGlfHx1n+CCG+26v6x3zw4WiPCt+Tra2u17XOvWAH2",
-	"e2TQv5dwpbkmSJP6y/DijfzU3Lb/HJa5loP1obX+2uuSTSukXBco05407bSEWZQ2hgqYSbKooys8s+7a",
-	"lduRVmIFlYWluZvwa3/EyOWfWRXP9lIVT82fORRPKy6FC8H+dS6gxLYOfnmeZLUqnLY9rCcQybJxl5Vb",
-	"bnDMWU6TMn3r8tThmQsFSGg7ghdvegNOZgJv6eXsOesmYHAgN7fF7rjQzGoHcuNjNUI1YE9omr3CCykb",
-	"r2WFzyhAb5QK0CdR+0SOHw7m93OsDtrs05i9eAE6ABHA9wfQM35XlG1kaZmwv5W+YYK9ey59+1vQ+Fta",
-	"yts0kUYbIbbxaG2v3FMWoZ2sR3o+w0DbTZURXogOQ/hXuXbsshyEDthgww1HA7TjAtvmfiMTYcTLU+Sj",
-	"SKR3EpkWrrsdV52+vm38wPXfdfFYF7CG+xLSu3vAzTzHMY3M5XR5xzjaGcwbXjDz/VbIyAL+Q1D6E48j",
-	"89Ng10OSIxywlNeZi3Gg/Ym2SQmFPAkNJMcFqQ0+50LwWWDbdGPWzEsbkQtmW6jeJvqdg8wNfU+W0mUC",
-	"nCKMJH1QE5NAAK2Usg69VKCYjghEaQ08bfCZSFVHP+pxjM4JFfiEhWKptc5KE7Ocn/CcMO7Ge69ah77/",
-	"9OqMiju4vthA63NU2+eVYvDLw/675Dz6dEHxrTg4vz1n/WEyVL3jxhSP2MHVP98O3zTeTdUv/ncrxdh0",
-	"+0I+sNpwDuqG3241mk9Qor999uDxTcMvreo75SanRRwr/PXf33P7hyuuAF5R8PkW07u+uVJvmzd/G5l/",
-	"TeRsSjZ4G05TX4JzOdg25oUmAQG7hVWaZEPXhGudiwF17d2CiIxGxLxrd4n4yPhKIaUwTy4VDeRRyHkc",
-	"abGXb5W/MBlO+R7ilelFZsLfd1Z38z8jqxucG22/fuw3j49b34EvFw/sn/Gzb8VNLdG9sEuk2Ly0eMPM",
-	"h4+aLE0Dp6pEEo397HIRV8lsvBK2FTi4NrI+ve5w7gPB29Wvq7v39JAJCZVnb4c3ma1TPidr6lyy0FgK",
-	"kOroWnXD1NxllmAxuO6JSPHc0PlWkOXRXU+0XCopwCNt/2DNl9UB5SNxQJdyhDPhkkYfzVUYiRYPpeAg",
-	"JetGXu2ibPJvTN/jfAtW1+O4PEra0dwgptDq1typwEU4IVKZntSniHFU1PNz89iGuOVZbOcmua7Bm+v1",
-	"5Vp7Ga+9vd4n30nVtAn68vHL/wQAAP//",
+	"7H19c9s21u9Xweh5ZmrvpWXqxW/y7B9qoia+dWyvZW+3DXMtiIQkxBTAEJBktZOZ+2nuB7uf5BkcACQo",
+	"UrLlOE272z8601gkCBzgvP/OwW+1kE8TzgiTotb5rZbgFE+JJCn8qz/hi+5MTgiTNMSScqb+GhERpjTR",
+	"/6ydsTCeRQTJCUGCjhllYyRImBKJdga48PJgF1EGD6ZEJJwJUq95NapG+TQj6bLm1RieklqnJiZ8cVd8",
+	"uebVRDghU6ynMMKzWNY6IxwL4tXkMlGvDTmPCWa1z5+92k9kOOH8/ux1eco3E4IW+ufvBKJRHXUZohGS",
+	"EywRFYhxiTgjiI9gsiGOY5J+J+w7AmEmFiQVqO23sxUkWE7yBZhH72hU82op+TSjKYlqHZnOiLsOM28h",
+	"U8rGtc9q3pY0sAHf4+iafJoRIdW/Qs4kYfC/OEliQ5j9j0LvC3nA0yTWLw6xDCe9OWHyjM1xTCP1RzGb",
+	"TnG6VJOdDWMq9AMCLaicIMwQUf/UVIhxeC8QlQJFWOKaV5vjeEb0JCI15bOLf3bPz17fXff+cdvr39S8",
+	"WkQkpjF8fURJHNU6NRhQvG99qJtRKIvIQ63T+uzVpkQIPCbuUx2UpDwhqVyioKbeCGpqO6ZUCE0eNQCs",
+	"5tUsFTwtrimmQr4mMZ2TlBK7KBTCk0hOqECCpHOSoohGsMUTzCLEZ/JJq8unq0fsoAQLgYY4vIdDwsiD",
+	"vDMf4yOEUZKSOeUzgRL1mjN3Z0PzyXfRkEdLTfuIE30Gp2oT9RHkTKY43HaqaswCUcmDTA1VZ0zMkoSn",
+	"kkTu7PqzocMq7hRTMqZCktQw1uqpWSZEEVNQIwtCLHHMxxtm3L/9vv/q+uzq5uzyojBt4cyhDsPfqeHF",
+	"e/9DBwU1nkYkrYsJTRIS6cUoaq1MZVSYhbPC2zR+ysLQ7fV5QSLgMCSJxMOYbFjT7fV5YSmzNEYTLiSK",
+	"eYhj+D87HAImDBGOopQIAVOcsXvGFwz48gZkwzqufT75by9+vLj86eKu98/exc3dzc9XvcKMn0VftPOm",
+	"d4P25419eGQPtgspjhTqsemuXl0aX3D5VspEPGsHJvDmRuLfnfXvLi5v7m77Zxdv7t7e3Fz1S/sxnQmJ",
+	"ZoLo8TwYOqipfwQ1LYNzAf3fKRnVOrX/2s/V5L7+Vez30pSn+oWyfkk1l29iZsRTNEwJVgoFpbOY1NEN",
+	"/BwRpNQIkC5gIEwRlghUXgc5q/XQ5qV7AatiNg+VzwDacU+XhwoaYtdDPM3HMqIGjXiKMFvKidL5JBak",
+	"jn7gafFVDw2MYhigCY8js6gBaIKBPUb6YNk1IiWY1Z8HsPZBPWC1z17tVUwJk5rqT9aGT5SU3+MIWcH8",
+	"5Qegi0KYKyLqCcRZzu2ERQmnTMJeC5L9WyCJ7wliHFGWzKSHBA+YYoYRSdNlZnEwZZdIjjBakDjeG/F0",
+	"SiJ72E5RTO+BmOnSfnqk6d29OvPAplnwWRyhEKtBFYlhDaB8LJU5G8U03NbgiGb6d1ISrzeZCYVwnBIc",
+	"LZHldxJpxayl5ipbv769Oj971b3plaQqtqaYlhR2DCUnyp8A0SM5f4fZ0ggYsXaGagQJhElIujcTJEUx",
+	"ndIqxXtzeXn3rnvx891Pve/fXl7+2L+77r0569/0rnuvC7NVo8EgajeaB7kZmZAUwSeoQCnB4YREpygi",
+	"MZEE9mpEU3UcX0giPbIHjKdTHFNBIiDlToH6u0pWmTcDNsHAxWiq1FluFOu1TPESTfCcoJ1NBNo1p+2M",
+	"SZIyHH8JV9/0ri+6xQNCzbCaC06Nz6ElMo0UvY0j8q89w/V7ZxGaEByR9CX4n6EZIw8JCSWJ0AjTeJaq",
+	"LdVOElih3wkEunrHzn+3rj58weUPfMaibblP271L9/Xi+bYMo/aOcWRfcBgIXJUSD/bOz/7Zu/4ZNMsP",
+	"l7cXq0ebiqcNrYhkHqye5AXPBir4XUiftnUTNGdrzfxYYdAln6WiMN5L8NZTJo52SvMEnQqPr9BPzMJJ",
+	"TsSd8g7ok3KFlzHH0Q3n5zgdk2fxzlX35/PL7us7xann3es3vZLcskwD3gkVKFbfUtPGDDUPm412Gw2X",
+	"kojay1pN8DnyEBKiDQYk6K9WiO6UZr3bQa6MDRi2AwGNR6s2CTwNHrJ+B55SAhfMkO8EGijncxAwPidp",
+	"YWh4qmCGw0x3rI1TN2aNNt+otGLuiqTgxXL2mjBKouftVu/63Vm/f3Z5cfe6d3HWq2BFye8JM867mrc9",
+	"de+6F903vXe9ixuldMxUXmjPVr+pnE1YynfC+RjaKU1fn+MbrZmNGBZbCr4US3KuNodUyDxJGGbgPWQb",
+	"GZEk5sup3mb18uPq3ZiL/QpqF8enUuQH5cC3Z1DreUFCzqJTlBKZLpX2aSDr8iV4JsgrzuOIL1Z8bvOj",
+	"9YsEV6bkSJrFZCEG89jzVpGZUjgbKEJTPgVOwWPuztmHSb/AuVEm7RhTdW7UanZK8zQ8ncXeynsZsDWb",
+	"iXYwW6LB/rwxyA9j0QZYgKiVAVOGMCUQBgKB7IG0KJLdK0jpKjIFDI+5YnWvpm0IOJvXimx7XbVd5Rjk",
+	"TxMeE3MqFN+iBaYSDcmIpwTJdKlcKqBQfWMAcUoZnc6mtU4jC4Iq22dMgOyfvdotc8KoZFu7woTebhSL",
+	"l9R1dyYnPKW/wuvWeKqKN3Rvb972Lm7AmiwKLUGMp6eFiDHKqgbuoO8JTkmKbi5/7F24wZKKyXXNeDZ4",
+	"YJ70UErm/F5td4rIQwIk3W7Czlw3D/tClsVQLxo+mampJywL7aysQgvbn8oW2NZq6Astrm9mb9Vr+ZbA",
+	"4e7OIkpYCGvDUUTV+Di+0tFSqhjAZBfKOk95OgItJlyQ3AFKSUjonOQBjVOEh0IZCVOCmTB+OThJZuJa",
+	"qCkOT5yv/lZTz9zRCP6fSjLVvIgfzgkby0mt0zw48BTr23/nzG8zCZ56/Ey/2vB9Hx63/86exmmKlzXF",
+	"SfTTjJiflYjRiQgrdN7nE/qQvcuHH0kIwZLHMkRv+cLas5SArHPlKU513ohEZTrAZsH+EKaE3Pta/6Z7",
+	"8bp7/TrzKZ0Z5WvX+acqoWuce7NVKVJzGtl0QQeEf//nd+96N9dnr7J0FhigE5ySKGBZamsxESS8G6D/",
+	"hYZYkMP2rlYd3fx1OAdR8+CgcWKjP/dkGTD1bnLvvKqOgzIeWk1tTO/qQGCS0rlSavcETG+mzg8SE75g",
+	"WtVkrFnTc3k3+vEfJ+nxmx9//pTeLD7eXr0+Pju/+uWMN8/xOe4vaiVKreyyIXdGv6rNfpUSLMkVTyWO",
+	"+wRMOyehsZGNinsrZXxn1F8ho9c6VKe1fIJibndCfxXFWEjhKZ1hhlHnZ4oftD48PmybU6//feiXFaRn",
+	"z3V1itDl1FU7BMwvIALCoRSw9TuMSzSMMbvfrRe2B8c0JHpyT+fgag6s3BOT9VpCArdAZCwlmSZSlBfY",
+	"Nb+gKY4IEhyNcAoEtASrpFcIux/dYdjtEU+n6v9qEZZkT1I4OyVmNKy/5Vs67aO3Zs2P0iRINmoRm0m5",
+	"wFOiXtUj5nsTxfO7drNqBup83REbl1oVJDp6qp5BhsgQ5yGRhxYTZR5IFFEQadUDC4nlTNxpnVp1+t7e",
+	"3Fwh/ZQ9hO7XzGcKwkwHiYn7VWfvIENp3jZbsbooM6B6MlsVFSiakVPlbIAuW0xoTNBV7+L12cUbz2o4",
+	"/VdXrlOBjJG8ox0vE9CgAk1IHKEZkzS2ljQwzNMOhibJY/tuWaKvn17lJgglZUescKCyL3g59xQO/iYO",
+	"PKdaDha5MFPh2f88Zepq3IKetnsYZsnv4v5dZTtEGJoqPwK+h0Y8jvniVCesqURYoIEeY1B/VCfoKW9a",
+	"cz/bkJXp6CNiNjqTAmDEzsBHVn4lJSC3rX43L9U8G3kE+/uH7tl573Wlqs8Cx0WSW7561MJ8pR78XEAv",
+	"VCsx7XkVl/gOhxPKyF5KcISHsU7tkQfp6SCeCZMXE3gOyXNaZvZzSUyjyWyKWf4F8pDEmIGl9fjmARXy",
+	"0at2MSdC6dsrHgRq+w0PlaI4qO23PFQyt1Hbb3sBK0cv4YeqBKTS1wErPKdUqiZlymeS7HroXe/m7eVr",
+	"GK17fn75E3z/IM+D2tSkHszJjsJfHkmXFp9xM6ZmvEJOBLX9Ew9tSnLoJ0rhStRutLyAlUIeqN08UZ/X",
+	"+QB04PvGzjO8UfZLqyKCVe5ZZRS/EgfgPlCmdc2rSKIWoQ+P5uLXoD9Wk32PZNeqItdVsa4sO1QpO1yY",
+	"RVF+FDihwgLRMK+tbI8V3oQRKjnSvvYSyiRf4h9cmxSJVWkRKYoBtmoDECWXvAMNYzGKe1C0yAu/FS3z",
+	"RvN41TJPlCGQqmn8n/fdvV/w3q/+3smH/H/v6p29D3/77ypr5S3BsRpldRdzK8ZyN78HRxzPMY0BZPTh",
+	"UXdNj1FFzStlVF0TLKr8cWW84rKd1kG3/d61AXWAnqEhlfrHU5SJEKWLb697fTgYAQOIYO7c3xNjCCu/",
+	"WQ2l3DabMCoF4BeURXxxGrDexeury7OLm7s3lxe9DZYtajd89IYzUkfKlyc2rJ/CUj2EAxuZtcsbzkYj",
+	"kmooowYaGoOEmhCafr6OziEQPSepci6VW7QMGI4iM7ToIKlOC8TflnyGIg6onnvGF+q0YU0nDcCALIic",
+	"kFSsCPB+79qVxpaUNa9WIEClsCq43OUDpeN+YrNhb1zn7wQKUxIRJimOkZA8EWjB03u1Zzttv7GFNT7T",
+	"aI/i9y4TwkTBRdb/AodaU3+Qz3egQ/POjPL0/CjFY3VWity7r4fd/y+znr9PRnefDo9+bZGE8/l8eM9o",
+	"Qo4+3SeL2eGMDNsRGU4eWh/TB3F4dHCfTOPlw1HMfv30qLhSq/Nc0lbympMOfF4oBDuByE3CPAtYKnsV",
+	"S7ydsXozyROciU4ee45ZbvaIsDmJeUKyLCgiDziU8VI9IMxWFGng1R72xnzP/PGj4Kx+jRfvjNGZ+dzl",
+	"2SQpj2YhhFVoRKYJl4SFS3RPlh7SIUlInemQS8fmXbOIHJ6SgNHIJJIsQgqYL6VjCvAPjStjEfo0IzON",
+	"xFMDaL7cMqL6jHjDynkyDibs3WNHSTzvLGkZV01vYhB5QnK148BjVCCtDGve0yyKquNeCDcfbI42r9LE",
+	"THgDOUgEH6sy0qzeqQ46TzFbFiLPGdIQTkNUEHOUycP2owGwdUfZMhaNPOASy04Do4f2aDQwmSwb7c0n",
+	"VpRuZC7v/MNJY3l4OPUPZHpCjvzmSbhotHHU9B83saKa51LmccKKCm2y5hRdMs2SmorG9MqwFpTBwp51",
+	"nuwmf37+cbkuooifxz8weRJVFZkUSWHCHzqd4aTR1baAvKTMSixNEY2/zOJgWCprRelVhMOUC4FwHCPK",
+	"hMQsJALtCELQwKylbqY12K2jWaI0soUEhBPMxoA10TJttRLGq5ksxmP70DePqTdWagA2vuY+u84gUByC",
+	"h4LHM2lQ1zm229h4AjlRwhJPwDud/X3zl3rIp/uQdNsHwogVYe63N9rwk7cf3ssb/V9y9eG96H/o7O8/",
+	"0RooEKfyGHKJJelDCuV5Z9DiOu50HuZuXarE5Dg25EpSksQ4JBHkkO4JSYRNarmJE7SDpQZzHqEIL8Xu",
+	"acB8YxdSgGVzFpJMZ9qESvu4kGGpkJefK8jTz49jtpBaljSreZuTh3m20ANB1JeYRTiNkEX21p383Y5B",
+	"icBXdjvo7bvuq73+227z4NCWGOi0ni1YM0m9//9//9/Ag89gOUuJQIN5w1N/rAcsz+91bHJv9VEMz56i",
+	"1eo3yN0Z/HueD0Q6G6heyXDvbuZPp/1ighWPZIBwDy0mVNcTBEwkJFR8xKdToraz7D+ZAgqdjpdcrXeW",
+	"klWnJ2BTvETK6dGZwMedHu0cqREhkbq09lXA1OMhZozLog/k7nROy0qPZ7UUacscfR4jEI67a8VNOdns",
+	"FBptH16x6aVC1v0Lk+7uhKoEza2rCJ4qacp0gvA0nAqtS06V+2/SOjp0LSReCrXh4DOXKVfQmVU6cq1O",
+	"XKvl/siajJFFhTZTLktkwxGzmAid4SiYJNsptb1586vptdJhMjOsSCGX0B2bXdTC05+9mg7AkOhunU3p",
+	"1mxiKm3gyDWqnmGoPydTXWXcXyZY+aEUYhMjqg1bF3lx5zc+Rp8O5yf3R6PWtPlwnLblwfLw1yN8XPWN",
+	"tbzy04TICSkiwsdEihVf4RH7MmDKrkQbzEqQAwCuXKIxh1RcyFk4S1PCwM1nkRLcAcNpSucEgWu91J/Y",
+	"raNubsHqUKxZUDZnMOpGmMYCDWMe3ouA6dy10jSckWL8rZAW1Gk+9Q0TxFsZO2DahHFiedRMQE3bAzMl",
+	"C+l5KEox1YGoqXZ2lSoD5yRg18TSlI1RMpNKR2Qrg6rezJsxsQSwpByqBwzG6mSgzWyVCWGRGjbfNc9B",
+	"7SplShkaxXQ8kXXUDViiHqYiD2xDFBGoro6EZ9xVM8bCoP9sIY/52jrzH4hxl2ax4I2+mBM2tq9Gm0OK",
+	"LixWP1+CCnRv+73XTw8prlq/myOb6gsYDKXM1h0uUQo2uJFpfQPZ4inCRsepszsw6mSwGzAhaRyDGSfQ",
+	"kORFtJor1JZ1cqsKYBja951qK1nT/on4he2V2JMQD3axBvDwhboPTIvtpKfRl1s5bU8IZVR4XbkUzcnp",
+	"wDZWNU5BGRTW9mG9InyJ5JvVqX/w1Fvx5Dgpqe6rm7N/9iDbqli4OiMFrgSVy752GaD5BICWlSlQAWhg",
+	"iGuVqmHUO4PJCJyfXWR2Sbtmg7z2VT+of4WFWlio+VC+dHXiNGSYshEvfzwfE0KgTkRQiX8dZ/5OILEU",
+	"QG+rXpVKNLJcaxPP+KABS4xQL/mhSDlldGQMIc+iXjXOIMRxDDrm9vpcoB2LIN5VqtIgVLPJaKixNSTB",
+	"NHI8m3rAAtYrFvxqnHFW+VCIjAs8JVCz5KEBQD8GnoExD0IekQGiImCm98kgw4YM6qi3Mqg2dnWRBYMy",
+	"LVwAqwdsZ1DA8WcA/u32W4vtgJlMUpbB8pDyHMIyGnX31HjYeemRslKyievJKocYT3UQXGn5wcNeNoG9",
+	"/NUB6Oc8ZwnVrbrIxIl8gqlPsHLHTaqiWDjmmS0BagWsvDPt5gkqw0E0XZwqkoGnjyIvJDIC9re/WSxW",
+	"/W9/Qz01EX1ExlzjrWFuRoQOHVsNfPjB1WX/ZmCi0gGzCSB7xteFWbqo+fBgVgBTpeUEr45vKhMzYx8q",
+	"T4s9A8CUMdjJHNyooWGRqZldKfVR/B/NYuJlFpEJhRRQhtaafO38DUsUEyykOuMh6WQBEmWIZhXstlC3",
+	"InavgdmONa5s4IBl9vp6expVmNPKZYyJECu4yYANrCMMdjqAScEVMBbHxgBzlf0fsMwB8AyxHft0qQ11",
+	"m1d7gqUeME3cte67OpXXGW2FJLZiDYdEHZ3CqbZ5kR0TjoQ6F8w0Albp6l3ElT8CbMJTdOC37Lmb4nsj",
+	"xQuYVTDOsMwXyBQPpDG1SAQqA4bFvfBQiJMEDp5eO2dj6NpBYrzM8xtSaQxz6NBOw0cTZWTawCLICAtM",
+	"0EZwcUtNANUwtGuQD1Ah8X9qWNBopJQga8t4ildNvw39Ca8ax6DlwSs+TbCkQxpTCULhJ82g8wbaSbCc",
+	"CFd+72ZJBPVFHT2aKy6Il52AMZ4LTy9r3GUiQ2pC0BYnb0KBoJxKix68wEstsxgPmH1gDF6ZrtGFWiUY",
+	"q44uyCL/lDoFiY5iZSPrSJWnRnJnIeALymjR3wbwBlL7itM60l1DhO76oifrPgve6dKNbEJkXAvs7Ds7",
+	"mLnqUDFRcR8BepIdt4G2RQe7HQR9XkAFmWoto6ehy8twCcrHgXoDtQIGFl7mAGavatLKScpn4wnaERO+",
+	"QEq9xHyMqNxFKTYhBMyAyeFkGo8HGMK0m9FVUmoPGFmgKf7IsyAw2hnsz5vAwjWvFtOQMAFZb9PYrJvg",
+	"cEL2mnXf2Oa5nb9YLOoYfq7zdLxv3hX752evehf9HryjTGEqtXtg9W3Nq5mP1zq1Rt3Xj/GEMJzQWqfW",
+	"qvv1Vg1CXROwL/cngKr6Vf3/uKrOp2v0atP3HWR6kvJQSVtowCAy5a0syuzYnUW1Tu0NkQa3tdKOren7",
+	"25XMWdetpr2Ap1W+mW+vKbe2q1BMn0BRX/tf/1o3ZDb7fbd5jmu21zrvP3hO6eQ5nROmxk9SPgQ/D4+F",
+	"cgY0zWsf1Mv7ZnPqdskbd8E+vMTTWOnGOUmVvJAc/e/+5YUumzL9csaEqY3gafWuXCaEda/O1GtfvDXW",
+	"Q/ji41gs9Fzxrqr30KwDRTycaXjTS2/jjeLw7tXZdyJrNwVyzZDObmrWV664rWqntttWA3cwHfYWWKDh",
+	"jMamS5kSUVtv8s/dd+fbbbKd9X/8JhvSrdlkiBpuKzsjLPEQC2JdFg+sMNBOC6r7eJY28prgiCpZ8kcU",
+	"o6sLeubueLUDv/XMxbhg35deVdZ2Ti+vvvEcZRu1WegXu/utPUDXRM5SJspoX9srUIcobARDd1fQDVMw",
+	"cuN8Oh2tCIupKXktnrFzKmSWgf3yU2Zieu/LNTjhTEg+NYLNhC3qebNX+3MGKP/sVYS9KJtzqrwAiJRT",
+	"dwDzU139ufplneSAzys3Lo4LEzBwdvvLY0PoOHn5/fWzRwnW8Q89g0TO0sIA5ue6mIUhIZEa5MPTK/0L",
+	"BQ9ru5dZfD+0LFWms/q2Zlu/8TjbrjbCgPdaj79Xat2jXmyePP7iamMbkBX+4+8VW6IB3zrWmZAOjFGa",
+	"c2/Z1WXPD16tOqbltHDI2wLVChyuUUhcVHB3fyVw6oJrC/g2E6hMl7rzJWXjzB/e0dBdHSzz3MCUiZKq",
+	"FXiILxhJLRLcYqRPlUcF7mlq8k27XsAo040xUsyE+l25qiYtpwWg+nzTb3YA2xAqbyom0ZhEZhG2vD5g",
+	"MReyDu4yn0HPU/vhte0bDFydyjq6JgnBkMHGAbPoZjSg0WA7eLJyy6oEnou9NW1hiJDf82i5naSz4HHg",
+	"eyiyrjV8XQXNJY5rnZOT+oFJiOuH9tTve3nBjLWAVgTHEzm+EkNcTFgAIKYk0ZtbrtMBCDfNcjJ47cfR",
+	"/L4hJq1RC5+QUE4ejqPh8dZryHCr1WIrO14Gc632eiWhb7HIIJCeIB+cnuDfRPY1nvLiSnO6bykzr7Is",
+	"jt6NVXm5WVRCdWT/7ur2+/Oz/tsVMbkPTeTWC0t7RpSrrmTbge9nIHyIyWNR7CYH3Vk1QN+EY6c6fmuQ",
+	"gTR1T05Z6lUKPe2Eqe+Z0OJ3wsqkCA3y8QaeFbbaVIBqD9SNYyVrjWTqIDpCmC3NSFr2QVvtTHZlh93L",
+	"8Iw65JX1NNaNTTUlALCSd/1VvKFDizuDvHu8kjaDU7TaZY8K1PIClv1ZdwtWf159F4ArRYEsCLHk8nRU",
+	"PmA2RmwDjkqFmT8Zyuj8mdp1zxHpWOaiPGAVshzSBraH4pDPWKRNmJKN7HQlDNjOAXpHv7dJgpCzER0r",
+	"w2vXnJ5iu0I7ntur0ABN3WaFj+kV8SWKxVoP77+ijlk3dKNWGq2xl9vEq+PlxvKHZ+kt8TUVl0vH5+iw",
+	"4muNp7x28gxCZAUkm7SfAW3n+q8kx/7SgL+TBjTixTrg4kVUoc7M75nM/AbX4R3VOAvbwMlWbnMmZsq5",
+	"Nin+HQgiQkpuYCs9B7vgTyhtpwzwgFW3ZdI9I7VcVnJxlsbQArKiGhXDFQCpFzDTpviRZqmQDvMqq1dH",
+	"KZ9CnjZgfEOdbX5pTAOttHIwjf/dCtiAYQOEMJwzwYrf3A7vpimgbWFpNNTt9fl3IiucDdjOICuTBdiF",
+	"rRwYpnwB0BLTVww6MXLYnnRO0rqhHhUZ1jlgGQTOQUQIIgUaKML90Lu+/lkfj1d3t9fnA08n+FMSY3DZ",
+	"TKlUno2uo7dK1Q+XLvpmiMN7wiI7TzId2ibA0OIdcml0lCrnv0KVVfQn+xKFVii90a3Jsp5hpq/Xk4Xm",
+	"htZpT9IhjS11iIObVBrocK/R2Gse3TRaHd/v+P4vpQRexvd1F7L3UsXWT1cuhc1bo1rMbCBjbnv/Q288",
+	"SLV7wK7wm+Kb3Cb9S8l8LSVzmRC45qKA09KQBZC0jq7Rz2zUNVeX1zfd87t+D7rb9DNls3AucKiMPp/D",
+	"nTNaQOaQdK0plDUO8Zv87gMP8TjS2IJU6Es5bIVc1usRfBy45CzSx0rjOCruKPu7YtzBulB1dvmEV7hm",
+	"7X011fNH9iuuYfv84eWi3aUKDb9YPuEKj2az0zzq+If1dvP4yD9SMgRE4WKiLcuj6fho8hCxKG08NNKw",
+	"JU7kxHcAu7YMKUNBFwrCstRIhjxdBTEXirTel2x5b8Vb+LCCZX5kKUVxuBa3rOzrEtEa7Y1UazU6bb/e",
+	"aBw3/XaJavhTK2z+ejw9kPdjf74YHqVtcuxSTfdzKEL5K/uIOJD9fALHN36r02h2/JP6wUHDb7Z+qbk7",
+	"0K3cAoP5fXQLCrkLL8sEaEDfhg2onFRxA4YUeLagjawAyJXVNn6LC+7eeE2Ke9sfNWBUsAJ1bfufRYl8",
+	"8zxFiZqOGsj+tG2qwlvjYNgGAMKiB4tIa6OMBJErKUgt9vMCfpxKETAtg2yh8CglYlIF8y5ceQnA1VnK",
+	"wBwP2GoFsP6Qmgqg0YZ5VbwHF5IN4OQPPN3qCsPNcdrAXwIQTymvPcpG3GDqMjP/FB41fo1yt2POE7Vu",
+	"z9YSeyim7H4PrqELGPS4Nwh1EqGzKxRTSVIcawAaGmTX1Q08GC8lI6jIygGrBVg0jmO+EFndslTWiASQ",
+	"MOhbXQicg9jz9i0rtw7JBVXGm5rfVNdUVbWNKl7NBJDHn0AlG3nZQaCHn1NKZ4q61kNp81K6U1QJfq3S",
+	"/iudKb7EIXmaQsxiaKsK8sPnLbTcE4Xqmr4bX8OnKRejZrUg5c7geR9w0yD75KceOTl4WBz0T5Y//jz+",
+	"OBt2L+ZvxPhfzfmn5T//Qa7GzVEyPCa9o9u/V5au/mUYvdCRySqjqnXwwl68YeBjq2K2Xrxo45yvaz1v",
+	"xa0JFzGycEuKt7iX98+i8P0nKPzshr8/o5tphU3e0uElLIoV73L/t/z+5s8mkUwkqbI4pny+ivZnkfY/",
+	"dfrH1O4q24NqeF4JqQBZo9SBTTn1ORQwN1VK5TXMyVUpX+IOlmRd6+vLuhV/xrRHrHRhjm6arU6j3Wkd",
+	"1RuH7cPjogfzRQ7MF4nK0qS+jaTMT4rNAKfqZOL4G+Gj/PbjL67eRfMtpYrmpZeVKd5meOSmC+brqMuW",
+	"T7iRPqs8g3swwngGbQcwM1UjQj3jubfVl/t0V0mWN0TmYuUPEKr6yw77tnbYnyfe8WeTO2+IfGmhsx2/",
+	"GmKcvQY2TSycqXgUXpnyQMc0sdlVDw1cDlD/to4w4mneY8ML2JSkY7IHn0BCLmPSQdhgfayYM12niv2m",
+	"0M6AzWKdijRhiF0Tpfjt88DWt+V4G/WLi7a0KnJmnox0FMaUDvIhWepwxrqmTc6AOQQo5BERp6h4IYDu",
+	"iG3F76ZLyrQrsnrlcoG+AVT8mcwW4wD/UVa7uRzKVPVRsWpOnqJBLlAGAdMGqs5bTAhDgk+JJlSBHOam",
+	"GYvYKkRJ8BJhWyiJU3KKBNcFBjLPlmQBMBMhynbeFpeaUmYgdSEoo4sQ78nS9dLuKYs8t/VwRUcXJ3Vv",
+	"SnGh7j7GiZ4d0JPHFc0PwRpvttGEz1LhBUxwKEc1zfJCzJBYUHVOFwYHbO5BdHoEmW3IKkR1/l/n4vMd",
+	"hqu7WKkTIISsvjdaDWgONcbFnkEQd7sn+qqfvNc5dfs/eBoZOOYWOa0+ent93nG7GaUEOwl0ezsRFSiM",
+	"MZ1q30SNk1ff21MADxTbcuWPwfzGdE6Y7pdkqpwBBIHhU3rnlTGTv2OaFuny4wVeohFlGiIJbZxN2JjH",
+	"UcBur8/rqAtLcmUMAmshv0jOgIwSC0kyTQGogXE71fTIhGahH8eE2EmJtbPSlLD4joBBkTkQxfYIKJzk",
+	"Un9XHTxcrdOvMrkKvfy+YXzQ/mU0i0d0y4jh3rz5dMujsnnhk0KGfwLH9ncyHtds1rp020mn3eg0mvWW",
+	"7x80tnBWt9rXrfxV0GyLf3/z8t8+KqctxN8vJrdfbP1e6WjfuP1gTN3hJqfbU5omg4J4cKXHmDh9uju6",
+	"8dbA6d01MKovb8RleleahiRqhHVwkLzvZdnLXtshMyGpHlSJJvXbpxmBamZTiGdvM8+ZNWuy3PSd7s2N",
+	"QuvmqsujvSp6FtduKJldQ75pYqbXWeHu6ryz6WG7orVYufl8vFwpf4BGFlqurvtw1hbuafKrdHHgCwJt",
+	"8ts4Gxt0UKvTOOg02vXDw0bLB1REfhemA+FmzZDJE9FqHLZY2Jp8bMlkXLzJsHzNEQwRxfO7o1rxfsva",
+	"gd9CfZLOaUjQrVOXXHVb5YHfqrhNsmINB/XjxmHz8PCXQljW3PCn9jcnyPEGgjQ6frNz0Ki3jvxm42At",
+	"QaafDn71w+N70VwMx6OGbOEjsoYgjkbNSHK4SpKI4hjJMEFNv1X3641Gq97wO+12q6N8MUZCmf2PskqN",
+	"a+ou1VxbWFzpI1vf7rQa9ZNDv6m3vnh5avXDR4eHrfZaslRWCDz1nDQqD0DTbzurzC9qVLxSaGxoxvi8",
+	"LfOtw+d0tUjmo8JFAX8Fp74iiAc7EZ/I1VhWvxevGvndglVPtA72f7MmAPyQ2q6/UKXw3I97m0wNuAQm",
+	"U0YJhi5CRhc5c9kq/fxhHeLpH7rUrND6DvxoD0UzgqCbVQHAVOxllkcW9EVuRpOiM9M6EO5pZWHpYl9d",
+	"gl1HP+iAQKlNc2E+MBKYSZJv7qiMSg2VA7Z9R+VK/I3d9i8tzMrleOs/QYU3W3X/2G8eHK1R4VvK9bVt",
+	"S8zvXrEU7I8ooP8o6Up9LaJi9ZeRxRvlKaTkv0hkrpVgfbhlxr2ki7vSRncFLNQR0jjOmw5iFmU9EgOm",
+	"QRZ1dIVnJly7chvkSq6gshZWvfHVUBX+X6iKPwGqonhq/sJQPK3KFC5A/f1CQInpov/yMslYVTjrAFxP",
+	"IJNl8i4rF77hmDPHktItXF3u8PTdOiQ0l2MUb7YFSaYTb3CHkpKBjncTMDiQm2+I6NjUzOplHDrGqpVq",
+	"wJ5wf8SKLKRsvFYUfkEvlnJB+iRqn4jxw8H8fo7lQZt9HLMX78UCRATy/QnsjD8UZ2tdWmbsr2Vv6GTv",
+	"noVvfw0ef0NLuE2daTQZYpOPVv7KPWUR2smvC3ERBspvqszwQnYY0r/S3kwiyknogA02XPY3QDs2sa2v",
+	"+tMZRrw8RT6K0ux6Pt3NfLdjq9PX36AysK3obT7WJqyhV0h2jR2EmXVXF7iM1w2Mo53BvOEFM99vhYws",
+	"4H8Iyv7E40j/abDrIcERDlgm6/QdcdAJDDrSUMBJKCJZKUhN8tlJweeJbX0xgRJeyolcMNNN/Fa31snD",
+	"0PdkKSwS4BRhJOiDnGgAAXQVzJvV0xTFdEQgS6vpaZLPRMg6+lGN4/SuICxMl8rqrHQxy/iEL0njbrwC",
+	"snXo+0+vzqi4jvKzSbR+iWn7ZaUY/PKw/zY5jz5eUHybHpzfnrP+MBnK3nFjikfs4Opfb4avG2+n8hf/",
+	"m5VibLqIyE2sNmyAuuG3W43mE4zor48ePL5p+KVZfSNsclbEsSJf//0jt3+64gqQFYWYbxHe9dWNenOP",
+	"wdfR+ddEzKZkQ7ThNIsl2JCDudGj0CQgYLcwSw02tP0o14UYUNdcs4vIaET0s2aViI90rBQghS67VNyl",
+	"gkLO40ipPffWmIVGOLnXaVTCi/QH/9io7uZ/Bqobghttv37sN4+PW99ALhcP7F/5s68lTQ3TvXBIpNjH",
+	"u3jZ2vsPii11A6cqIIna/fyeLVvJrKMS5lYMCG3kLevt4dwHhjezX1d376khExJKD5mVA7J1yudkTZ1L",
+	"nhrLCFKdXavuHe7c6wweg20kjCR3hna7IpdHt83RHCgp0CNr/2Dcl9UBxSN5QAs5wrlyybKP+laoRKmH",
+	"UnKQknUjr14ooPE3+goAtxu5bfdfHiW73ENvTKHru75eiKfhhAipr2c4RYyjop3vfMf0hi9/xXRuEusa",
+	"vNleX7a1l47am5vu3Kbiuk3Q5w+f/ycAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/hookferry/hookferry/auth"
 	"github.com/hookferry/hookferry/gen"
 	"github.com/hookferry/hookferry/store"
@@ -55,11 +56,15 @@ func (s *Server) contract(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx := auth.WithPrincipal(req.Context(), principal)
 		req = req.WithContext(ctx)
-		if req.ContentLength > s.cfg.MaxBodyBytes {
-			return newProblem(http.StatusRequestEntityTooLarge, gen.ErrorCodePAYLOADTOOLARGE, "the request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+		limit := s.cfg.MaxBodyBytes
+		if isOperation(route, "publishEvents") {
+			limit = s.cfg.MaxBatchBytes
+		}
+		if req.ContentLength > limit {
+			return newProblem(http.StatusRequestEntityTooLarge, gen.ErrorCodePAYLOADTOOLARGE, "the request body is larger than %d bytes", limit)
 		}
 		if req.Body != nil && req.Body != http.NoBody {
-			req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBodyBytes)
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
 		}
 		normalizeContentType(req)
 		if p := checkText(req, pathParams); p != nil {
@@ -76,7 +81,7 @@ func (s *Server) contract(next echo.HandlerFunc) echo.HandlerFunc {
 			},
 		})
 		if err != nil {
-			if p := s.domainProblem(route.Operation.OperationID, req); p != nil {
+			if p := s.domainProblem(route, req); p != nil {
 				return p
 			}
 			return s.requestProblem(err)
@@ -317,14 +322,19 @@ func (s *Server) authenticate(req *http.Request) (auth.Principal, error) {
 	return p, nil
 }
 
+// isOperation reports whether route is the operation of this id (the embedded
+// spec's operation ids are capitalised: compare without case).
+func isOperation(route *routers.Route, operationID string) bool {
+	return strings.EqualFold(route.Operation.OperationID, operationID)
+}
+
 // domainProblem re-judges a body the validator refused with the domain rules,
 // which name the most specific code: a bad url, subscription or event type wins
 // over whatever else is wrong with the request.
-func (s *Server) domainProblem(operationID string, req *http.Request) *problem {
-	// The embedded spec's operation ids are capitalised: compare without case.
-	register := strings.EqualFold(operationID, "registerWebhook") || strings.EqualFold(operationID, "updateWebhook")
-	publish := strings.EqualFold(operationID, "publishEvent")
-	if req.Body == nil || !(register || publish) {
+func (s *Server) domainProblem(route *routers.Route, req *http.Request) *problem {
+	register := isOperation(route, "registerWebhook") || isOperation(route, "updateWebhook")
+	publish, batch := isOperation(route, "publishEvent"), isOperation(route, "publishEvents")
+	if req.Body == nil || !(register || publish || batch) {
 		return nil
 	}
 	raw, err := io.ReadAll(req.Body) // the validator left a rewound copy
@@ -336,7 +346,10 @@ func (s *Server) domainProblem(operationID string, req *http.Request) *problem {
 		Subscription *struct {
 			EventTypes []any `json:"event_types"`
 		} `json:"subscription"`
-		Type any `json:"type"`
+		Type   any `json:"type"`
+		Events []struct {
+			Type any `json:"type"`
+		} `json:"events"`
 	}
 	if json.Unmarshal(raw, &body) != nil {
 		return nil
@@ -344,6 +357,14 @@ func (s *Server) domainProblem(operationID string, req *http.Request) *problem {
 	if publish {
 		if t, ok := body.Type.(string); ok && !s.cfg.Catalog.Has(t) {
 			return badRequest(unknownEventType(t))
+		}
+		return nil
+	}
+	if batch {
+		for i, ev := range body.Events {
+			if t, ok := ev.Type.(string); ok && !s.cfg.Catalog.Has(t) {
+				return batchProblem(http.StatusBadRequest, i, "type", unknownEventType(t))
+			}
 		}
 		return nil
 	}
@@ -377,13 +398,23 @@ func (s *Server) requestProblem(err error) error {
 	if errors.As(err, &tooLarge) {
 		return newProblem(http.StatusRequestEntityTooLarge, gen.ErrorCodePAYLOADTOOLARGE, "the request body is larger than %d bytes", tooLarge.Limit)
 	}
-	// The first error of the most specific field: url, then subscription.
+	// The first error of the most specific field: url, then subscription; in
+	// a batch, of the first event at fault.
 	code, message := gen.ErrorCodeINVALIDREQUEST, "the request does not match the API contract"
-	rank := 3
+	rank, event := 3, -1
+	var at fieldError
 	for _, f := range flatten(err) {
-		if r, c := fieldCode(f.field); r < rank {
+		if i, ok := f.event(); ok && (event < 0 || i < event) {
+			event, at = i, f
+		}
+		if r, c := fieldCode(f.field()); r < rank {
 			rank, code, message = r, c, f.message
 		}
+	}
+	if event >= 0 {
+		e := apiError(gen.ErrorCodeINVALIDREQUEST, at.message)
+		e.Details = &map[string]any{"index": event, "field": pointerString(at.path)}
+		return &problem{status: http.StatusBadRequest, body: e}
 	}
 	return newProblem(http.StatusBadRequest, code, "%s", message)
 }
@@ -405,8 +436,25 @@ func badRequest(body gen.Error) *problem {
 
 // fieldError is one leaf of the validator's verdict.
 type fieldError struct {
-	field   string // the top-level body property at fault; "" for the rest
+	path    []string // the JSON pointer into the body at fault; nil for the rest
 	message string
+}
+
+// field is the top-level body property at fault; "" for the rest.
+func (f fieldError) field() string {
+	if len(f.path) == 0 {
+		return ""
+	}
+	return f.path[0]
+}
+
+// event is the index of the batch's event at fault (publishEvents' events[i]).
+func (f fieldError) event() (int, bool) {
+	if len(f.path) < 2 || f.path[0] != "events" {
+		return 0, false
+	}
+	i, err := strconv.Atoi(f.path[1])
+	return i, err == nil && i >= 0
 }
 
 // flatten walks the validator's nested errors down to their leaves.
@@ -440,7 +488,7 @@ func flatten(err error) []fieldError {
 			path := se.JSONPointer()
 			f := fieldError{message: prefix + ": " + se.Reason}
 			if inBody && len(path) > 0 {
-				f.field = path[0]
+				f.path = path
 				f.message = pointerString(path) + ": " + se.Reason
 			}
 			out = append(out, f)

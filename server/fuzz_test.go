@@ -345,3 +345,92 @@ func FuzzRotateSecretEverywhere(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPublishEventsEverywhere sends arbitrary batch bodies: never a 5xx; a
+// refused batch queues nothing; an accepted one answers one event per event
+// sent, the same event for the same producer id and another for another.
+func FuzzPublishEventsEverywhere(f *testing.F) {
+	for _, s := range []string{
+		`{"events":[{"type":"order.created","data":{}}]}`,
+		`{"events":[{"type":"order.created","data":{},"id":"k1"},{"type":"order.created","data":{},"id":"k1"},{"type":"order.created","data":{},"id":"k2"}]}`,
+		`{"events":[{"type":"order.created","data":{},"id":"k1"},{"type":"order.exploded","data":{}}]}`,
+		`{"events":[{"type":"order.created","data":{},"id":"k3"},{"type":"order.created"}]}`,
+		`{"events":[{"type":"order.created","data":{},"id":"k\u0031"},{"type":"order.created","data":{},"id":"k1"}]}`,
+		`{"events":[{"type":"order.created","data":{},"id":"k\ud800"}]}`,
+		"{\"events\":[{\"type\":\"order.created\",\"data\":{},\"id\":\"k\xff\"}]}",
+		`{"events":[{"type":"order.created","data":{"a":1,"a":2}}]}`,
+		`{"events":[{"type":"order.created","data":{},"audience":{"user_ids":["alice"]}},{"type":"order.created","data":{},"audience":{"user_ids":[]}}]}`,
+		`{"events":[]}`, `{"events":null}`, `{"events":[null]}`, `{"events":[{}]}`, `{"events":[[]]}`, `{"events":"x"}`,
+		`{"events":[{"type":"order.created","data":{}}],"events":[]}`, `{"events":[{"type":"order.created","data":{}}]} x`,
+		`[]`, `null`, ``,
+	} {
+		f.Add(s)
+	}
+	apis := fuzzAPIs(f)
+	hooks := make([]string, len(apis))
+	for i, a := range apis {
+		status, res := a.do(f, http.MethodPost, "/v1/webhooks", a.admin, `{"url":"https://example.com/batch","subscription":{"event_types":["order.created"]}}`)
+		var w struct {
+			ID string `json:"id"`
+		}
+		if status != http.StatusCreated || json.Unmarshal(res, &w) != nil {
+			f.Fatalf("%s: register: %d %s", a.name, status, res)
+		}
+		hooks[i] = w.ID
+	}
+	buffered := func(t *testing.T, a fuzzAPI, id string) int64 {
+		status, res := a.do(t, http.MethodGet, "/v1/webhooks/"+id, a.admin, "")
+		var w struct {
+			Buffered int64 `json:"buffered_events"`
+		}
+		if status != http.StatusOK || json.Unmarshal(res, &w) != nil {
+			t.Fatalf("%s: get webhook: %d %s", a.name, status, res)
+		}
+		return w.Buffered
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		for i, a := range apis {
+			before := buffered(t, a, hooks[i])
+			status, res := a.do(t, http.MethodPost, "/v1/events/batch", a.producer, body)
+			after := buffered(t, a, hooks[i])
+			if status != http.StatusAccepted {
+				var e struct {
+					Code string `json:"code"`
+				}
+				if (status != http.StatusBadRequest && status != http.StatusRequestEntityTooLarge) || json.Unmarshal(res, &e) != nil || e.Code == "" {
+					t.Fatalf("%s: %q: %d %s", a.name, body, status, res)
+				}
+				if after != before {
+					t.Fatalf("%s: %q was refused (%d %s), yet it queued %d deliveries", a.name, body, status, res, after-before)
+				}
+				continue
+			}
+			if !utf8.ValidString(body) {
+				t.Fatalf("%s: %q is not UTF-8, so it cannot be stored as sent, yet it answered %d", a.name, body, status)
+			}
+			var sent struct {
+				Events []struct {
+					ID *string `json:"id"`
+				} `json:"events"`
+			}
+			var got struct {
+				Events []struct {
+					ID         string `json:"id"`
+					Deliveries int64  `json:"deliveries"`
+				} `json:"events"`
+			}
+			if json.Unmarshal([]byte(body), &sent) != nil || json.Unmarshal(res, &got) != nil || len(got.Events) != len(sent.Events) {
+				t.Fatalf("%s: %q -> %s", a.name, body, res)
+			}
+			for j := range sent.Events {
+				for k := range j {
+					sj, sk := sent.Events[j].ID, sent.Events[k].ID
+					same := sj != nil && sk != nil && *sj == *sk
+					if same != (got.Events[j].ID == got.Events[k].ID) {
+						t.Fatalf("%s: %q: events %d and %d (producer ids %v, %v) answered %s and %s", a.name, body, k, j, sj, sk, got.Events[k].ID, got.Events[j].ID)
+					}
+				}
+			}
+		}
+	})
+}

@@ -25,7 +25,8 @@ type Config struct {
 	AllowPrivateTargets bool          // accept loopback, private and link-local hosts
 	RateLimit           int           // /v1 requests per second per tenant, in bursts of twice that; 0 is none
 	Catalog             *webhook.Catalog
-	MaxBodyBytes        int64            // request bodies; 0 means 256 KiB
+	MaxBodyBytes        int64            // request bodies, and each event's data in a batch; 0 means 256 KiB
+	MaxBatchBytes       int64            // publishEvents bodies; 0 means 5 MiB
 	Now                 func() time.Time // nil means time.Now
 	Random              io.Reader        // ids and secrets; nil means crypto/rand
 	Logger              *slog.Logger     // nil discards
@@ -40,6 +41,9 @@ type Config struct {
 
 // DefaultMaxBodyBytes bounds request bodies, events included.
 const DefaultMaxBodyBytes = 256 << 10
+
+// DefaultMaxBatchBytes bounds the body of a batch of events.
+const DefaultMaxBatchBytes = 5 << 20
 
 // DefaultMaxWebhooksPerUser is the per-user limit when the deployment sets none.
 const DefaultMaxWebhooksPerUser = 25
@@ -70,6 +74,9 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

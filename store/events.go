@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -49,41 +50,113 @@ type Envelope struct {
 // transaction, and wakes the delivery workers on commit. Concurrent publishes
 // share transactions (group commit): a writer takes every publish waiting and
 // commits them together, so parallel producers share one disk sync.
-func (s *Store) Publish(ctx context.Context, ev Event) (_ Published, err error) {
-	defer wrap(&err, "store.Publish(%s)", ev.Type)
-	if ev.ProducerID != "" {
-		if p, err := s.findPublished(ctx, ev.TenantID, ev.ProducerID); err == nil || !errors.Is(err, ErrNotFound) {
-			return p, err
+func (s *Store) Publish(ctx context.Context, ev Event) (Published, error) {
+	out, err := s.PublishBatch(ctx, []Event{ev})
+	if err != nil {
+		return Published{}, err
+	}
+	return out[0], nil
+}
+
+// MaxBatch bounds the events of one PublishBatch.
+const MaxBatch = 500
+
+// PublishBatch publishes events, all of one tenant, as Publish does each, all
+// or nothing: they and their deliveries commit in one transaction. It answers
+// each event's outcome in order. An event whose producer id was published
+// before, or comes earlier in the batch, answers that event and queues nothing.
+func (s *Store) PublishBatch(ctx context.Context, events []Event) (_ []Published, err error) {
+	defer wrap(&err, "store.PublishBatch(%d events)", len(events))
+	if len(events) == 0 || len(events) > MaxBatch {
+		return nil, fmt.Errorf("a batch holds 1 to %d events, not %d", MaxBatch, len(events))
+	}
+	tenant := events[0].TenantID
+	out := make([]Published, len(events))
+	first := map[string]int{} // producer id -> index of its first event in the batch
+	var producers []string
+	for i, ev := range events {
+		if ev.TenantID != tenant {
+			return nil, errors.New("the events of a batch belong to one tenant")
+		}
+		if ev.ProducerID == "" {
+			continue
+		}
+		if _, seen := first[ev.ProducerID]; !seen {
+			first[ev.ProducerID] = i
+			producers = append(producers, ev.ProducerID)
 		}
 	}
-	id, err := webhook.NewID("evt", s.random)
+	earlier, err := s.findPublished(ctx, tenant, producers)
 	if err != nil {
-		return Published{}, err
+		return nil, err
 	}
-	now := s.clock()
-	payload, err := envelope(id, ev.Type, now, ev.Data)
-	if err != nil {
-		return Published{}, err
-	}
-	req := &publishRequest{ev: ev, id: id, payload: payload, now: now, done: make(chan error, 1)}
-	if err := s.enqueue(ctx, req); err != nil {
-		return Published{}, err
-	}
-	select {
-	case err := <-req.done: // the writers always answer
+	req := &publishRequest{done: make(chan error, 1)}
+	pending := make([]*pendingEvent, len(events)) // nil: answered without a write
+	for i, ev := range events {
+		if p, ok := earlier[ev.ProducerID]; ok {
+			out[i] = p
+			continue
+		}
+		if ev.ProducerID != "" && first[ev.ProducerID] != i {
+			continue // answered below, as its first event
+		}
+		id, err := webhook.NewID("evt", s.random)
 		if err != nil {
-			return Published{}, err
+			return nil, err
 		}
-	case <-ctx.Done():
-		// The caller is gone; the writer may still commit the event (the
-		// producer's retry with the same id finds it).
-		return Published{}, ctx.Err()
+		now := s.clock()
+		payload, err := envelope(id, ev.Type, now, ev.Data)
+		if err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		pending[i] = &pendingEvent{ev: ev, id: id, payload: payload, now: now}
+		req.events = append(req.events, pending[i])
 	}
-	if req.duplicate {
-		// A concurrent publish of the same producer id won the race.
-		return s.findPublished(ctx, ev.TenantID, ev.ProducerID)
+	if len(req.events) > 0 {
+		if err := s.enqueue(ctx, req); err != nil {
+			return nil, err
+		}
+		select {
+		case err := <-req.done: // the writers always answer
+			if err != nil {
+				return nil, err
+			}
+		case <-ctx.Done():
+			// The caller is gone; the writer may still commit the events (the
+			// producer's retry with the same ids finds them).
+			return nil, ctx.Err()
+		}
 	}
-	return Published{EventID: id, Deliveries: req.deliveries}, nil
+	var raced []string
+	for i, p := range pending {
+		switch {
+		case p == nil:
+		case p.duplicate: // a concurrent publish of the same producer id won the race
+			raced = append(raced, p.ev.ProducerID)
+		default:
+			out[i] = Published{EventID: p.id, Deliveries: p.deliveries}
+		}
+	}
+	if len(raced) > 0 {
+		won, err := s.findPublished(ctx, tenant, raced)
+		if err != nil {
+			return nil, err
+		}
+		for i, p := range pending {
+			if p != nil && p.duplicate {
+				if out[i], err = foundPublished(won, p.ev.ProducerID); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	for i, ev := range events {
+		if j := first[ev.ProducerID]; ev.ProducerID != "" && j != i && pending[j] != nil {
+			out[i] = out[j]
+			out[i].Duplicate = true
+		}
+	}
+	return out, nil
 }
 
 // enqueue hands req to the writers; once Close has begun nothing more is
@@ -110,54 +183,69 @@ func (s *Store) enqueue(ctx context.Context, req *publishRequest) error {
 // ErrClosed is the answer of a store being closed.
 var ErrClosed = errors.New("store closed")
 
-// publishRequest is one Publish waiting for a writer.
+// publishRequest is one Publish or PublishBatch waiting for a writer: its
+// events commit together or not at all.
 type publishRequest struct {
+	events []*pendingEvent
+	done   chan error
+}
+
+// pendingEvent is one event of a publishRequest.
+type pendingEvent struct {
 	ev      Event
 	id      string
 	payload []byte
 	now     time.Time
-	done    chan error
 
 	deliveries int64 // set by the writer
 	duplicate  bool  // the producer id was taken meanwhile
 }
 
-// maxPublishBatch bounds the events of one group commit.
+// maxPublishBatch bounds the events of one group commit; a request holding
+// more commits alone.
 const maxPublishBatch = 128
 
 // writePublishes is a writer: it commits the publishes waiting, in batches,
 // until the store closes, then refuses what is left.
 func (s *Store) writePublishes() {
 	defer s.writers.Done()
+	var next *publishRequest // taken, but it did not fit the last batch
 	for {
-		select {
-		case r := <-s.publishes:
-			batch := []*publishRequest{r}
-		drain:
-			for len(batch) < maxPublishBatch {
-				select {
-				case r := <-s.publishes:
-					batch = append(batch, r)
-				default:
-					break drain
-				}
-			}
-			s.commitPublishes(batch)
-		case <-s.closing:
-			for {
-				select {
-				case r := <-s.publishes:
-					r.done <- ErrClosed
-				default:
-					return
+		if next == nil {
+			select {
+			case next = <-s.publishes:
+			case <-s.closing:
+				for {
+					select {
+					case r := <-s.publishes:
+						r.done <- ErrClosed
+					default:
+						return
+					}
 				}
 			}
 		}
+		batch, n := []*publishRequest{next}, len(next.events)
+		next = nil
+	drain:
+		for n < maxPublishBatch {
+			select {
+			case r := <-s.publishes:
+				if n+len(r.events) > maxPublishBatch {
+					next = r
+					break drain
+				}
+				batch, n = append(batch, r), n+len(r.events)
+			default:
+				break drain
+			}
+		}
+		s.commitPublishes(batch)
 	}
 }
 
 // commitPublishes writes a batch in one transaction; if the batch fails, each
-// publish is retried alone so that one bad event does not fail the others.
+// request is retried alone so that one bad request does not fail the others.
 // All of it is bounded by maxCommitTime and ends when the store closes.
 func (s *Store) commitPublishes(batch []*publishRequest) {
 	ctx, cancel := context.WithTimeout(s.closingCtx, maxCommitTime)
@@ -169,7 +257,11 @@ func (s *Store) commitPublishes(batch []*publishRequest) {
 const maxCommitTime = 30 * time.Second
 
 func (s *Store) commitEach(ctx context.Context, batch []*publishRequest) {
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return s.insertEvents(tx, batch) })
+	var events []*pendingEvent
+	for _, r := range batch {
+		events = append(events, r.events...)
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return s.insertEvents(tx, events) })
 	if err != nil && len(batch) > 1 && ctx.Err() == nil {
 		for _, r := range batch {
 			s.commitEach(ctx, []*publishRequest{r})
@@ -179,8 +271,8 @@ func (s *Store) commitEach(ctx context.Context, batch []*publishRequest) {
 	if err == nil {
 		// The writer wakes the workers, not Publish: a publish whose caller
 		// has gone may still commit, and its deliveries are due now.
-		for _, r := range batch {
-			if r.deliveries > 0 {
+		for _, e := range events {
+			if e.deliveries > 0 {
 				s.signal(deliveriesChannel, "")
 				s.wakeOtherInstances()
 				break
@@ -194,18 +286,19 @@ func (s *Store) commitEach(ctx context.Context, batch []*publishRequest) {
 
 // insertEvents writes a batch of events and their deliveries: one statement
 // for the events, one for the deliveries of every event that goes to all its
-// subscribers, one per event with an audience or a single target.
-func (s *Store) insertEvents(tx *gorm.DB, batch []*publishRequest) error {
+// subscribers, one per event with an audience or a single target, and one for
+// the counts a repeated producer id answers.
+func (s *Store) insertEvents(tx *gorm.DB, batch []*pendingEvent) error {
 	rows := make([]string, len(batch))
 	args := make([]any, 0, 6*len(batch))
-	for i, r := range batch {
-		r.deliveries, r.duplicate = 0, false
+	for i, e := range batch {
+		e.deliveries, e.duplicate = 0, false
 		var producer *string
-		if r.ev.ProducerID != "" {
-			producer = &r.ev.ProducerID
+		if e.ev.ProducerID != "" {
+			producer = &e.ev.ProducerID
 		}
 		rows[i] = "(?, ?, ?, ?, ?, 0, ?)"
-		args = append(args, r.id, r.ev.TenantID, producer, r.ev.Type, r.payload, r.now)
+		args = append(args, e.id, e.ev.TenantID, producer, e.ev.Type, e.payload, e.now)
 	}
 	var inserted []string
 	if err := tx.Raw(`INSERT INTO events (id, tenant_id, producer_id, type, payload, deliveries, created_at)
@@ -216,55 +309,73 @@ func (s *Store) insertEvents(tx *gorm.DB, batch []*publishRequest) error {
 	for _, id := range inserted {
 		fresh[id] = true
 	}
-	var fanOut []*publishRequest
-	for _, r := range batch {
+	// Deliveries take their ids in the order of the events (an ordered
+	// webhook delivers in that order): a run of fan-out events goes in one
+	// statement, flushed before each targeted event.
+	var fanOut []*pendingEvent
+	for _, e := range batch {
 		switch {
-		case !fresh[r.id]:
-			r.duplicate = true // its producer id was taken meanwhile
-		case r.ev.WebhookID != "" || r.ev.UserIDs != nil:
-			if err := s.insertTargetedDeliveries(tx, r); err != nil {
+		case !fresh[e.id]:
+			e.duplicate = true // its producer id was taken meanwhile
+		case e.ev.WebhookID != "" || e.ev.UserIDs != nil:
+			if err := s.insertFanOut(tx, fanOut); err != nil {
+				return err
+			}
+			fanOut = nil
+			if err := s.insertTargetedDeliveries(tx, e); err != nil {
 				return err
 			}
 		default:
-			fanOut = append(fanOut, r)
+			fanOut = append(fanOut, e)
 		}
 	}
 	if err := s.insertFanOut(tx, fanOut); err != nil {
 		return err
 	}
-	for _, r := range batch {
-		if r.ev.ProducerID != "" && r.deliveries > 0 {
-			// A repeat of this producer id answers this count.
-			if err := tx.Model(&eventRow{ID: r.id}).Update("deliveries", r.deliveries).Error; err != nil {
-				return err
-			}
+	return s.recordCounts(tx, batch)
+}
+
+// recordCounts writes back, in one statement, the delivery count of each event
+// with a producer id: a repeat of the id answers it.
+func (s *Store) recordCounts(tx *gorm.DB, batch []*pendingEvent) error {
+	var rows []string
+	var args []any
+	for _, e := range batch {
+		if e.ev.ProducerID != "" && e.deliveries > 0 {
+			rows = append(rows, "("+s.dialect.typed("TEXT")+", "+s.dialect.typed("BIGINT")+")")
+			args = append(args, e.id, e.deliveries)
 		}
 	}
-	return nil
+	if len(rows) == 0 {
+		return nil
+	}
+	return tx.Exec(`UPDATE events SET deliveries = v.column2 FROM (VALUES `+strings.Join(rows, ", ")+`) AS v
+		WHERE events.id = v.column1`, args...).Error
 }
 
 // insertFanOut queues, in one statement, a delivery of each event to every
 // webhook of its tenant subscribed to its type. A paused webhook's deliveries
 // wait with no due time (held), out of the claims' way, until unpause.
-func (s *Store) insertFanOut(tx *gorm.DB, batch []*publishRequest) error {
+func (s *Store) insertFanOut(tx *gorm.DB, batch []*pendingEvent) error {
 	if len(batch) == 0 {
 		return nil
 	}
 	cast := s.dialect.typed
-	row := "(" + strings.Join([]string{cast("TEXT"), cast("TEXT"), cast("TEXT"), cast("TIMESTAMPTZ")}, ", ") + ")"
+	row := "(" + strings.Join([]string{cast("TEXT"), cast("TEXT"), cast("TEXT"), cast("TIMESTAMPTZ"), cast("INTEGER")}, ", ") + ")"
 	rows := make([]string, len(batch))
-	args := make([]any, 0, 4*len(batch))
-	byID := make(map[string]*publishRequest, len(batch))
+	args := make([]any, 0, 5*len(batch))
+	byID := make(map[string]*pendingEvent, len(batch))
 	for i, r := range batch {
 		rows[i] = row
-		args = append(args, r.id, r.ev.TenantID, r.ev.Type, r.now)
+		args = append(args, r.id, r.ev.TenantID, r.ev.Type, r.now, i)
 		byID[r.id] = r
 	}
 	q := `INSERT INTO deliveries (event_id, webhook_id, event_type, status, attempts, schedule_pos, next_attempt_at, claim_seq, last_error, created_at)
 		SELECT v.column1, w.id, v.column3, 'PENDING', 0, 0, CASE WHEN w.status = 'ACTIVE' THEN v.column4 END, 0, '', v.column4
 		FROM (VALUES ` + strings.Join(rows, ", ") + `) AS v
 		JOIN webhooks w ON w.tenant_id = v.column2
-		JOIN webhook_event_types t ON t.webhook_id = w.id AND t.event_type = v.column3` + s.dialect.lockReferenced("w")
+		JOIN webhook_event_types t ON t.webhook_id = w.id AND t.event_type = v.column3
+		ORDER BY v.column5` + s.dialect.lockReferenced("w")
 	var eventIDs []string
 	if err := tx.Raw(q+" RETURNING event_id", args...).Scan(&eventIDs).Error; err != nil {
 		return err
@@ -277,7 +388,7 @@ func (s *Store) insertFanOut(tx *gorm.DB, batch []*publishRequest) error {
 
 // insertTargetedDeliveries queues the deliveries of an event with an audience,
 // or of a ping to one webhook.
-func (s *Store) insertTargetedDeliveries(tx *gorm.DB, r *publishRequest) error {
+func (s *Store) insertTargetedDeliveries(tx *gorm.DB, r *pendingEvent) error {
 	ev := r.ev
 	due := s.dialect.typed("TIMESTAMPTZ")
 	q := `INSERT INTO deliveries (event_id, webhook_id, event_type, status, attempts, schedule_pos, next_attempt_at, claim_seq, last_error, created_at)
@@ -336,16 +447,35 @@ func (s *Store) sendNotifies() {
 	}
 }
 
-func (s *Store) findPublished(ctx context.Context, tenantID, producerID string) (Published, error) {
-	var row eventRow
-	err := s.db.WithContext(ctx).Select("id", "deliveries").Where("tenant_id = ? AND producer_id = ?", tenantID, producerID).Take(&row).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Published{}, ErrNotFound
+// findPublished looks up the events of a tenant with these producer ids, in
+// one query.
+func (s *Store) findPublished(ctx context.Context, tenantID string, producerIDs []string) (map[string]Published, error) {
+	if len(producerIDs) == 0 {
+		return nil, nil
 	}
+	var rows []eventRow
+	err := s.db.WithContext(ctx).Select("id", "producer_id", "deliveries").
+		Where("tenant_id = ? AND producer_id IN ?", tenantID, producerIDs).Find(&rows).Error
 	if err != nil {
-		return Published{}, err
+		return nil, err
 	}
-	return Published{EventID: row.ID, Deliveries: row.Deliveries, Duplicate: true}, nil
+	out := make(map[string]Published, len(rows))
+	for _, r := range rows {
+		if r.ProducerID != nil {
+			out[*r.ProducerID] = Published{EventID: r.ID, Deliveries: r.Deliveries, Duplicate: true}
+		}
+	}
+	return out, nil
+}
+
+// foundPublished is the event findPublished found for a producer id that a
+// concurrent publish took: it must be there.
+func foundPublished(found map[string]Published, producerID string) (Published, error) {
+	p, ok := found[producerID]
+	if !ok {
+		return Published{}, fmt.Errorf("producer id %q was taken, yet no event holds it", producerID)
+	}
+	return p, nil
 }
 
 // envelope encodes the body of every delivery of an event. Data goes in as the

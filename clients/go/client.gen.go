@@ -354,6 +354,12 @@ type PublishEventRequest struct {
 	Type EventTypeName `json:"type"`
 }
 
+// PublishEventsRequest defines model for PublishEventsRequest.
+type PublishEventsRequest struct {
+	// Events The events, stored in this order.
+	Events []PublishEventRequest `json:"events"`
+}
+
 // PublishedEvent defines model for PublishedEvent.
 type PublishedEvent struct {
 	// Deliveries How many deliveries the event queued.
@@ -363,6 +369,12 @@ type PublishedEvent struct {
 	//
 	// Example: evt_06h1y66m05tr9e7029cw14ad20
 	Id string `json:"id"`
+}
+
+// PublishedEvents defines model for PublishedEvents.
+type PublishedEvents struct {
+	// Events One per event of the request, in its order.
+	Events []PublishedEvent `json:"events"`
 }
 
 // RegisterWebhookRequest defines model for RegisterWebhookRequest.
@@ -569,6 +581,9 @@ type UnpauseWebhookParams struct {
 // PublishEventJSONRequestBody defines body for PublishEvent for application/json ContentType.
 type PublishEventJSONRequestBody = PublishEventRequest
 
+// PublishEventsJSONRequestBody defines body for PublishEvents for application/json ContentType.
+type PublishEventsJSONRequestBody = PublishEventsRequest
+
 // CreatePortalSessionJSONRequestBody defines body for CreatePortalSession for application/json ContentType.
 type CreatePortalSessionJSONRequestBody = CreatePortalSessionRequest
 
@@ -716,6 +731,42 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/events (the `PublishEvent` operationId).
 	PublishEvent(ctx context.Context, body PublishEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PublishEventsWithBody Publish a batch of events
+	//
+	// Publishes up to 500 events, each as publishEvent would, storing them all
+	// and their deliveries in one transaction before answering 202 with each
+	// event's `id` and `deliveries`, in the order sent. All or nothing: if any
+	// event is invalid nothing is stored, and the error names the first event
+	// at fault and its field (`events[3].type`; `details.index` is 3,
+	// `details.field` is `events[3].type`). A producer `id` seen before, in an
+	// earlier request or earlier in the same batch, answers that event and
+	// queues nothing new. The body is bounded by the deployment's batch limit
+	// (5 MiB unless configured), each event's `data` by the limit of one
+	// publishEvent body.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/events/batch (the `PublishEvents` operationId).
+	PublishEventsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PublishEvents Publish a batch of events
+	//
+	// Publishes up to 500 events, each as publishEvent would, storing them all
+	// and their deliveries in one transaction before answering 202 with each
+	// event's `id` and `deliveries`, in the order sent. All or nothing: if any
+	// event is invalid nothing is stored, and the error names the first event
+	// at fault and its field (`events[3].type`; `details.index` is 3,
+	// `details.field` is `events[3].type`). A producer `id` seen before, in an
+	// earlier request or earlier in the same batch, answers that event and
+	// queues nothing new. The body is bounded by the deployment's batch limit
+	// (5 MiB unless configured), each event's `data` by the limit of one
+	// publishEvent body.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/events/batch (the `PublishEvents` operationId).
+	PublishEvents(ctx context.Context, body PublishEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreatePortalSessionWithBody Open a portal session for a user
 	//
@@ -1066,6 +1117,62 @@ func (c *Client) PublishEventWithBody(ctx context.Context, contentType string, b
 // Corresponds with POST /v1/events (the `PublishEvent` operationId).
 func (c *Client) PublishEvent(ctx context.Context, body PublishEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPublishEventRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PublishEventsWithBody Publish a batch of events
+//
+// Publishes up to 500 events, each as publishEvent would, storing them all
+// and their deliveries in one transaction before answering 202 with each
+// event's `id` and `deliveries`, in the order sent. All or nothing: if any
+// event is invalid nothing is stored, and the error names the first event
+// at fault and its field (`events[3].type`; `details.index` is 3,
+// `details.field` is `events[3].type`). A producer `id` seen before, in an
+// earlier request or earlier in the same batch, answers that event and
+// queues nothing new. The body is bounded by the deployment's batch limit
+// (5 MiB unless configured), each event's `data` by the limit of one
+// publishEvent body.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/events/batch (the `PublishEvents` operationId).
+func (c *Client) PublishEventsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPublishEventsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PublishEvents Publish a batch of events
+//
+// Publishes up to 500 events, each as publishEvent would, storing them all
+// and their deliveries in one transaction before answering 202 with each
+// event's `id` and `deliveries`, in the order sent. All or nothing: if any
+// event is invalid nothing is stored, and the error names the first event
+// at fault and its field (`events[3].type`; `details.index` is 3,
+// `details.field` is `events[3].type`). A producer `id` seen before, in an
+// earlier request or earlier in the same batch, answers that event and
+// queues nothing new. The body is bounded by the deployment's batch limit
+// (5 MiB unless configured), each event's `data` by the limit of one
+// publishEvent body.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/events/batch (the `PublishEvents` operationId).
+func (c *Client) PublishEvents(ctx context.Context, body PublishEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPublishEventsRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1618,6 +1725,46 @@ func NewPublishEventRequestWithBody(server string, contentType string, body io.R
 	}
 
 	operationPath := fmt.Sprintf("/v1/events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPublishEventsRequest calls the generic PublishEvents builder with application/json body
+func NewPublishEventsRequest(server string, body PublishEventsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPublishEventsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPublishEventsRequestWithBody constructs an http.Request for the PublishEvents method, with any body, and a specified content type
+func NewPublishEventsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/events/batch")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -2331,6 +2478,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/events (the `PublishEvent` operationId).
 	PublishEventWithResponse(ctx context.Context, body PublishEventJSONRequestBody, reqEditors ...RequestEditorFn) (*PublishEventResponse, error)
 
+	// PublishEventsWithBodyWithResponse Publish a batch of events
+	//
+	// Publishes up to 500 events, each as publishEvent would, storing them all
+	// and their deliveries in one transaction before answering 202 with each
+	// event's `id` and `deliveries`, in the order sent. All or nothing: if any
+	// event is invalid nothing is stored, and the error names the first event
+	// at fault and its field (`events[3].type`; `details.index` is 3,
+	// `details.field` is `events[3].type`). A producer `id` seen before, in an
+	// earlier request or earlier in the same batch, answers that event and
+	// queues nothing new. The body is bounded by the deployment's batch limit
+	// (5 MiB unless configured), each event's `data` by the limit of one
+	// publishEvent body.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/events/batch (the `PublishEvents` operationId).
+	PublishEventsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PublishEventsResponse, error)
+
+	// PublishEventsWithResponse Publish a batch of events
+	//
+	// Publishes up to 500 events, each as publishEvent would, storing them all
+	// and their deliveries in one transaction before answering 202 with each
+	// event's `id` and `deliveries`, in the order sent. All or nothing: if any
+	// event is invalid nothing is stored, and the error names the first event
+	// at fault and its field (`events[3].type`; `details.index` is 3,
+	// `details.field` is `events[3].type`). A producer `id` seen before, in an
+	// earlier request or earlier in the same batch, answers that event and
+	// queues nothing new. The body is bounded by the deployment's batch limit
+	// (5 MiB unless configured), each event's `data` by the limit of one
+	// publishEvent body.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/events/batch (the `PublishEvents` operationId).
+	PublishEventsWithResponse(ctx context.Context, body PublishEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*PublishEventsResponse, error)
+
 	// CreatePortalSessionWithBodyWithResponse Open a portal session for a user
 	//
 	// Mints a session of the consumer portal (served at `/portal/`) for one user
@@ -2933,6 +3116,96 @@ func (r PublishEventResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PublishEventResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PublishEventsResponse429Headers the declared response headers of an HTTP 429 response for PublishEvents
+type PublishEventsResponse429Headers struct {
+	RetryAfter int
+}
+
+type PublishEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *PublishedEvents
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *PermissionDenied
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PublishEventsResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r PublishEventsResponse) GetJSON202() *PublishedEvents {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r PublishEventsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PublishEventsResponse) GetJSON401() *Unauthenticated {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r PublishEventsResponse) GetJSON403() *PermissionDenied {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r PublishEventsResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r PublishEventsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PublishEventsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PublishEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PublishEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PublishEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PublishEventsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4133,6 +4406,54 @@ func (c *ClientWithResponses) PublishEventWithResponse(ctx context.Context, body
 	return ParsePublishEventResponse(rsp)
 }
 
+// PublishEventsWithBodyWithResponse Publish a batch of events
+//
+// Publishes up to 500 events, each as publishEvent would, storing them all
+// and their deliveries in one transaction before answering 202 with each
+// event's `id` and `deliveries`, in the order sent. All or nothing: if any
+// event is invalid nothing is stored, and the error names the first event
+// at fault and its field (`events[3].type`; `details.index` is 3,
+// `details.field` is `events[3].type`). A producer `id` seen before, in an
+// earlier request or earlier in the same batch, answers that event and
+// queues nothing new. The body is bounded by the deployment's batch limit
+// (5 MiB unless configured), each event's `data` by the limit of one
+// publishEvent body.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/events/batch (the `PublishEvents` operationId).
+func (c *ClientWithResponses) PublishEventsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PublishEventsResponse, error) {
+	rsp, err := c.PublishEventsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePublishEventsResponse(rsp)
+}
+
+// PublishEventsWithResponse Publish a batch of events
+//
+// Publishes up to 500 events, each as publishEvent would, storing them all
+// and their deliveries in one transaction before answering 202 with each
+// event's `id` and `deliveries`, in the order sent. All or nothing: if any
+// event is invalid nothing is stored, and the error names the first event
+// at fault and its field (`events[3].type`; `details.index` is 3,
+// `details.field` is `events[3].type`). A producer `id` seen before, in an
+// earlier request or earlier in the same batch, answers that event and
+// queues nothing new. The body is bounded by the deployment's batch limit
+// (5 MiB unless configured), each event's `data` by the limit of one
+// publishEvent body.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/events/batch (the `PublishEvents` operationId).
+func (c *ClientWithResponses) PublishEventsWithResponse(ctx context.Context, body PublishEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*PublishEventsResponse, error) {
+	rsp, err := c.PublishEvents(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePublishEventsResponse(rsp)
+}
+
 // CreatePortalSessionWithBodyWithResponse Open a portal session for a user
 //
 // Mints a session of the consumer portal (served at `/portal/`) for one user
@@ -4745,6 +5066,87 @@ func ParsePublishEventResponse(rsp *http.Response) (*PublishEventResponse, error
 	switch {
 	case rsp.StatusCode == 429:
 		var headers PublishEventResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePublishEventsResponse parses an HTTP response from a PublishEventsWithResponse call
+func ParsePublishEventsResponse(rsp *http.Response) (*PublishEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PublishEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest PublishedEvents
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest PermissionDenied
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers PublishEventsResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

@@ -74,7 +74,7 @@ func TestHelpOfEveryCommand(t *testing.T) {
 		names   []string // arguments and flags the help must name
 	}{
 		{"", []string{"--version", "serve", "token create", "token list", "token revoke", "migrate up", "migrate status", "prune", "erase", "keys generate", "keys rotate", "version", "help"}},
-		{"serve", []string{"--addr", "HOOKFERRY_ADDR", "--max-webhooks-per-user", "--unpause-cooldown", "--event-types", "--allow-private-targets", "--rate-limit", "HOOKFERRY_RATE_LIMIT",
+		{"serve", []string{"--addr", "HOOKFERRY_ADDR", "--max-webhooks-per-user", "--unpause-cooldown", "--event-types", "--allow-private-targets", "--rate-limit", "HOOKFERRY_RATE_LIMIT", "--max-batch-bytes", "HOOKFERRY_MAX_BATCH_BYTES",
 			"--log-format", "--log-level", "--shutdown-timeout", "--retention", "HOOKFERRY_RETENTION", "--prune-interval", "HOOKFERRY_PRUNE_INTERVAL",
 			"--[no-]delivery", "--delivery-ca-file", "--retry-schedule", "--delivery-timeout", "--delivery-lease", "--auto-pause-after",
 			"--delivery-workers", "--delivery-per-webhook", "--delivery-per-tenant", "--delivery-per-user",
@@ -151,6 +151,7 @@ func TestServeConfigurationSaysNo(t *testing.T) {
 	for _, env := range [][]string{
 		{"HOOKFERRY_RATE_LIMIT=-1"},
 		{"HOOKFERRY_RATE_LIMIT=fast"},
+		{"HOOKFERRY_MAX_BATCH_BYTES=1000"},
 		{"HOOKFERRY_RETENTION=-1h"},
 		{"HOOKFERRY_RETENTION=a month"},
 		{"HOOKFERRY_PRUNE_INTERVAL=0"},

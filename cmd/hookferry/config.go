@@ -21,6 +21,7 @@ type Config struct {
 	AllowPrivateTargets  bool          `name:"allow-private-targets" env:"HOOKFERRY_ALLOW_PRIVATE_TARGETS" help:"Accept webhook URLs on loopback, private and link-local hosts, and deliver to them."`
 	PublicURL            string        `name:"public-url" env:"HOOKFERRY_PUBLIC_URL" placeholder:"URL" help:"Where browsers reach this deployment (https://hooks.example.com); makes portal session URLs absolute (unset: relative)."`
 	PortalFrameAncestors string        `name:"portal-frame-ancestors" env:"HOOKFERRY_PORTAL_FRAME_ANCESTORS" default:"'self'" placeholder:"SOURCES" help:"CSP frame-ancestors of the portal: the pages that may embed it in a frame, space-separated (default: ${default})."`
+	MaxBatchBytes        int64         `name:"max-batch-bytes" env:"HOOKFERRY_MAX_BATCH_BYTES" default:"5242880" placeholder:"N" help:"Largest body of POST /v1/events/batch, in bytes, at least 262144 (default: ${default}, 5 MiB)."`
 	RateLimit            int           `name:"rate-limit" env:"HOOKFERRY_RATE_LIMIT" default:"0" placeholder:"N" help:"API requests per second per tenant in this instance, in bursts of twice that; 0 is no limit (default: ${default})."`
 	DebugAddr            string        `name:"debug-addr" env:"HOOKFERRY_DEBUG_ADDR" placeholder:"HOST:PORT" help:"Serve Go's profiler (net/http/pprof, /debug/pprof/) on this address, such as 127.0.0.1:6060; unset is off. It has no authentication: keep it on loopback."`
 	LogFormat            string        `name:"log-format" env:"HOOKFERRY_LOG_FORMAT" default:"text" enum:"text,json" help:"Log format: text or json (default: ${default})."`
@@ -66,6 +67,8 @@ func (c *Config) Validate() error {
 		return usagef("max-webhooks-per-user must be at least 1")
 	case c.UnpauseCooldown < 0:
 		return usagef("unpause-cooldown must not be negative")
+	case c.MaxBatchBytes < server.DefaultMaxBodyBytes:
+		return usagef("max-batch-bytes must be at least %d, the limit of one event", server.DefaultMaxBodyBytes)
 	case c.RateLimit < 0:
 		return usagef("rate-limit must not be negative (0 is no limit)")
 	case c.ShutdownTimeout < 0:

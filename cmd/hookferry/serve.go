@@ -95,6 +95,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		UnpauseCooldown:      m.Config.UnpauseCooldown,
 		AllowPrivateTargets:  m.Config.AllowPrivateTargets,
 		RateLimit:            m.Config.RateLimit,
+		MaxBatchBytes:        m.Config.MaxBatchBytes,
 		PublicURL:            m.Config.PublicURL,
 		PortalFrameAncestors: m.Config.PortalFrameAncestors,
 		Catalog:              catalog,

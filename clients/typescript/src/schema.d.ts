@@ -215,6 +215,35 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Publish a batch of events
+         * @description Publishes up to 500 events, each as publishEvent would, storing them all
+         *     and their deliveries in one transaction before answering 202 with each
+         *     event's `id` and `deliveries`, in the order sent. All or nothing: if any
+         *     event is invalid nothing is stored, and the error names the first event
+         *     at fault and its field (`events[3].type`; `details.index` is 3,
+         *     `details.field` is `events[3].type`). A producer `id` seen before, in an
+         *     earlier request or earlier in the same batch, answers that event and
+         *     queues nothing new. The body is bounded by the deployment's batch limit
+         *     (5 MiB unless configured), each event's `data` by the limit of one
+         *     publishEvent body.
+         */
+        post: operations["publishEvents"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhooks/{webhook_id}/deliveries": {
         parameters: {
             query?: never;
@@ -555,6 +584,10 @@ export interface components {
             id?: string;
             audience?: components["schemas"]["Audience"];
         };
+        PublishEventsRequest: {
+            /** @description The events, stored in this order. */
+            events: components["schemas"]["PublishEventRequest"][];
+        };
         /** @description The users whose webhooks receive the event; absent means every user of the tenant. */
         Audience: {
             user_ids: string[];
@@ -570,6 +603,10 @@ export interface components {
              * @description How many deliveries the event queued.
              */
             deliveries: number;
+        };
+        PublishedEvents: {
+            /** @description One per event of the request, in its order. */
+            events: components["schemas"]["PublishedEvent"][];
         };
         /**
          * @description PENDING until delivered or out of retries.
@@ -655,8 +692,9 @@ export interface components {
         /**
          * @description The request does not match the contract or breaks a rule. The code names the
          *     field at fault: INVALID_URL, INVALID_URL_IS_NOT_USING_HTTPS,
-         *     INVALID_SUBSCRIPTION, UNKNOWN_EVENT_TYPE (publishEvent), or INVALID_REQUEST
-         *     for anything else.
+         *     INVALID_SUBSCRIPTION, UNKNOWN_EVENT_TYPE (publishEvent, publishEvents), or
+         *     INVALID_REQUEST for anything else. For publishEvents, `details` holds the
+         *     `index` of the event at fault and the `field`.
          */
         BadRequest: {
             headers: {
@@ -726,7 +764,11 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description The request body exceeds the size limit (PAYLOAD_TOO_LARGE). */
+        /**
+         * @description The request body exceeds the size limit (PAYLOAD_TOO_LARGE): the limit of
+         *     a request, or for publishEvents the batch limit, or one event's `data`
+         *     over the limit of one publishEvent body (`details.index` names it).
+         */
         PayloadTooLarge: {
             headers: {
                 [name: string]: unknown;
@@ -1348,6 +1390,71 @@ export interface operations {
                      *     }
                      */
                     "application/json": components["schemas"]["PublishedEvent"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    publishEvents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "events": [
+                 *         {
+                 *           "type": "order.created",
+                 *           "id": "order-1042-created",
+                 *           "data": {
+                 *             "order_id": "1042",
+                 *             "total": 99.5
+                 *           }
+                 *         },
+                 *         {
+                 *           "type": "order.cancelled",
+                 *           "id": "order-1041-cancelled",
+                 *           "data": {
+                 *             "order_id": "1041"
+                 *           }
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["PublishEventsRequest"];
+            };
+        };
+        responses: {
+            /** @description The events are stored and their deliveries queued. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "events": [
+                     *         {
+                     *           "id": "evt_06h1yjfvk1sh3f3a9ecthx8db8",
+                     *           "deliveries": 2
+                     *         },
+                     *         {
+                     *           "id": "evt_06h1yjfvk1sh3f3a9ecthx8db9",
+                     *           "deliveries": 1
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["PublishedEvents"];
                 };
             };
             400: components["responses"]["BadRequest"];

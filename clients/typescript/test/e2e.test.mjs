@@ -294,6 +294,37 @@ describe("hookferry TypeScript client against a real hookferry", { timeout: 90_0
     assert.ok(item.delivered_at, "delivered_at is missing");
   });
 
+  it("publishes a batch and delivers each event, signed", async () => {
+    assert.ok(webhook, "no webhook registered");
+    const { data, error, response } = await publisher.POST("/v1/events/batch", {
+      body: {
+        events: [
+          { type: "order.created", id: "batch-1", data: { order_id: "2001" } },
+          { type: "order.created", data: { order_id: "2002" } },
+          { type: "order.created", id: "batch-1", data: { order_id: "ignored" } },
+        ],
+      },
+    });
+    assert.equal(response.status, 202, JSON.stringify(error));
+    assert.equal(data.events.length, 3);
+    assert.deepEqual(data.events[2], data.events[0], "a repeated producer id answers its first event");
+    for (const [i, ev] of data.events.slice(0, 2).entries()) {
+      assert.equal(ev.deliveries, 1);
+      const got = await receiver.next(`the receiver to get batch event ${i}`, (r) => r.url === "/hooks" && r.headers["webhook-id"] === ev.id);
+      assert.deepEqual(verifyWebhook(webhook.authentication.secret, got.body, got.headers).data, { order_id: `200${i + 1}` });
+    }
+  });
+
+  it("refuses a batch with a bad event, naming it", async () => {
+    const { data, error, response } = await publisher.POST("/v1/events/batch", {
+      body: { events: [{ type: "order.created", data: {} }, { type: "order.shipped", data: {} }] },
+    });
+    assert.equal(response.status, 400);
+    assert.equal(data, undefined);
+    assert.equal(error.code, "UNKNOWN_EVENT_TYPE");
+    assert.deepEqual(error.details, { index: 1, field: "events[1].type" });
+  });
+
   it("answers a typed error for an unknown event type", async () => {
     const { data, error, response } = await publisher.POST("/v1/events", {
       body: { type: "order.shipped", data: { order_id: "1042" } },
