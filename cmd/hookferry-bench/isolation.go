@@ -141,7 +141,7 @@ func (b *bench) isolation(ctx context.Context) (_ *IsolationResult, err error) {
 		owned[u] = append(owned[u], ids[0])
 	}
 	since := time.Since(b.epoch)
-	pub := hostile[0].publishParallel(ctx, b.epoch, "iso-hostile", o.HostileEvents, 4)
+	pub := hostile[0].publishParallel(ctx, b.epoch, "iso-hostile", o.HostileEvents, 4, 1)
 	res.HostileDeliveries, res.HostilePublishErrs = pub.deliveries, pub.errors
 	if pub.firstErr != nil {
 		logf("isolation: %d hostile publishes failed; the first: %v", pub.errors, pub.firstErr)

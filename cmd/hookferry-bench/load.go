@@ -157,6 +157,30 @@ func (a *api) publishOne(ctx context.Context, epoch time.Time, phase string, seq
 	return int(resp.JSON202.Deliveries), time.Since(epoch) - sent, nil
 }
 
+// publishBatch publishes the events seq to seq+n-1 in one publishEvents
+// request and returns how many deliveries they queued and how long the 202
+// took.
+func (a *api) publishBatch(ctx context.Context, epoch time.Time, phase string, seq int64, n int) (int, time.Duration, error) {
+	sent := time.Since(epoch)
+	events := make([]hookferry.PublishEventRequest, n)
+	for i := range events {
+		data, _ := json.Marshal(eventData{SentNS: int64(sent), Seq: seq + int64(i), Phase: phase})
+		events[i] = hookferry.PublishEventRequest{Type: a.eventType, Data: data, Audience: a.audience}
+	}
+	resp, err := a.client.PublishEventsWithResponse(ctx, hookferry.PublishEventsRequest{Events: events}, a.publish)
+	if err != nil {
+		return 0, 0, err
+	}
+	if resp.JSON202 == nil {
+		return 0, 0, fmt.Errorf("publish batch: %s %.300s", resp.Status(), resp.Body)
+	}
+	deliveries := 0
+	for _, e := range resp.JSON202.Events {
+		deliveries += int(e.Deliveries)
+	}
+	return deliveries, time.Since(epoch) - sent, nil
+}
+
 // publishResult is what a publish phase did.
 type publishResult struct {
 	published  int
@@ -174,8 +198,9 @@ type publishResult struct {
 }
 
 // publishParallel publishes n events from p publishers, each waiting for its
-// 202 before the next.
-func (a *api) publishParallel(ctx context.Context, epoch time.Time, phase string, n, p int) publishResult {
+// 202 before the next; batch above 1 publishes them that many per request.
+func (a *api) publishParallel(ctx context.Context, epoch time.Time, phase string, n, p, batch int) publishResult {
+	batch = max(batch, 1)
 	var (
 		next       atomic.Int64
 		mu         sync.Mutex
@@ -191,11 +216,19 @@ func (a *api) publishParallel(ctx context.Context, epoch time.Time, phase string
 		go func() {
 			defer wg.Done()
 			for !stopped.Load() && ctx.Err() == nil {
-				seq := next.Add(1)
+				seq := next.Add(int64(batch)) - int64(batch) + 1
 				if seq > int64(n) {
 					return
 				}
-				d, rtt, err := a.publishOne(ctx, epoch, phase, seq)
+				count := min(batch, n-int(seq)+1)
+				var d int
+				var rtt time.Duration
+				var err error
+				if batch == 1 {
+					d, rtt, err = a.publishOne(ctx, epoch, phase, seq)
+				} else {
+					d, rtt, err = a.publishBatch(ctx, epoch, phase, seq, count)
+				}
 				if err != nil {
 					mu.Lock()
 					res.errors++
@@ -208,7 +241,7 @@ func (a *api) publishParallel(ctx context.Context, epoch time.Time, phase string
 					mu.Unlock()
 					continue
 				}
-				published.Add(1)
+				published.Add(int64(count))
 				deliveries.Add(int64(d))
 				mu.Lock()
 				res.rtts = append(res.rtts, rtt)

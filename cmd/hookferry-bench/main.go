@@ -13,7 +13,8 @@
 //	bin/hookferry-bench --hookferry bin/hookferry --db postgres --postgres-url postgres://postgres@127.0.0.1:5432/?sslmode=disable
 //
 // Two phases run by default: throughput (--events N to --webhooks M from
-// --publishers P in parallel, each waiting for its 202) and light load (one
+// --publishers P in parallel, each waiting for its 202; --batch B sends them B
+// per POST /v1/events/batch) and light load (one
 // publisher at --rate events/s for --duration). --phases drain adds a third:
 // N events queued to paused webhooks, then unpaused, which times the delivery
 // engine alone (delivered/s from the unpause).
@@ -80,6 +81,7 @@ type Options struct {
 	Events      int
 	Webhooks    int
 	Publishers  int
+	Batch       int
 	Rate        float64
 	Duration    time.Duration
 	Phases      string
@@ -108,6 +110,7 @@ type Report struct {
 	Events         int              `json:"n"`
 	Webhooks       int              `json:"m"`
 	Publishers     int              `json:"p"`
+	Batch          int              `json:"batch"`
 	Throughput     *PhaseResult     `json:"throughput,omitempty"`
 	Light          *PhaseResult     `json:"light,omitempty"`
 	Drain          *PhaseResult     `json:"drain,omitempty"`
@@ -168,6 +171,7 @@ func main() {
 	fs.IntVar(&o.Events, "events", 20000, "throughput and drain phases: events to publish (N)")
 	fs.IntVar(&o.Webhooks, "webhooks", 1, "webhooks subscribed to every event (M)")
 	fs.IntVar(&o.Publishers, "publishers", 16, "throughput and drain phases: parallel publishers (P)")
+	fs.IntVar(&o.Batch, "batch", 1, "throughput and drain phases: events per publish request; above 1 they go to POST /v1/events/batch (at most 500)")
 	fs.Float64Var(&o.Rate, "rate", 100, "light phase: events per second from one publisher")
 	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "light phase: how long to publish")
 	fs.StringVar(&o.Phases, "phases", "throughput,light", "phases to run, in this order: throughput, light, drain (deliver a backlog of N queued while paused), isolation, pause")
@@ -228,6 +232,8 @@ func run(ctx context.Context, o Options) (err error) {
 	switch {
 	case o.Events < 1 || o.Webhooks < 1 || o.Publishers < 1:
 		return errors.New("--events, --webhooks and --publishers must be at least 1")
+	case o.Batch < 1 || o.Batch > 500:
+		return errors.New("--batch must be 1 to 500")
 	case phases["light"] && (o.Rate <= 0 || o.Duration <= 0 || int(o.Rate*o.Duration.Seconds()) < 1):
 		return errors.New("--rate and --duration must make at least one event")
 	case o.Instances < 1 || (o.Instances > 1 && o.DB != "postgres"):
@@ -320,7 +326,7 @@ func run(ctx context.Context, o Options) (err error) {
 	}
 
 	rep := Report{
-		DB: o.DB, Instances: o.Instances, Events: o.Events, Webhooks: o.Webhooks, Publishers: o.Publishers, ServerEnv: passed,
+		DB: o.DB, Instances: o.Instances, Events: o.Events, Webhooks: o.Webhooks, Publishers: o.Publishers, Batch: o.Batch, ServerEnv: passed,
 		AttemptTimeout: fmt.Sprintf("%s (%s)", b.timeout, timeoutBy),
 		Machine:        Machine{NProc: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version()},
 	}
@@ -337,7 +343,7 @@ func run(ctx context.Context, o Options) (err error) {
 			}
 		}
 		rep.Throughput = measure(ctx, recv, pids, epoch, "throughput", o.Events*o.Webhooks, o.Wait, func() publishResult {
-			return a.publishParallel(ctx, epoch, "throughput", o.Events, o.Publishers)
+			return a.publishParallel(ctx, epoch, "throughput", o.Events, o.Publishers, o.Batch)
 		})
 		rep.Throughput.Publishers = o.Publishers
 		perf.stop()
@@ -359,7 +365,7 @@ func run(ctx context.Context, o Options) (err error) {
 			if err := a.setPaused(ctx, hooks, true); err != nil {
 				return publishResult{errors: 1, firstErr: err}
 			}
-			res := a.publishParallel(ctx, epoch, "drain", o.Events, o.Publishers)
+			res := a.publishParallel(ctx, epoch, "drain", o.Events, o.Publishers, o.Batch)
 			res.releasedAt = time.Since(epoch)
 			if err := a.setPaused(ctx, hooks, false); err != nil {
 				res.errors++
@@ -517,8 +523,8 @@ func printReport(r Report) {
 			rows = append(rows, x)
 		}
 	}
-	fmt.Printf("hookferry-bench  db=%s  instances=%d  N=%d  M=%d  P=%d  nproc=%d  GOMAXPROCS=%d  %s  attempt timeout %s\n",
-		r.DB, r.Instances, r.Events, r.Webhooks, r.Publishers, r.Machine.NProc, r.Machine.GOMAXPROCS, r.Machine.Go, r.AttemptTimeout)
+	fmt.Printf("hookferry-bench  db=%s  instances=%d  N=%d  M=%d  P=%d  batch=%d  nproc=%d  GOMAXPROCS=%d  %s  attempt timeout %s\n",
+		r.DB, r.Instances, r.Events, r.Webhooks, r.Publishers, r.Batch, r.Machine.NProc, r.Machine.GOMAXPROCS, r.Machine.Go, r.AttemptTimeout)
 	if len(rows) > 0 {
 		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "phase\tpublished\tpubl.\tpublish/s\tdelivered\tmissing\tdelivered/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tdup\tcpu s srv/bench/other\tbusy %\t")

@@ -203,7 +203,7 @@ func (b *bench) pauseOn(ctx context.Context, kind string) (_ PauseRun, err error
 		b.waitIdle(ctx, 2*b.timeout+5*time.Second)
 	}()
 
-	pub := a.publishParallel(ctx, b.epoch, "pause-"+kind, o.PauseEvents, 4)
+	pub := a.publishParallel(ctx, b.epoch, "pause-"+kind, o.PauseEvents, 4, 1)
 	run.Deliveries, run.PublishErrors = pub.deliveries, pub.errors
 	if pub.firstErr != nil {
 		return run, fmt.Errorf("%d publishes failed; the first: %w", pub.errors, pub.firstErr)
