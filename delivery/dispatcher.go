@@ -61,7 +61,7 @@ type Dispatcher struct {
 
 	inbox    chan any      // claimed, finished, overtime, recorded
 	wake     chan struct{} // cap 1: new deliveries, or webhooks forgotten
-	results  chan store.Result
+	results  chan recording
 	loopDone chan struct{} // the loop has returned: nobody reads inbox
 }
 
@@ -124,7 +124,7 @@ func New(st *store.Store, sender *Sender, cfg Config) *Dispatcher {
 		fence:    newFence(),
 		inbox:    make(chan any, 4*cfg.Workers),
 		wake:     make(chan struct{}, 1),
-		results:  make(chan store.Result, 4*cfg.Workers),
+		results:  make(chan recording, 4*cfg.Workers),
 		loopDone: make(chan struct{}),
 	}
 	st.OnSignal(func(s store.Signal) {
@@ -183,6 +183,7 @@ type (
 	recorded struct {
 		n         int
 		nextRetry time.Time // the earliest retry among them; zero for none
+		ordered   bool      // some were of ordered webhooks, whose next may now be claimed
 	}
 )
 
@@ -346,7 +347,7 @@ func (l *loop) handle(m any) {
 		if !m.nextRetry.IsZero() && (l.nextRetry.IsZero() || m.nextRetry.Before(l.nextRetry)) {
 			l.nextRetry = m.nextRetry
 		}
-		if full && l.room() > 0 {
+		if (full && l.room() > 0) || m.ordered {
 			l.wantClaim = true
 		}
 	case flush:
@@ -506,7 +507,7 @@ func (l *loop) dropForgotten() {
 func (l *loop) release(why string, as ...*attempt) {
 	l.d.hookGivenBack(why, as)
 	for _, a := range as {
-		r := release(a.Claim, time.Time{})
+		r := recordingOf(a.Claim, release(a.Claim, time.Time{}))
 		select {
 		case l.d.results <- r:
 		default:
@@ -532,7 +533,7 @@ func (d *Dispatcher) attempt(ctx context.Context, a *attempt) {
 	if !passed {
 		d.hookGivenBack(why, []*attempt{a})
 		d.cfg.Metrics.Attempt("released", 0)
-		d.results <- release(c, time.Time{})
+		d.results <- recordingOf(c, release(c, time.Time{}))
 		d.tell(finished{a: a})
 		return
 	}
@@ -551,7 +552,7 @@ func (d *Dispatcher) attempt(ctx context.Context, a *attempt) {
 		d.fence.hold(c.WebhookID, d.cfg.Now())
 		d.poke()
 	}
-	d.results <- r
+	d.results <- recordingOf(c, r)
 	d.tell(finished{a: a, out: out, ran: out.Kind != Cancelled && out.Kind != Internal})
 }
 

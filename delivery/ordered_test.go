@@ -112,3 +112,17 @@ func TestUnorderedWebhookGetsConcurrency(t *testing.T) {
 		run.results("all delivered", 4, resultOf(rc, store.StatusDelivered))
 	})
 }
+
+// TestOrderedNextNeedsNoPoll: an ordered webhook's next delivery becomes
+// claimable when the outcome of the one before is recorded, and is claimed
+// then, not at the next poll.
+func TestOrderedNextNeedsNoPoll(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, e *env) {
+		rc := e.receiver(ordered())
+		ids := e.publish(owner.TenantID, "order.created", 5)
+		e.run(delivery.Config{PollInterval: time.Hour}, delivery.SenderConfig{})
+		rc.take(len(ids))
+		require.Equal(t, ids, rc.events(), "publish order")
+	})
+}

@@ -83,6 +83,16 @@ func outcomeLabel(k OutcomeKind) string {
 	return "unreachable"
 }
 
+// recording is an outcome on its way to the recorder.
+type recording struct {
+	store.Result
+	// ordered: the webhook delivers in order, so its next delivery becomes
+	// claimable when this is recorded.
+	ordered bool
+}
+
+func recordingOf(c store.Claim, r store.Result) recording { return recording{Result: r, ordered: c.Ordered} }
+
 // release gives a claim back without charging an attempt; a zero next keeps
 // its due time.
 func release(c store.Claim, next time.Time) store.Result {
@@ -103,7 +113,7 @@ const (
 // (then what is left is only counted: its leases will expire).
 func (d *Dispatcher) record(ctx context.Context) {
 	for r := range d.results {
-		batch := []store.Result{r}
+		batch, ordered := []store.Result{r.Result}, r.ordered
 	drain:
 		for len(batch) < maxRecordBatch {
 			select {
@@ -111,7 +121,7 @@ func (d *Dispatcher) record(ctx context.Context) {
 				if !ok {
 					break drain
 				}
-				batch = append(batch, r)
+				batch, ordered = append(batch, r.Result), ordered || r.ordered
 			default:
 				break drain
 			}
@@ -129,7 +139,7 @@ func (d *Dispatcher) record(ctx context.Context) {
 				next = r.NextAttemptAt
 			}
 		}
-		d.tell(recorded{n: len(batch), nextRetry: next})
+		d.tell(recorded{n: len(batch), nextRetry: next, ordered: ordered})
 	}
 }
 
