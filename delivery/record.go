@@ -91,7 +91,9 @@ type recording struct {
 	ordered bool
 }
 
-func recordingOf(c store.Claim, r store.Result) recording { return recording{Result: r, ordered: c.Ordered} }
+func recordingOf(c store.Claim, r store.Result) recording {
+	return recording{Result: r, ordered: c.Ordered}
+}
 
 // release gives a claim back without charging an attempt; a zero next keeps
 // its due time.
