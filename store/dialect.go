@@ -60,8 +60,6 @@ type dialect interface {
 	// on channel.
 	notify(tx *gorm.DB, channel, payload string) error
 
-	// publishWriters is how many writers commit publishes at once.
-	publishWriters() int
 	// configurePool sizes the connection pool; maxOpen 0 is the default.
 	configurePool(db *sql.DB, maxOpen int)
 	// openReader is the connection pool of the reads that must never wait

@@ -145,8 +145,6 @@ func (postgresDialect) notify(tx *gorm.DB, channel, payload string) error {
 	return tx.Exec("SELECT pg_notify(?, ?)", channel, payload).Error
 }
 
-func (postgresDialect) publishWriters() int { return 4 }
-
 func (postgresDialect) configurePool(db *sql.DB, maxOpen int) {
 	if maxOpen <= 0 {
 		maxOpen = 20

@@ -158,9 +158,6 @@ func (sqliteDialect) notifies() bool { return false }
 
 func (sqliteDialect) notify(*gorm.DB, string, string) error { return nil }
 
-// publishWriters: SQLite has one writer anyway.
-func (sqliteDialect) publishWriters() int { return 1 }
-
 // configurePool: one connection. SQLite has one writer anyway, and queueing
 // in Go is fairer and faster than SQLite's busy-wait.
 func (sqliteDialect) configurePool(db *sql.DB, _ int) { db.SetMaxOpenConns(1) }
