@@ -62,7 +62,8 @@ func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter tim
 	now := s.clock()
 	err = s.relaxedTransaction(ctx, func(tx *gorm.DB) error {
 		paused = nil // a retried transaction starts over
-		if err := s.updateDeliveries(tx, results); err != nil {
+		applied, err := s.updateDeliveries(tx, results)
+		if err != nil {
 			return err
 		}
 		var attempts []attemptRow
@@ -71,11 +72,6 @@ func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter tim
 			if !r.Attempted {
 				continue
 			}
-			a := attemptRow{DeliveryID: r.DeliveryID, AttemptedAt: r.AttemptedAt.UTC(), Error: r.Error, DurationMS: float64(r.Duration.Microseconds()) / 1000}
-			if r.StatusCode != 0 {
-				a.StatusCode = &r.StatusCode
-			}
-			attempts = append(attempts, a)
 			switch {
 			case r.Status == StatusDelivered:
 				succeeded[r.WebhookID] = true
@@ -84,6 +80,17 @@ func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter tim
 			default:
 				failed[r.WebhookID] = true
 			}
+			if r.Status == StatusDelivered && applied[r.DeliveryID] {
+				// The delivery's row is the log of its successful attempt
+				// (delivered_at, last_status_code): the attempts log keeps the
+				// others, failed or stale.
+				continue
+			}
+			a := attemptRow{DeliveryID: r.DeliveryID, AttemptedAt: r.AttemptedAt.UTC(), Error: r.Error, DurationMS: float64(r.Duration.Microseconds()) / 1000}
+			if r.StatusCode != 0 {
+				a.StatusCode = &r.StatusCode
+			}
+			attempts = append(attempts, a)
 		}
 		if len(attempts) > 0 {
 			if err := s.insertAttempts(tx, attempts); err != nil {
@@ -155,8 +162,10 @@ func (s *Store) pauseFor(tx *gorm.DB, ids []string, reason webhook.PauseReason, 
 	return s.notifyWebhooks(tx, active)
 }
 
-// updateDeliveries writes every result in one UPDATE … FROM (VALUES …).
-func (s *Store) updateDeliveries(tx *gorm.DB, results []Result) error {
+// updateDeliveries writes every result in one UPDATE … FROM (VALUES …), and
+// returns the deliveries it changed: a stale result (its lease ended and was
+// taken over) changes nothing.
+func (s *Store) updateDeliveries(tx *gorm.DB, results []Result) (map[int64]bool, error) {
 	const cols = 9
 	cast := s.dialect.typed
 	row := "(" + strings.Join([]string{cast("BIGINT"), cast("BIGINT"), cast("TEXT"), cast("INTEGER"), cast("INTEGER"),
@@ -198,8 +207,17 @@ func (s *Store) updateDeliveries(tx *gorm.DB, results []Result) error {
 		finished_at = CASE WHEN v.column3 = 'PENDING' THEN NULL ELSE ` + cast("TIMESTAMPTZ") + ` END,
 		leased_until = NULL
 		FROM (VALUES ` + strings.Join(values, ", ") + `) AS v
-		WHERE deliveries.id = v.column1 AND deliveries.claim_seq = v.column2 AND deliveries.leased_until IS NOT NULL`
-	return tx.Exec(q, append([]any{s.clock()}, args...)...).Error
+		WHERE deliveries.id = v.column1 AND deliveries.claim_seq = v.column2 AND deliveries.leased_until IS NOT NULL
+		RETURNING deliveries.id`
+	var ids []int64
+	if err := tx.Raw(q, append([]any{s.clock()}, args...)...).Scan(&ids).Error; err != nil {
+		return nil, err
+	}
+	applied := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		applied[id] = true
+	}
+	return applied, nil
 }
 
 // insertAttempts logs attempts in one statement, skipping those whose delivery

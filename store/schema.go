@@ -106,7 +106,9 @@ type deliveryRow struct {
 
 func (deliveryRow) TableName() string { return "deliveries" }
 
-// attemptRow is the log of one HTTP attempt.
+// attemptRow is the log of one HTTP attempt that did not deliver, or that a
+// stale claim made; the delivery's own row records the attempt that delivered
+// it (delivered_at, last_status_code), so the common case writes no row here.
 type attemptRow struct {
 	ID          int64     `gorm:"primaryKey;autoIncrement"`
 	DeliveryID  int64     `gorm:"not null;index"`
