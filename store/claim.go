@@ -113,7 +113,7 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) (_ []Claim, err err
 	// The oldest due rows, ranked within their webhook; then round by round:
 	// every webhook's first, then every webhook's second, up to its cap.
 	scan := `SELECT d2.id, d2.webhook_id, d2.next_attempt_at FROM deliveries d2 JOIN webhooks w2 ON w2.id = d2.webhook_id
-		WHERE ` + strings.Join(where, " AND ") + ` ORDER BY d2.next_attempt_at, d2.id LIMIT ?`
+		WHERE ` + strings.Join(where, " AND ") + ` ORDER BY d2.next_attempt_at, d2.id LIMIT ` + boundLimit
 	args = append(args, max(claimScan, req.Limit))
 	perWebhook := req.PerWebhook
 	if perWebhook <= 0 {
@@ -133,7 +133,7 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) (_ []Claim, err err
 	due := `SELECT r.id FROM (SELECT s.id, s.webhook_id, s.next_attempt_at,
 			ROW_NUMBER() OVER (PARTITION BY s.webhook_id ORDER BY s.next_attempt_at, s.id) AS rank
 			FROM (` + scan + `) s) r
-		WHERE r.rank <= ` + capSQL + ` ORDER BY r.rank, r.next_attempt_at, r.id LIMIT ?`
+		WHERE r.rank <= ` + capSQL + ` ORDER BY r.rank, r.next_attempt_at, r.id LIMIT ` + boundLimit
 	args = append(append(args, capArgs...), req.Limit)
 	var rows []claimRow
 	err = s.relaxedTransaction(ctx, func(tx *gorm.DB) error {
@@ -176,6 +176,12 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) (_ []Claim, err err
 	sortClaims(out)
 	return out, nil
 }
+
+// boundLimit is a LIMIT whose value is bound. SQLite's planner reads the value
+// of a plain LIMIT ?, and then compiles the statement again whenever the value
+// changes (a claim's limit is the room left: it changes all the time); a cast
+// hides the value from the planner.
+const boundLimit = "CAST(? AS INTEGER)"
 
 // ClaimRef names a claim: the delivery and the fence it was claimed with.
 type ClaimRef struct {
