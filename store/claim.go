@@ -49,8 +49,13 @@ type ClaimRequest struct {
 	ExcludeUsers    []webhook.Owner
 }
 
-// claimScan bounds the due rows one claim looks at (oldest due first) before
-// it shares them out between webhooks.
+// scanRows is how many due rows a claim of limit looks at (oldest due first)
+// before it shares them out between webhooks: eight per row it may take, so
+// that webhooks behind another's backlog get their share, up to claimScan. A
+// claim costs what it looks at: looking at 4096 rows to take a hot webhook's
+// 16 made a backlog drain at most ~1,200/s on either database.
+func scanRows(limit int) int { return min(claimScan, max(8*limit, 256)) }
+
 const claimScan = 4096
 
 type claimRow struct {
@@ -114,7 +119,7 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) (_ []Claim, err err
 	// every webhook's first, then every webhook's second, up to its cap.
 	scan := `SELECT d2.id, d2.webhook_id, d2.next_attempt_at FROM deliveries d2 JOIN webhooks w2 ON w2.id = d2.webhook_id
 		WHERE ` + strings.Join(where, " AND ") + ` ORDER BY d2.next_attempt_at, d2.id LIMIT ` + boundLimit
-	args = append(args, max(claimScan, req.Limit))
+	args = append(args, max(scanRows(req.Limit), req.Limit))
 	perWebhook := req.PerWebhook
 	if perWebhook <= 0 {
 		perWebhook = req.Limit

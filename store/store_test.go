@@ -165,3 +165,24 @@ func TestExpiringTokens(t *testing.T) {
 		})
 	}
 }
+
+// TestPostgresSessionsDoNotJIT: the store's PostgreSQL sessions run with
+// jit=off unless the URL says otherwise (a claim on a large table passed
+// jit_above_cost and spent ~40 ms compiling for ~1 ms of work).
+func TestPostgresSessionsDoNotJIT(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		if be.Name != "postgres" {
+			continue // SQLite has no JIT
+		}
+		url := be.URL(t)
+		for _, tc := range []struct{ url, want string }{{url, "off"}, {url + "&jit=on", "on"}} {
+			st, err := store.Open(ctx, tc.url, store.Options{Keys: storetest.Keys()})
+			require.NoError(t, err)
+			var jit string
+			require.NoError(t, st.GormDB().Raw("SHOW jit").Scan(&jit).Error)
+			require.Equal(t, tc.want, jit, tc.url)
+			require.NoError(t, st.Close())
+		}
+	}
+}
