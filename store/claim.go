@@ -88,36 +88,47 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) (_ []Claim, err err
 	}
 	now := s.clock()
 	dbNow, nowArgs := s.dialect.now(now)
+	// What the row must be, and its webhook. The webhook's conditions are a
+	// scalar subquery, which PostgreSQL never turns into a join: the scan
+	// stays a walk of ix_deliveries_due in its order that stops at its LIMIT,
+	// whatever the statistics say (stale ones, taken while a backlog was
+	// held, made it hash-join every due row: 0.6 s a claim at 1,000,000).
 	where := []string{
 		"d2.status = 'PENDING'",
 		"d2.next_attempt_at <= ?", // retries are scheduled on the dispatchers' clocks
 		"(d2.leased_until IS NULL OR d2.leased_until <= " + dbNow + ")",
+	}
+	hook := []string{
+		"w2.id = d2.webhook_id",
 		"w2.status = 'ACTIVE'",
 		`(NOT w2.ordered OR (
 			NOT EXISTS (SELECT 1 FROM deliveries d3 WHERE d3.webhook_id = d2.webhook_id AND d3.status = 'PENDING' AND d3.id < d2.id)
 			AND NOT EXISTS (SELECT 1 FROM deliveries d4 WHERE d4.webhook_id = d2.webhook_id AND d4.status = 'PENDING'
 				AND d4.leased_until IS NOT NULL AND d4.leased_until > ` + dbNow + `)))`,
 	}
-	args := append(append([]any{now}, nowArgs...), nowArgs...)
+	args := append([]any{now}, nowArgs...)
 	if len(req.ExcludeWebhooks) > 0 {
 		where = append(where, "d2.webhook_id NOT IN ?")
 		args = append(args, req.ExcludeWebhooks)
 	}
+	hookArgs := append([]any{}, nowArgs...)
 	if len(req.ExcludeTenants) > 0 {
-		where = append(where, "w2.tenant_id NOT IN ?")
-		args = append(args, req.ExcludeTenants)
+		hook = append(hook, "w2.tenant_id NOT IN ?")
+		hookArgs = append(hookArgs, req.ExcludeTenants)
 	}
 	if len(req.ExcludeUsers) > 0 {
 		users := make([]string, len(req.ExcludeUsers))
 		for i, u := range req.ExcludeUsers {
 			users[i] = "(w2.tenant_id = ? AND w2.user_id = ?)"
-			args = append(args, u.TenantID, u.UserID)
+			hookArgs = append(hookArgs, u.TenantID, u.UserID)
 		}
-		where = append(where, "NOT ("+strings.Join(users, " OR ")+")")
+		hook = append(hook, "NOT ("+strings.Join(users, " OR ")+")")
 	}
+	where = append(where, "d2.webhook_id = (SELECT w2.id FROM webhooks w2 WHERE "+strings.Join(hook, " AND ")+")")
+	args = append(args, hookArgs...)
 	// The oldest due rows, ranked within their webhook; then round by round:
 	// every webhook's first, then every webhook's second, up to its cap.
-	scan := `SELECT d2.id, d2.webhook_id, d2.next_attempt_at FROM deliveries d2 JOIN webhooks w2 ON w2.id = d2.webhook_id
+	scan := `SELECT d2.id, d2.webhook_id, d2.next_attempt_at FROM deliveries d2
 		WHERE ` + strings.Join(where, " AND ") + ` ORDER BY d2.next_attempt_at, d2.id LIMIT ` + boundLimit
 	args = append(args, max(scanRows(req.Limit), req.Limit))
 	perWebhook := req.PerWebhook
