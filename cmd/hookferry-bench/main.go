@@ -64,6 +64,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -99,6 +100,12 @@ type Options struct {
 	PauseEvents    int
 	SlowHold       time.Duration
 	PauseReceivers string
+
+	History         int
+	HistoryWebhooks int
+	Backlog         int
+	BacklogDrain    int
+	Analyze         bool
 }
 
 // Report is the machine-readable outcome, printed as one JSON line.
@@ -111,6 +118,10 @@ type Report struct {
 	Throughput     *PhaseResult     `json:"throughput,omitempty"`
 	Light          *PhaseResult     `json:"light,omitempty"`
 	Drain          *PhaseResult     `json:"drain,omitempty"`
+	HistorySetup   *HistorySetup    `json:"history_setup,omitempty"`
+	History        *PhaseResult     `json:"history,omitempty"`
+	HistoryRatio   float64          `json:"history_ratio,omitempty"` // history's delivered/s over throughput's, when both ran
+	Backlog        *BacklogResult   `json:"backlog,omitempty"`
 	Isolation      *IsolationResult `json:"isolation,omitempty"`
 	Pause          *PauseResult     `json:"pause,omitempty"`
 	PeakRSSMiB     float64          `json:"server_peak_rss_mib"` // the largest of the instances'
@@ -144,6 +155,9 @@ type PhaseResult struct {
 	Duplicates    int     `json:"duplicates"`
 	PublishErrors int     `json:"publish_errors"`
 	CPU           CPU     `json:"cpu"`
+	// DBBytes is the database's growth per delivered delivery (throughput
+	// and history).
+	DBBytes *BytesPerEvent `json:"db_bytes,omitempty"`
 }
 
 // serverDefaultTimeout is `hookferry serve`'s --delivery-timeout default
@@ -170,7 +184,7 @@ func main() {
 	fs.IntVar(&o.Publishers, "publishers", 16, "throughput and drain phases: parallel publishers (P)")
 	fs.Float64Var(&o.Rate, "rate", 100, "light phase: events per second from one publisher")
 	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "light phase: how long to publish")
-	fs.StringVar(&o.Phases, "phases", "throughput,light", "phases to run, in this order: throughput, light, drain (deliver a backlog of N queued while paused), isolation, pause")
+	fs.StringVar(&o.Phases, "phases", "throughput,light", "phases to run, in this order: throughput, light, drain (deliver a backlog of N queued while paused), history (throughput over --history delivered rows), backlog (--backlog events held for a paused webhook), isolation, pause")
 	fs.DurationVar(&o.Wait, "wait", 2*time.Minute, "how long to wait for the deliveries after the last publish")
 	fs.StringVar(&o.Perf, "perf", "", "record the server's stacks into `FILE` with perf record -g during the throughput phase")
 	fs.Float64Var(&o.VictimRate, "victim-rate", 20, "isolation phase: events per second each victim publishes")
@@ -185,7 +199,15 @@ func main() {
 	fs.IntVar(&o.PauseEvents, "pause-events", 50, "pause phase: events queued to each webhook")
 	fs.DurationVar(&o.SlowHold, "slow-hold", 2*time.Second, "pause phase: how long the slow receiver holds each request before its 200")
 	fs.StringVar(&o.PauseReceivers, "pause-receivers", "slow,hanging", "pause phase: the receivers to run it on, in this order: slow, hanging")
+	fs.IntVar(&o.History, "history", 1_000_000, "history phase: delivered deliveries of another tenant's webhooks inserted in bulk SQL before it measures")
+	fs.IntVar(&o.HistoryWebhooks, "history-webhooks", 10, "history phase: the other tenant's webhooks the history is spread over")
+	fs.IntVar(&o.Backlog, "backlog", 1_000_000, "backlog phase: events held for a paused webhook, inserted in bulk SQL")
+	fs.IntVar(&o.BacklogDrain, "backlog-drain", 200_000, "backlog phase: arrivals to count after the unpause (0: all of --backlog)")
+	fs.BoolVar(&o.Analyze, "analyze", true, "history and backlog phases: after the bulk inserts, ANALYZE (SQLite) or VACUUM (ANALYZE) (PostgreSQL)")
 	_ = fs.Parse(os.Args[1:])
+	// Everything the main goroutine starts is the load unless labelled
+	// otherwise (the receivers are): the bench's CPU profile tells them apart.
+	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels(componentLabel, "load")))
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "hookferry-bench:", err)
 		os.Exit(1)
@@ -200,6 +222,7 @@ type bench struct {
 	recv    *Receiver
 	servers []*Server // the first is the one the bench talks to
 	api     *api      // the default principal's (tenant bench, user bench)
+	dbc     *benchDB  // the bench's own connection to the database
 	timeout time.Duration
 }
 
@@ -215,10 +238,10 @@ func run(ctx context.Context, o Options) (err error) {
 	phases := map[string]bool{}
 	for _, p := range strings.Split(o.Phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "throughput", "light", "drain", "isolation", "pause":
+		case "throughput", "light", "drain", "history", "backlog", "isolation", "pause":
 			phases[p] = true
 		default:
-			return fmt.Errorf("--phases: unknown phase %q (throughput, light, drain, isolation, pause)", p)
+			return fmt.Errorf("--phases: unknown phase %q (throughput, light, drain, history, backlog, isolation, pause)", p)
 		}
 	}
 	receivers, err := pauseReceivers(o.PauseReceivers)
@@ -240,6 +263,10 @@ func run(ctx context.Context, o Options) (err error) {
 		return fmt.Errorf("--hanging-mode must be %s or %s", hangAccept, hangHandshake)
 	case phases["pause"] && (o.PauseWebhooks < 2 || o.PauseEvents < 1 || o.SlowHold <= 0):
 		return errors.New("--pause-webhooks must be at least 2, --pause-events at least 1 and --slow-hold positive")
+	case phases["history"] && (o.History < 1 || o.HistoryWebhooks < 1):
+		return errors.New("--history and --history-webhooks must be at least 1")
+	case phases["backlog"] && (o.Backlog < 1 || o.BacklogDrain < 0):
+		return errors.New("--backlog must be at least 1 and --backlog-drain not negative")
 	}
 	if _, err := os.Stat(o.Hookferry); err != nil {
 		return fmt.Errorf("--hookferry: %w (build it: go build -o bin/hookferry ./cmd/hookferry)", err)
@@ -272,7 +299,7 @@ func run(ctx context.Context, o Options) (err error) {
 	if phases["isolation"] || phases["pause"] {
 		defaults["HOOKFERRY_DELIVERY_TIMEOUT"] = benchTimeout.String()
 	}
-	perUser := max(o.Webhooks, (o.HostileWebhooks+o.HostileUsers-1)/o.HostileUsers, o.PauseWebhooks)
+	perUser := max(o.Webhooks, (o.HostileWebhooks+o.HostileUsers-1)/o.HostileUsers, o.PauseWebhooks, o.HistoryWebhooks)
 	env, passed := serverEnv(db.URL, recv.CAFile, perUser, defaults)
 	var timeoutBy string
 	if b.timeout, timeoutBy, err = attemptTimeout(env, defaults); err != nil {
@@ -298,6 +325,10 @@ func run(ctx context.Context, o Options) (err error) {
 	}
 	srv := b.servers[0]
 	logf("attempt timeout %s (%s)", b.timeout, timeoutBy)
+	if b.dbc, err = openBenchDB(ctx, o.DB, db); err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, b.dbc.close()) }()
 
 	manage, err := srv.createToken(ctx, "bench", "bench", "WEBHOOK_MANAGEMENT")
 	if err != nil {
@@ -313,7 +344,7 @@ func run(ctx context.Context, o Options) (err error) {
 	}
 	b.api = a
 	var hooks []string
-	if phases["throughput"] || phases["light"] || phases["drain"] {
+	if phases["throughput"] || phases["light"] || phases["drain"] || phases["history"] {
 		if hooks, err = a.registerWebhooks(ctx, recv.URL, o.Webhooks); err != nil {
 			return err
 		}
@@ -327,26 +358,15 @@ func run(ctx context.Context, o Options) (err error) {
 	if rep.BusyBeforePct = busyPct(time.Second); rep.BusyBeforePct > 10 {
 		logf("the machine was %.0f%% busy before the load started: other processes will skew the figures", rep.BusyBeforePct)
 	}
-	epoch, pids := b.epoch, b.pids()
+	epoch, scope := b.epoch, b.cpuScope()
 	if phases["throughput"] {
-		logf("throughput: %d events to %d webhook(s) from %d publishers", o.Events, o.Webhooks, o.Publishers)
-		var perf *perfRecord
-		if o.Perf != "" {
-			if perf, err = startPerf(srv.pid(), o.Perf); err != nil {
-				logf("%v; going on without a profile", err)
-			}
-		}
-		rep.Throughput = measure(ctx, recv, pids, epoch, "throughput", o.Events*o.Webhooks, o.Wait, func() publishResult {
-			return a.publishParallel(ctx, epoch, "throughput", o.Events, o.Publishers)
-		})
-		rep.Throughput.Publishers = o.Publishers
-		perf.stop()
+		rep.Throughput = b.throughputLike(ctx, "throughput", o.Perf)
 	}
 	if phases["light"] && ctx.Err() == nil {
 		time.Sleep(time.Second) // let the server finish recording the previous phase
 		n := int(o.Rate * o.Duration.Seconds())
 		logf("light: %d events at %g/s from 1 publisher", n, o.Rate)
-		rep.Light = measure(ctx, recv, pids, epoch, "light", n*o.Webhooks, o.Wait, func() publishResult {
+		rep.Light = measure(ctx, recv, scope, epoch, "light", n*o.Webhooks, o.Wait, func() publishResult {
 			return a.publishSteady(ctx, epoch, "light", o.Rate, o.Duration)
 		})
 		rep.Light.Publishers, rep.Light.TargetRate = 1, o.Rate
@@ -355,7 +375,7 @@ func run(ctx context.Context, o Options) (err error) {
 	if phases["drain"] && ctx.Err() == nil {
 		time.Sleep(time.Second)
 		logf("drain: %d events published to paused webhooks from %d publishers, then unpaused", o.Events, o.Publishers)
-		rep.Drain = measure(ctx, recv, pids, epoch, "drain", o.Events*o.Webhooks, o.Wait, func() publishResult {
+		rep.Drain = measure(ctx, recv, scope, epoch, "drain", o.Events*o.Webhooks, o.Wait, func() publishResult {
 			if err := a.setPaused(ctx, hooks, true); err != nil {
 				return publishResult{errors: 1, firstErr: err}
 			}
@@ -372,6 +392,24 @@ func run(ctx context.Context, o Options) (err error) {
 	}
 
 	var phaseErrs []error
+	if phases["history"] && ctx.Err() == nil {
+		b.waitIdle(ctx, 2*b.timeout+5*time.Second)
+		if rep.HistorySetup, err = b.historySetup(ctx); err != nil {
+			phaseErrs = append(phaseErrs, fmt.Errorf("history: %w", err))
+		} else {
+			time.Sleep(time.Second)
+			rep.History = b.throughputLike(ctx, "history", "")
+			if rep.Throughput != nil && rep.Throughput.DeliveredPerS > 0 {
+				rep.HistoryRatio = round2(rep.History.DeliveredPerS / rep.Throughput.DeliveredPerS)
+			}
+		}
+	}
+	if phases["backlog"] && ctx.Err() == nil {
+		b.waitIdle(ctx, 2*b.timeout+5*time.Second)
+		if rep.Backlog, err = b.backlog(ctx, phases["isolation"] || phases["pause"]); err != nil {
+			phaseErrs = append(phaseErrs, fmt.Errorf("backlog: %w", err))
+		}
+	}
 	if phases["isolation"] && ctx.Err() == nil {
 		b.waitIdle(ctx, 2*b.timeout+5*time.Second)
 		if rep.Isolation, err = b.isolation(ctx); err != nil {
@@ -385,7 +423,7 @@ func run(ctx context.Context, o Options) (err error) {
 		}
 	}
 
-	for _, pid := range pids {
+	for _, pid := range scope.pids {
 		if kib, err := peakRSSKiB(pid); err == nil {
 			rep.PeakRSSMiB = max(rep.PeakRSSMiB, round2(float64(kib)/1024))
 		} else {
@@ -405,7 +443,7 @@ func run(ctx context.Context, o Options) (err error) {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	for _, p := range []*PhaseResult{rep.Throughput, rep.Light, rep.Drain} {
+	for _, p := range []*PhaseResult{rep.Throughput, rep.Light, rep.Drain, rep.History} {
 		if p != nil && (p.Missing > 0 || p.PublishErrors > 0) {
 			phaseErrs = append(phaseErrs, fmt.Errorf("incomplete run: %d deliveries missing, %d publishes failed", p.Missing, p.PublishErrors))
 		}
@@ -475,9 +513,9 @@ func (b *bench) waitIdle(ctx context.Context, limit time.Duration) {
 
 // measure runs one phase's publishing and waits (for at most wait after the
 // last publish) for its deliveries.
-func measure(ctx context.Context, recv *Receiver, pids []int, epoch time.Time, name string, expected int, wait time.Duration, publish func() publishResult) *PhaseResult {
+func measure(ctx context.Context, recv *Receiver, scope cpuScope, epoch time.Time, name string, expected int, wait time.Duration, publish func() publishResult) *PhaseResult {
 	c := recv.begin(name, expected)
-	cpu := startCPU(pids)
+	cpu := startCPU(scope)
 	start := time.Since(epoch)
 	pub := publish()
 	if pub.firstErr != nil {
@@ -491,6 +529,7 @@ func measure(ctx context.Context, recv *Receiver, pids []int, epoch time.Time, n
 		Published: pub.published, Deliveries: queued, Delivered: got, Missing: max(queued-got, 0),
 		Duplicates: dups, PublishErrors: pub.errors, LatencyMS: latencyOf(lats), PublishMS: latencyOf(pub.rtts), CPU: used,
 	}
+	r.CPU.perDelivered(got)
 	if pub.duration > 0 {
 		r.PublishPerS = round2(float64(pub.published) / pub.duration.Seconds())
 	}
@@ -512,7 +551,7 @@ func printReport(r Report) {
 		r    *PhaseResult
 	}
 	var rows []row
-	for _, x := range []row{{"throughput", r.Throughput}, {"light", r.Light}, {"drain", r.Drain}} {
+	for _, x := range []row{{"throughput", r.Throughput}, {"light", r.Light}, {"drain", r.Drain}, {"history", r.History}} {
 		if x.r != nil {
 			rows = append(rows, x)
 		}
@@ -521,19 +560,40 @@ func printReport(r Report) {
 		r.DB, r.Instances, r.Events, r.Webhooks, r.Publishers, r.Machine.NProc, r.Machine.GOMAXPROCS, r.Machine.Go, r.AttemptTimeout)
 	if len(rows) > 0 {
 		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "phase\tpublished\tpubl.\tpublish/s\tdelivered\tmissing\tdelivered/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tdup\tcpu s srv/bench/other\tbusy %\t")
+		fmt.Fprintln(tw, "phase\tpublished\tpubl.\tpublish/s\tdelivered\tmissing\tdelivered/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tdup\tcpu s srv/db/bench/other\tbusy %\t")
 		for _, x := range rows {
 			p := x.r
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%.1f/%.1f/%.1f\t%.0f\t\n",
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%.1f/%.1f/%.1f/%.1f\t%.0f\t\n",
 				x.name, p.Published, p.Publishers, p.PublishPerS, p.Delivered, p.Missing, p.DeliveredPerS,
 				p.LatencyMS.P50, p.LatencyMS.P90, p.LatencyMS.P99, p.LatencyMS.Max, p.Duplicates,
-				p.CPU.ServerS, p.CPU.BenchS, p.CPU.OtherS, p.CPU.MachineBusyPct)
+				p.CPU.ServerS, p.CPU.DatabaseS, p.CPU.BenchS, p.CPU.OtherS, p.CPU.MachineBusyPct)
 		}
 		_ = tw.Flush()
 		for _, x := range rows {
 			l := x.r.PublishMS
 			fmt.Printf("%s: publish -> 202 p50 %.2f  p90 %.2f  p99 %.2f  max %.2f ms\n", x.name, l.P50, l.P90, l.P99, l.Max)
 		}
+		for _, x := range rows {
+			if line := x.r.CPU.perDeliveredLine(); line != "" {
+				fmt.Printf("%s: %s\n", x.name, line)
+			}
+			if x.r.DBBytes != nil {
+				fmt.Printf("%s: database bytes per delivered delivery: %s\n", x.name, x.r.DBBytes)
+			}
+		}
+	}
+	if h := r.HistorySetup; h != nil {
+		fmt.Printf("history: set-up of %d events of %d webhooks of another tenant, each DELIVERED %.0f min ago with one attempt, inserted in bulk SQL in %.1f s; then %s (%.1f s)\n",
+			h.Events, h.Webhooks, h.AgeMin, h.InsertS, h.Analyzed, h.AnalyzeS)
+		if h.DBBytes != nil {
+			fmt.Printf("history: database bytes per bulk delivered event: %s\n", h.DBBytes)
+		}
+		if r.HistoryRatio > 0 {
+			fmt.Printf("history/throughput delivered/s: %.2f (target ≥ %.2f: %s)\n", r.HistoryRatio, 1-historyTolerance, met(r.HistoryRatio >= 1-historyTolerance))
+		}
+	}
+	if r.Backlog != nil {
+		printBacklog(r.Backlog)
 	}
 	if r.Isolation != nil {
 		printIsolation(r.Isolation)
