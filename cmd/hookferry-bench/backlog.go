@@ -60,6 +60,7 @@ type BacklogResult struct {
 	WindowsPerS   []float64 `json:"window_per_s"`          // each full backlogWindow from the 200
 	SustainedPerS float64   `json:"sustained_per_s"`       // the slowest window (the only one, partial, if the drain was shorter)
 	Stalled       bool      `json:"stalled"`               // nothing arrived for --wait: the bench gave up
+	TimedOut      bool      `json:"timed_out"`             // --backlog-time passed before DrainTarget arrived
 	CPU           CPU       `json:"cpu"`                   // from the unpause to the end of the count
 	RepauseMS     float64   `json:"repause_ms,omitempty"`  // paused again for the phases after it
 }
@@ -230,6 +231,14 @@ func (b *bench) backlog(ctx context.Context, repause bool) (*BacklogResult, erro
 		}
 		got, _, _ := b.recv.progress(c)
 		samples = append(samples, sample{time.Since(b.epoch), got})
+		if waiting && time.Since(b.epoch)-at200 > o.BacklogTime {
+			res.TimedOut = true
+			logf("backlog: %s after the unpause %d of %d counted; the bench stops counting", o.BacklogTime, got, res.DrainTarget)
+			waiting = false
+		}
+		if !waiting {
+			break
+		}
 		if got != lastGot {
 			lastGot, lastChange = got, time.Now()
 		} else if time.Since(lastChange) > o.Wait {
@@ -313,6 +322,9 @@ func printBacklog(r *BacklogResult) {
 	fmt.Println()
 	if line := r.CPU.perDeliveredLine(); line != "" {
 		fmt.Printf("backlog: %s\n", line)
+	}
+	if r.TimedOut {
+		fmt.Printf("backlog: the bench stopped counting at --backlog-time, %d short of its target %d\n", r.DrainTarget-r.Drained, r.DrainTarget)
 	}
 	if r.Stalled {
 		fmt.Println("backlog: the drain stalled: the bench stopped waiting before it counted its target")

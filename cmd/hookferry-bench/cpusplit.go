@@ -146,6 +146,10 @@ func (c CPU) perDeliveredLine() string {
 	if u == nil {
 		return ""
 	}
-	return fmt.Sprintf("CPU µs per delivered delivery: server %.0f, database %.0f, load %.0f, receiver %.0f, bench runtime (GC) %.0f",
+	line := fmt.Sprintf("CPU µs per delivered delivery: server %.0f, database %.0f, load %.0f, receiver %.0f, bench runtime (GC) %.0f",
 		u.Server, u.Database, u.Load, u.Receiver, u.Runtime)
+	if c.BenchS > 0 {
+		line += fmt.Sprintf(" (the bench's profile sampled %.0f%% of its CPU)", 100*(c.LoadS+c.ReceiverS+c.RuntimeS)/c.BenchS)
+	}
+	return line
 }

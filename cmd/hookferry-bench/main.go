@@ -105,6 +105,7 @@ type Options struct {
 	HistoryWebhooks int
 	Backlog         int
 	BacklogDrain    int
+	BacklogTime     time.Duration
 	Analyze         bool
 }
 
@@ -203,6 +204,7 @@ func main() {
 	fs.IntVar(&o.HistoryWebhooks, "history-webhooks", 10, "history phase: the other tenant's webhooks the history is spread over")
 	fs.IntVar(&o.Backlog, "backlog", 1_000_000, "backlog phase: events held for a paused webhook, inserted in bulk SQL")
 	fs.IntVar(&o.BacklogDrain, "backlog-drain", 200_000, "backlog phase: arrivals to count after the unpause (0: all of --backlog)")
+	fs.DurationVar(&o.BacklogTime, "backlog-time", 2*time.Minute, "backlog phase: stop counting the drain after this long, even short of --backlog-drain")
 	fs.BoolVar(&o.Analyze, "analyze", true, "history and backlog phases: after the bulk inserts, ANALYZE (SQLite) or VACUUM (ANALYZE) (PostgreSQL)")
 	_ = fs.Parse(os.Args[1:])
 	// Everything the main goroutine starts is the load unless labelled
@@ -265,8 +267,8 @@ func run(ctx context.Context, o Options) (err error) {
 		return errors.New("--pause-webhooks must be at least 2, --pause-events at least 1 and --slow-hold positive")
 	case phases["history"] && (o.History < 1 || o.HistoryWebhooks < 1):
 		return errors.New("--history and --history-webhooks must be at least 1")
-	case phases["backlog"] && (o.Backlog < 1 || o.BacklogDrain < 0):
-		return errors.New("--backlog must be at least 1 and --backlog-drain not negative")
+	case phases["backlog"] && (o.Backlog < 1 || o.BacklogDrain < 0 || o.BacklogTime <= 0):
+		return errors.New("--backlog must be at least 1, --backlog-drain not negative and --backlog-time positive")
 	}
 	if _, err := os.Stat(o.Hookferry); err != nil {
 		return fmt.Errorf("--hookferry: %w (build it: go build -o bin/hookferry ./cmd/hookferry)", err)
