@@ -18,6 +18,38 @@
 // N events queued to paused webhooks, then unpaused, which times the delivery
 // engine alone (delivered/s from the unpause).
 //
+// Two phases measure what a large database costs, each set up in bulk SQL
+// by the bench's own connection to the server's database (set-based inserts,
+// 100,000 rows a transaction; then ANALYZE on SQLite, VACUUM (ANALYZE) on
+// PostgreSQL, unless --analyze=false):
+//
+//   - history: --history (1,000,000) events of another tenant's
+//     --history-webhooks webhooks, each with a DELIVERED delivery and one
+//     attempt from half an hour ago (inside the default retention), then
+//     the throughput phase's measurement again, as its own row; with
+//     throughput in the same run it prints history/throughput delivered/s
+//     (the issue's target: within 10%).
+//   - backlog: --backlog (1,000,000) events held for one paused webhook, as
+//     a paused webhook's publishes are held (PENDING, no due time). It reads
+//     the webhook through the API (GET /v1/webhooks/{id} latency, and
+//     buffered_events must be the backlog), samples the server's VmRSS
+//     every 100 ms, unpauses it and counts the first --backlog-drain
+//     arrivals (at most --backlog-time): delivered/s overall and per 10 s
+//     window, the slowest window being the sustained rate. The rest drains
+//     on until the server stops (or is paused again when isolation or pause
+//     follow). Targets: RSS < 150 MB, GET < 50 ms, sustained ≥ 4,000/s.
+//
+// After throughput and history it prints the database's growth per
+// delivered delivery, rows and indexes of events, deliveries and attempts
+// (PostgreSQL pg_table_size and pg_indexes_size, dead row versions included;
+// SQLite dbstat; the WAL in neither), and for each measured phase the CPU per
+// delivered delivery of the server, of the database (PostgreSQL: its
+// processes serving the bench's database, and the shared ones), and of the
+// bench's load and receiver (a CPU profile of the bench, by goroutine label).
+// For example:
+//
+//	bin/hookferry-bench --hookferry bin/hookferry --db postgres --phases throughput,history,backlog
+//
 // Two more phases test what one webhook's trouble does to the rest (`make
 // bench-isolation` runs both on both databases; BENCH_PG_FLAGS=--instances 2
 // adds a second instance on PostgreSQL):
