@@ -19,6 +19,38 @@
 // N events queued to paused webhooks, then unpaused, which times the delivery
 // engine alone (delivered/s from the unpause).
 //
+// Two phases measure what a large database costs, each set up in bulk SQL
+// by the bench's own connection to the server's database (set-based inserts,
+// 100,000 rows a transaction; then ANALYZE on SQLite, VACUUM (ANALYZE) on
+// PostgreSQL, unless --analyze=false):
+//
+//   - history: --history (1,000,000) events of another tenant's
+//     --history-webhooks webhooks, each with a DELIVERED delivery and one
+//     attempt from half an hour ago (inside the default retention), then
+//     the throughput phase's measurement again, as its own row; with
+//     throughput in the same run it prints history/throughput delivered/s
+//     (the issue's target: within 10%).
+//   - backlog: --backlog (1,000,000) events held for one paused webhook, as
+//     a paused webhook's publishes are held (PENDING, no due time). It reads
+//     the webhook through the API (GET /v1/webhooks/{id} latency, and
+//     buffered_events must be the backlog), samples the server's VmRSS
+//     every 100 ms, unpauses it and counts the first --backlog-drain
+//     arrivals (at most --backlog-time): delivered/s overall and per 10 s
+//     window, the slowest window being the sustained rate. The rest drains
+//     on until the server stops (or is paused again when isolation or pause
+//     follow). Targets: RSS < 150 MB, GET < 50 ms, sustained ≥ 4,000/s.
+//
+// After throughput and history it prints the database's growth per
+// delivered delivery, rows and indexes of events, deliveries and attempts
+// (PostgreSQL pg_table_size and pg_indexes_size, dead row versions included;
+// SQLite dbstat; the WAL in neither), and for each measured phase the CPU per
+// delivered delivery of the server, of the database (PostgreSQL: its
+// processes serving the bench's database, and the shared ones), and of the
+// bench's load and receiver (a CPU profile of the bench, by goroutine label).
+// For example:
+//
+//	bin/hookferry-bench --hookferry bin/hookferry --db postgres --phases throughput,history,backlog
+//
 // Two more phases test what one webhook's trouble does to the rest (`make
 // bench-isolation` runs both on both databases; BENCH_PG_FLAGS=--instances 2
 // adds a second instance on PostgreSQL):
@@ -65,6 +97,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -101,6 +134,13 @@ type Options struct {
 	PauseEvents    int
 	SlowHold       time.Duration
 	PauseReceivers string
+
+	History         int
+	HistoryWebhooks int
+	Backlog         int
+	BacklogDrain    int
+	BacklogTime     time.Duration
+	Analyze         bool
 }
 
 // Report is the machine-readable outcome, printed as one JSON line.
@@ -114,6 +154,10 @@ type Report struct {
 	Throughput     *PhaseResult     `json:"throughput,omitempty"`
 	Light          *PhaseResult     `json:"light,omitempty"`
 	Drain          *PhaseResult     `json:"drain,omitempty"`
+	HistorySetup   *HistorySetup    `json:"history_setup,omitempty"`
+	History        *PhaseResult     `json:"history,omitempty"`
+	HistoryRatio   float64          `json:"history_ratio,omitempty"` // history's delivered/s over throughput's, when both ran
+	Backlog        *BacklogResult   `json:"backlog,omitempty"`
 	Isolation      *IsolationResult `json:"isolation,omitempty"`
 	Pause          *PauseResult     `json:"pause,omitempty"`
 	PeakRSSMiB     float64          `json:"server_peak_rss_mib"` // the largest of the instances'
@@ -147,6 +191,9 @@ type PhaseResult struct {
 	Duplicates    int     `json:"duplicates"`
 	PublishErrors int     `json:"publish_errors"`
 	CPU           CPU     `json:"cpu"`
+	// DBBytes is the database's growth per delivered delivery (throughput
+	// and history).
+	DBBytes *BytesPerEvent `json:"db_bytes,omitempty"`
 }
 
 // serverDefaultTimeout is `hookferry serve`'s --delivery-timeout default
@@ -174,7 +221,7 @@ func main() {
 	fs.IntVar(&o.Batch, "batch", 1, "throughput and drain phases: events per publish request; above 1 they go to POST /v1/events/batch (at most 500)")
 	fs.Float64Var(&o.Rate, "rate", 100, "light phase: events per second from one publisher")
 	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "light phase: how long to publish")
-	fs.StringVar(&o.Phases, "phases", "throughput,light", "phases to run, in this order: throughput, light, drain (deliver a backlog of N queued while paused), isolation, pause")
+	fs.StringVar(&o.Phases, "phases", "throughput,light", "phases to run, in this order: throughput, light, drain (deliver a backlog of N queued while paused), history (throughput over --history delivered rows), backlog (--backlog events held for a paused webhook), isolation, pause")
 	fs.DurationVar(&o.Wait, "wait", 2*time.Minute, "how long to wait for the deliveries after the last publish")
 	fs.StringVar(&o.Perf, "perf", "", "record the server's stacks into `FILE` with perf record -g during the throughput phase")
 	fs.Float64Var(&o.VictimRate, "victim-rate", 20, "isolation phase: events per second each victim publishes")
@@ -189,7 +236,16 @@ func main() {
 	fs.IntVar(&o.PauseEvents, "pause-events", 50, "pause phase: events queued to each webhook")
 	fs.DurationVar(&o.SlowHold, "slow-hold", 2*time.Second, "pause phase: how long the slow receiver holds each request before its 200")
 	fs.StringVar(&o.PauseReceivers, "pause-receivers", "slow,hanging", "pause phase: the receivers to run it on, in this order: slow, hanging")
+	fs.IntVar(&o.History, "history", 1_000_000, "history phase: delivered deliveries of another tenant's webhooks inserted in bulk SQL before it measures")
+	fs.IntVar(&o.HistoryWebhooks, "history-webhooks", 10, "history phase: the other tenant's webhooks the history is spread over")
+	fs.IntVar(&o.Backlog, "backlog", 1_000_000, "backlog phase: events held for a paused webhook, inserted in bulk SQL")
+	fs.IntVar(&o.BacklogDrain, "backlog-drain", 200_000, "backlog phase: arrivals to count after the unpause (0: all of --backlog)")
+	fs.DurationVar(&o.BacklogTime, "backlog-time", 2*time.Minute, "backlog phase: stop counting the drain after this long, even short of --backlog-drain")
+	fs.BoolVar(&o.Analyze, "analyze", true, "history and backlog phases: after the bulk inserts, ANALYZE (SQLite) or VACUUM (ANALYZE) (PostgreSQL)")
 	_ = fs.Parse(os.Args[1:])
+	// Everything the main goroutine starts is the load unless labelled
+	// otherwise (the receivers are): the bench's CPU profile tells them apart.
+	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels(componentLabel, "load")))
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "hookferry-bench:", err)
 		os.Exit(1)
@@ -204,6 +260,7 @@ type bench struct {
 	recv    *Receiver
 	servers []*Server // the first is the one the bench talks to
 	api     *api      // the default principal's (tenant bench, user bench)
+	dbc     *benchDB  // the bench's own connection to the database
 	timeout time.Duration
 }
 
@@ -219,10 +276,10 @@ func run(ctx context.Context, o Options) (err error) {
 	phases := map[string]bool{}
 	for _, p := range strings.Split(o.Phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "throughput", "light", "drain", "isolation", "pause":
+		case "throughput", "light", "drain", "history", "backlog", "isolation", "pause":
 			phases[p] = true
 		default:
-			return fmt.Errorf("--phases: unknown phase %q (throughput, light, drain, isolation, pause)", p)
+			return fmt.Errorf("--phases: unknown phase %q (throughput, light, drain, history, backlog, isolation, pause)", p)
 		}
 	}
 	receivers, err := pauseReceivers(o.PauseReceivers)
@@ -246,6 +303,10 @@ func run(ctx context.Context, o Options) (err error) {
 		return fmt.Errorf("--hanging-mode must be %s or %s", hangAccept, hangHandshake)
 	case phases["pause"] && (o.PauseWebhooks < 2 || o.PauseEvents < 1 || o.SlowHold <= 0):
 		return errors.New("--pause-webhooks must be at least 2, --pause-events at least 1 and --slow-hold positive")
+	case phases["history"] && (o.History < 1 || o.HistoryWebhooks < 1):
+		return errors.New("--history and --history-webhooks must be at least 1")
+	case phases["backlog"] && (o.Backlog < 1 || o.BacklogDrain < 0 || o.BacklogTime <= 0):
+		return errors.New("--backlog must be at least 1, --backlog-drain not negative and --backlog-time positive")
 	}
 	if _, err := os.Stat(o.Hookferry); err != nil {
 		return fmt.Errorf("--hookferry: %w (build it: go build -o bin/hookferry ./cmd/hookferry)", err)
@@ -278,7 +339,7 @@ func run(ctx context.Context, o Options) (err error) {
 	if phases["isolation"] || phases["pause"] {
 		defaults["HOOKFERRY_DELIVERY_TIMEOUT"] = benchTimeout.String()
 	}
-	perUser := max(o.Webhooks, (o.HostileWebhooks+o.HostileUsers-1)/o.HostileUsers, o.PauseWebhooks)
+	perUser := max(o.Webhooks, (o.HostileWebhooks+o.HostileUsers-1)/o.HostileUsers, o.PauseWebhooks, o.HistoryWebhooks)
 	env, passed := serverEnv(db.URL, recv.CAFile, perUser, defaults)
 	var timeoutBy string
 	if b.timeout, timeoutBy, err = attemptTimeout(env, defaults); err != nil {
@@ -304,6 +365,10 @@ func run(ctx context.Context, o Options) (err error) {
 	}
 	srv := b.servers[0]
 	logf("attempt timeout %s (%s)", b.timeout, timeoutBy)
+	if b.dbc, err = openBenchDB(ctx, o.DB, db); err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, b.dbc.close()) }()
 
 	manage, err := srv.createToken(ctx, "bench", "bench", "WEBHOOK_MANAGEMENT")
 	if err != nil {
@@ -319,7 +384,7 @@ func run(ctx context.Context, o Options) (err error) {
 	}
 	b.api = a
 	var hooks []string
-	if phases["throughput"] || phases["light"] || phases["drain"] {
+	if phases["throughput"] || phases["light"] || phases["drain"] || phases["history"] {
 		if hooks, err = a.registerWebhooks(ctx, recv.URL, o.Webhooks); err != nil {
 			return err
 		}
@@ -333,26 +398,15 @@ func run(ctx context.Context, o Options) (err error) {
 	if rep.BusyBeforePct = busyPct(time.Second); rep.BusyBeforePct > 10 {
 		logf("the machine was %.0f%% busy before the load started: other processes will skew the figures", rep.BusyBeforePct)
 	}
-	epoch, pids := b.epoch, b.pids()
+	epoch, scope := b.epoch, b.cpuScope()
 	if phases["throughput"] {
-		logf("throughput: %d events to %d webhook(s) from %d publishers", o.Events, o.Webhooks, o.Publishers)
-		var perf *perfRecord
-		if o.Perf != "" {
-			if perf, err = startPerf(srv.pid(), o.Perf); err != nil {
-				logf("%v; going on without a profile", err)
-			}
-		}
-		rep.Throughput = measure(ctx, recv, pids, epoch, "throughput", o.Events*o.Webhooks, o.Wait, func() publishResult {
-			return a.publishParallel(ctx, epoch, "throughput", o.Events, o.Publishers, o.Batch)
-		})
-		rep.Throughput.Publishers = o.Publishers
-		perf.stop()
+		rep.Throughput = b.throughputLike(ctx, "throughput", o.Perf)
 	}
 	if phases["light"] && ctx.Err() == nil {
 		time.Sleep(time.Second) // let the server finish recording the previous phase
 		n := int(o.Rate * o.Duration.Seconds())
 		logf("light: %d events at %g/s from 1 publisher", n, o.Rate)
-		rep.Light = measure(ctx, recv, pids, epoch, "light", n*o.Webhooks, o.Wait, func() publishResult {
+		rep.Light = measure(ctx, recv, scope, epoch, "light", n*o.Webhooks, o.Wait, func() publishResult {
 			return a.publishSteady(ctx, epoch, "light", o.Rate, o.Duration)
 		})
 		rep.Light.Publishers, rep.Light.TargetRate = 1, o.Rate
@@ -361,7 +415,7 @@ func run(ctx context.Context, o Options) (err error) {
 	if phases["drain"] && ctx.Err() == nil {
 		time.Sleep(time.Second)
 		logf("drain: %d events published to paused webhooks from %d publishers, then unpaused", o.Events, o.Publishers)
-		rep.Drain = measure(ctx, recv, pids, epoch, "drain", o.Events*o.Webhooks, o.Wait, func() publishResult {
+		rep.Drain = measure(ctx, recv, scope, epoch, "drain", o.Events*o.Webhooks, o.Wait, func() publishResult {
 			if err := a.setPaused(ctx, hooks, true); err != nil {
 				return publishResult{errors: 1, firstErr: err}
 			}
@@ -378,6 +432,24 @@ func run(ctx context.Context, o Options) (err error) {
 	}
 
 	var phaseErrs []error
+	if phases["history"] && ctx.Err() == nil {
+		b.waitIdle(ctx, 2*b.timeout+5*time.Second)
+		if rep.HistorySetup, err = b.historySetup(ctx); err != nil {
+			phaseErrs = append(phaseErrs, fmt.Errorf("history: %w", err))
+		} else {
+			time.Sleep(time.Second)
+			rep.History = b.throughputLike(ctx, "history", "")
+			if rep.Throughput != nil && rep.Throughput.DeliveredPerS > 0 {
+				rep.HistoryRatio = round2(rep.History.DeliveredPerS / rep.Throughput.DeliveredPerS)
+			}
+		}
+	}
+	if phases["backlog"] && ctx.Err() == nil {
+		b.waitIdle(ctx, 2*b.timeout+5*time.Second)
+		if rep.Backlog, err = b.backlog(ctx, phases["isolation"] || phases["pause"]); err != nil {
+			phaseErrs = append(phaseErrs, fmt.Errorf("backlog: %w", err))
+		}
+	}
 	if phases["isolation"] && ctx.Err() == nil {
 		b.waitIdle(ctx, 2*b.timeout+5*time.Second)
 		if rep.Isolation, err = b.isolation(ctx); err != nil {
@@ -391,7 +463,7 @@ func run(ctx context.Context, o Options) (err error) {
 		}
 	}
 
-	for _, pid := range pids {
+	for _, pid := range scope.pids {
 		if kib, err := peakRSSKiB(pid); err == nil {
 			rep.PeakRSSMiB = max(rep.PeakRSSMiB, round2(float64(kib)/1024))
 		} else {
@@ -411,7 +483,7 @@ func run(ctx context.Context, o Options) (err error) {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	for _, p := range []*PhaseResult{rep.Throughput, rep.Light, rep.Drain} {
+	for _, p := range []*PhaseResult{rep.Throughput, rep.Light, rep.Drain, rep.History} {
 		if p != nil && (p.Missing > 0 || p.PublishErrors > 0) {
 			phaseErrs = append(phaseErrs, fmt.Errorf("incomplete run: %d deliveries missing, %d publishes failed", p.Missing, p.PublishErrors))
 		}
@@ -481,9 +553,9 @@ func (b *bench) waitIdle(ctx context.Context, limit time.Duration) {
 
 // measure runs one phase's publishing and waits (for at most wait after the
 // last publish) for its deliveries.
-func measure(ctx context.Context, recv *Receiver, pids []int, epoch time.Time, name string, expected int, wait time.Duration, publish func() publishResult) *PhaseResult {
+func measure(ctx context.Context, recv *Receiver, scope cpuScope, epoch time.Time, name string, expected int, wait time.Duration, publish func() publishResult) *PhaseResult {
 	c := recv.begin(name, expected)
-	cpu := startCPU(pids)
+	cpu := startCPU(scope)
 	start := time.Since(epoch)
 	pub := publish()
 	if pub.firstErr != nil {
@@ -497,6 +569,7 @@ func measure(ctx context.Context, recv *Receiver, pids []int, epoch time.Time, n
 		Published: pub.published, Deliveries: queued, Delivered: got, Missing: max(queued-got, 0),
 		Duplicates: dups, PublishErrors: pub.errors, LatencyMS: latencyOf(lats), PublishMS: latencyOf(pub.rtts), CPU: used,
 	}
+	r.CPU.perDelivered(got)
 	if pub.duration > 0 {
 		r.PublishPerS = round2(float64(pub.published) / pub.duration.Seconds())
 	}
@@ -518,7 +591,7 @@ func printReport(r Report) {
 		r    *PhaseResult
 	}
 	var rows []row
-	for _, x := range []row{{"throughput", r.Throughput}, {"light", r.Light}, {"drain", r.Drain}} {
+	for _, x := range []row{{"throughput", r.Throughput}, {"light", r.Light}, {"drain", r.Drain}, {"history", r.History}} {
 		if x.r != nil {
 			rows = append(rows, x)
 		}
@@ -527,19 +600,40 @@ func printReport(r Report) {
 		r.DB, r.Instances, r.Events, r.Webhooks, r.Publishers, r.Batch, r.Machine.NProc, r.Machine.GOMAXPROCS, r.Machine.Go, r.AttemptTimeout)
 	if len(rows) > 0 {
 		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "phase\tpublished\tpubl.\tpublish/s\tdelivered\tmissing\tdelivered/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tdup\tcpu s srv/bench/other\tbusy %\t")
+		fmt.Fprintln(tw, "phase\tpublished\tpubl.\tpublish/s\tdelivered\tmissing\tdelivered/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tdup\tcpu s srv/db/bench/other\tbusy %\t")
 		for _, x := range rows {
 			p := x.r
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%.1f/%.1f/%.1f\t%.0f\t\n",
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%.1f/%.1f/%.1f/%.1f\t%.0f\t\n",
 				x.name, p.Published, p.Publishers, p.PublishPerS, p.Delivered, p.Missing, p.DeliveredPerS,
 				p.LatencyMS.P50, p.LatencyMS.P90, p.LatencyMS.P99, p.LatencyMS.Max, p.Duplicates,
-				p.CPU.ServerS, p.CPU.BenchS, p.CPU.OtherS, p.CPU.MachineBusyPct)
+				p.CPU.ServerS, p.CPU.DatabaseS, p.CPU.BenchS, p.CPU.OtherS, p.CPU.MachineBusyPct)
 		}
 		_ = tw.Flush()
 		for _, x := range rows {
 			l := x.r.PublishMS
 			fmt.Printf("%s: publish -> 202 p50 %.2f  p90 %.2f  p99 %.2f  max %.2f ms\n", x.name, l.P50, l.P90, l.P99, l.Max)
 		}
+		for _, x := range rows {
+			if line := x.r.CPU.perDeliveredLine(); line != "" {
+				fmt.Printf("%s: %s\n", x.name, line)
+			}
+			if x.r.DBBytes != nil {
+				fmt.Printf("%s: database bytes per delivered delivery: %s\n", x.name, x.r.DBBytes)
+			}
+		}
+	}
+	if h := r.HistorySetup; h != nil {
+		fmt.Printf("history: set-up of %d events of %d webhooks of another tenant, each DELIVERED %.0f min ago at its first attempt, inserted in bulk SQL in %.1f s; then %s (%.1f s)\n",
+			h.Events, h.Webhooks, h.AgeMin, h.InsertS, h.Analyzed, h.AnalyzeS)
+		if h.DBBytes != nil {
+			fmt.Printf("history: database bytes per bulk delivered event: %s\n", h.DBBytes)
+		}
+		if r.HistoryRatio > 0 {
+			fmt.Printf("history/throughput delivered/s: %.2f (target ≥ %.2f: %s)\n", r.HistoryRatio, 1-historyTolerance, met(r.HistoryRatio >= 1-historyTolerance))
+		}
+	}
+	if r.Backlog != nil {
+		printBacklog(r.Backlog)
 	}
 	if r.Isolation != nil {
 		printIsolation(r.Isolation)

@@ -16,7 +16,10 @@ import (
 const clockTicks = 100
 
 // peakRSSKiB is the process's peak resident set (VmHWM), in KiB.
-func peakRSSKiB(pid int) (int64, error) {
+func peakRSSKiB(pid int) (int64, error) { return statusKiB(pid, "VmHWM") }
+
+// statusKiB is a field of /proc/PID/status in kB, such as VmRSS.
+func statusKiB(pid int, field string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -24,11 +27,11 @@ func peakRSSKiB(pid int) (int64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status has no VmHWM", pid)
+	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
 }
 
 // processCPU is the user+system CPU time the process has used.
@@ -84,12 +87,15 @@ func machineCPU() (busy, total int64) {
 	return busy, total
 }
 
-// cpuMeter measures the CPU used during a phase: the servers', the bench's
-// and the whole machine's (PostgreSQL's included).
+// cpuMeter measures the CPU used during a phase: the servers', the
+// database's (PostgreSQL), the bench's (split by a CPU profile of it) and the
+// whole machine's.
 type cpuMeter struct {
-	pids         []int
+	scope        cpuScope
 	server, self time.Duration
+	database     map[int]time.Duration
 	busy, total  int64
+	prof         *benchProfile
 }
 
 // serversCPU is the CPU time the processes have used in all.
@@ -101,33 +107,76 @@ func serversCPU(pids []int) time.Duration {
 	return t
 }
 
-// CPU is what a phase used, in CPU seconds: the servers (all instances), the bench (load and
-// receiver), everything else (PostgreSQL, and whatever else runs), and how
-// busy the machine's CPUs were.
+// CPU is what a phase used, in CPU seconds: the servers (all instances), the
+// database (PostgreSQL: see postgresCPU; SQLite runs inside the server), the
+// bench (load and receiver), everything else (other PostgreSQL backends, and
+// whatever else runs), and how busy the machine's CPUs were.
 type CPU struct {
 	ServerS        float64 `json:"server_s"`
+	DatabaseS      float64 `json:"database_s"`
 	BenchS         float64 `json:"bench_s"`
 	OtherS         float64 `json:"other_s"`
 	MachineBusyPct float64 `json:"machine_busy_pct"`
+	// The bench's CPU profile, by goroutine label (componentLabel): load,
+	// receiver, and the runtime's own goroutines (GC mostly). Their sum is
+	// the profile's, which samples a little less than BenchS.
+	LoadS     float64 `json:"load_s"`
+	ReceiverS float64 `json:"receiver_s"`
+	RuntimeS  float64 `json:"bench_runtime_s"`
+	// PerDeliveredUS is each component's CPU per delivered delivery, in µs.
+	PerDeliveredUS *CPUPerDelivered `json:"us_per_delivered,omitempty"`
 }
 
-func startCPU(pids []int) *cpuMeter {
-	m := &cpuMeter{pids: pids, server: serversCPU(pids), self: selfCPU()}
+// CPUPerDelivered is CPU microseconds per delivered delivery.
+type CPUPerDelivered struct {
+	Server   float64 `json:"server"`
+	Database float64 `json:"database"`
+	Load     float64 `json:"load"`
+	Receiver float64 `json:"receiver"`
+	Runtime  float64 `json:"bench_runtime"`
+}
+
+func startCPU(scope cpuScope) *cpuMeter {
+	m := &cpuMeter{scope: scope, server: serversCPU(scope.pids), self: selfCPU(), prof: startBenchProfile()}
+	if scope.database != "" {
+		m.database = postgresCPU(scope.database)
+	}
 	m.busy, m.total = machineCPU()
 	return m
 }
 
 func (m *cpuMeter) stop() CPU {
 	out := CPU{
-		ServerS: round2((serversCPU(m.pids) - m.server).Seconds()),
+		ServerS: round2((serversCPU(m.scope.pids) - m.server).Seconds()),
 		BenchS:  round2((selfCPU() - m.self).Seconds()),
+	}
+	if m.database != nil {
+		out.DatabaseS = round2(sinceStart(m.database, postgresCPU(m.scope.database)).Seconds())
 	}
 	busy, total := machineCPU()
 	if d := total - m.total; d > 0 {
 		out.MachineBusyPct = round2(100 * float64(busy-m.busy) / float64(d))
-		out.OtherS = round2(max(float64(busy-m.busy)/clockTicks-out.ServerS-out.BenchS, 0))
+		out.OtherS = round2(max(float64(busy-m.busy)/clockTicks-out.ServerS-out.DatabaseS-out.BenchS, 0))
+	}
+	if split := m.prof.stop(); split != nil {
+		out.LoadS, out.ReceiverS = round2(split["load"].Seconds()), round2(split["receiver"].Seconds())
+		for c, t := range split {
+			if c != "load" && c != "receiver" {
+				out.RuntimeS += t.Seconds()
+			}
+		}
+		out.RuntimeS = round2(out.RuntimeS)
 	}
 	return out
+}
+
+// perDelivered fills PerDeliveredUS for n delivered deliveries.
+func (c *CPU) perDelivered(n int) {
+	if n <= 0 {
+		return
+	}
+	us := func(s float64) float64 { return round2(s * 1e6 / float64(n)) }
+	c.PerDeliveredUS = &CPUPerDelivered{Server: us(c.ServerS), Database: us(c.DatabaseS), Load: us(c.LoadS), Receiver: us(c.ReceiverS), Runtime: us(c.RuntimeS)}
 }
 
 // busyPct samples how busy the machine's CPUs are over d.

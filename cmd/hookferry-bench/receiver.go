@@ -101,7 +101,7 @@ func serveTLS(id *identity, h http.Handler) (*http.Server, string, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
-	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	go labelled("receiver", func() { _ = srv.ServeTLS(ln, "", "") })
 	return srv, "https://" + ln.Addr().String(), nil
 }
 
@@ -232,6 +232,14 @@ func (r *Receiver) snapshot(c *Collector) (got, expected, duplicates int, latenc
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return c.got, c.expected, c.duplicates, append([]time.Duration(nil), c.latencies...), c.last
+}
+
+// progress is how many of the phase's deliveries arrived (first arrivals),
+// how many again, and when the latest first arrival came (since the epoch).
+func (r *Receiver) progress(c *Collector) (got, duplicates int, last time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return c.got, c.duplicates, c.last
 }
 
 // missing lists, of the events sent (by seq, when since the epoch), those
