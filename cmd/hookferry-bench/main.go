@@ -21,12 +21,12 @@
 //
 // Two phases measure what a large database costs, each set up in bulk SQL
 // by the bench's own connection to the server's database (set-based inserts,
-// 100,000 rows a transaction; then ANALYZE on SQLite, VACUUM (ANALYZE) on
-// PostgreSQL, unless --analyze=false):
+// 100,000 rows a transaction; then, on PostgreSQL, VACUUM (ANALYZE) as
+// autovacuum would, unless --analyze=false; a checkpoint on both):
 //
 //   - history: --history (1,000,000) events of another tenant's
-//     --history-webhooks webhooks, each with a DELIVERED delivery and one
-//     attempt from half an hour ago (inside the default retention), then
+//     --history-webhooks webhooks, each with a DELIVERED delivery (at its
+//     first attempt) from half an hour ago (inside the default retention), then
 //     the throughput phase's measurement again, as its own row; with
 //     throughput in the same run it prints history/throughput delivered/s
 //     (the target: within 10%).
