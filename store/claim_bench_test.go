@@ -89,3 +89,42 @@ func BenchmarkClaimBacklog(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkClaimPastExcludedBacklog claims another webhook's few due
+// deliveries while the webhook with a backlog of 20,000 is skipped (its share
+// is taken), and gives them back.
+func BenchmarkClaimPastExcludedBacklog(b *testing.B) {
+	var other string
+	claimBench(b, 20000, func(b *testing.B, st *store.Store, i int) {
+		if i == 0 {
+			owner := webhook.Owner{TenantID: "acme", UserID: "bob"}
+			w, err := webhook.New(owner, "https://example.com/other", "https://example.com/other", []string{"order.updated"}, webhook.SigningSymmetric, time.Now(), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := st.RegisterWebhook(ctx, w, 25); err != nil {
+				b.Fatal(err)
+			}
+			other = w.ID
+			events := make([]store.Event, 10)
+			for i := range events {
+				events[i] = store.Event{TenantID: "acme", Type: "order.updated", Data: json.RawMessage(`{}`)}
+			}
+			if _, err := st.PublishBatch(ctx, events); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cs, err := st.Claim(ctx, store.ClaimRequest{Limit: 16, PerWebhook: 16, Lease: time.Minute,
+			ExcludeUsers: []webhook.Owner{{TenantID: "acme", UserID: "alice"}}})
+		if err != nil || len(cs) != 10 || cs[0].WebhookID != other {
+			b.Fatal(err, len(cs))
+		}
+		rs := make([]store.Result, len(cs))
+		for j, c := range cs {
+			rs[j] = store.Result{DeliveryID: c.DeliveryID, ClaimSeq: c.ClaimSeq, WebhookID: c.WebhookID, Status: store.StatusPending, SchedulePos: c.SchedulePos}
+		}
+		if _, err := st.Record(ctx, rs, 0); err != nil {
+			b.Fatal(err)
+		}
+	})
+}

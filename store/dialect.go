@@ -49,6 +49,10 @@ type dialect interface {
 	// tryLock takes the named lock of this database (schema) for one
 	// instance, without waiting.
 	tryLock(ctx context.Context, db *gorm.DB, name string) (release func(), ok bool, err error)
+	// eachWebhooksRows is the FROM of webhooks w2 with, as d2, the rows that
+	// own (a query on deliveries that refers to w2) gives for each of them.
+	eachWebhooksRows(own string) string
+
 	// relaxCommit lets tx commit without waiting for the disk, where the
 	// database allows it (see postgresDialect.relaxCommit).
 	relaxCommit(tx *gorm.DB) error

@@ -42,9 +42,9 @@ func (postgresDialect) typed(sqlType string) string { return "CAST(? AS " + sqlT
 func (postgresDialect) claim(tx *gorm.DB, due string, args []any, leaseSQL string, leaseArgs []any) ([]claimRow, error) {
 	q := `UPDATE deliveries AS d SET leased_until = ` + leaseSQL + `, claim_seq = d.claim_seq + 1
 		FROM events e, webhooks w
-		WHERE d.id IN (SELECT l.id FROM deliveries l WHERE l.id IN (` + due + `)
+		WHERE d.id = ANY(ARRAY(SELECT l.id FROM deliveries l WHERE l.id IN (` + due + `)
 			AND l.status = 'PENDING' AND (l.leased_until IS NULL OR l.leased_until <= now())
-			FOR UPDATE SKIP LOCKED)
+			FOR UPDATE SKIP LOCKED))
 		AND e.id = d.event_id AND w.id = d.webhook_id
 		RETURNING d.id, d.claim_seq, d.leased_until, d.event_id, d.webhook_id, w.tenant_id, w.user_id, w.ordered,
 			d.attempts, d.schedule_pos, w.url, w.secret, w.previous_secrets, e.payload`
@@ -129,6 +129,10 @@ func (postgresDialect) tryLock(ctx context.Context, db *gorm.DB, name string) (r
 		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock("+key+")")
 		conn.Close()
 	}, true, nil
+}
+
+func (postgresDialect) eachWebhooksRows(own string) string {
+	return "webhooks w2 CROSS JOIN LATERAL (" + own + ") d2"
 }
 
 // relaxCommit lets a PostgreSQL transaction commit without waiting for its WAL
