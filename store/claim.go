@@ -252,8 +252,11 @@ func (s *Store) Startable(ctx context.Context, refs []ClaimRef, within time.Dura
 			ids[i], marks[i] = r.DeliveryID, s.dialect.param(i+1)
 		}
 		bound, boundArgs := s.dialect.after(s.clock(), within, len(chunk)+1)
-		q := fmt.Sprintf(`SELECT d.id, d.claim_seq FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
-			WHERE d.id IN (%s) AND d.status = 'PENDING' AND w.status = '%s' AND d.leased_until >= %s`,
+		// deliveries alone in FROM, the webhook a scalar subquery: a lookup
+		// of each id by the primary key whatever the statistics say (with
+		// none yet, PostgreSQL went through every pending row of the webhooks).
+		q := fmt.Sprintf(`SELECT d.id, d.claim_seq FROM deliveries d
+			WHERE d.id IN (%s) AND d.status = 'PENDING' AND (SELECT w.status FROM webhooks w WHERE w.id = d.webhook_id) = '%s' AND d.leased_until >= %s`,
 			strings.Join(marks, ", "), webhook.StatusActive, bound)
 		rows, err := s.revisions.reader.QueryContext(ctx, q, append(ids, boundArgs...)...)
 		if err != nil {

@@ -42,7 +42,7 @@ func (postgresDialect) typed(sqlType string) string { return "CAST(? AS " + sqlT
 func (postgresDialect) claim(tx *gorm.DB, due string, args []any, leaseSQL string, leaseArgs []any) ([]claimRow, error) {
 	q := `UPDATE deliveries AS d SET leased_until = ` + leaseSQL + `, claim_seq = d.claim_seq + 1
 		FROM events e, webhooks w
-		WHERE d.id = ANY(ARRAY(SELECT l.id FROM deliveries l WHERE l.id IN (` + due + `)
+		WHERE d.id = ANY(ARRAY(SELECT l.id FROM deliveries l WHERE l.id = ANY(ARRAY(` + due + `))
 			AND l.status = 'PENDING' AND (l.leased_until IS NULL OR l.leased_until <= now())
 			FOR UPDATE SKIP LOCKED))
 		AND e.id = d.event_id AND w.id = d.webhook_id
@@ -139,8 +139,14 @@ func (postgresDialect) eachWebhooksRows(own string) string {
 // to reach the disk. Only for claims and outcomes: losing the last of them in a
 // crash of the database means deliveries sent again (at least once), never an
 // event lost; publishes always commit synchronously.
+//
+// It also keeps the planner to index scans for the transaction: a claim and
+// a record touch a few rows by index, and on a table without statistics yet
+// (new, or just grown by a large batch) PostgreSQL chose bitmap and
+// sequential scans of every due row instead (112 ms a claim at 50,000).
 func (postgresDialect) relaxCommit(tx *gorm.DB) error {
-	return tx.Exec("SET LOCAL synchronous_commit = off").Error
+	return tx.Exec(`SELECT set_config('synchronous_commit', 'off', true), set_config('enable_bitmapscan', 'off', true),
+		set_config('enable_seqscan', 'off', true)`).Error
 }
 
 func (postgresDialect) notifies() bool { return true }
