@@ -92,12 +92,18 @@ ts-check: ## TypeScript client: npm ci, generate drift, tsc --noEmit, npm pack c
 
 BENCH_FLAGS ?=
 
-.PHONY: bench bench-isolation
+.PHONY: bench bench-isolation bench-scale
 bench: ## build, then benchmark delivery on SQLite and PostgreSQL (BENCH_FLAGS=--events 5000 …)
 	$(GO) build -o bin/hookferry ./cmd/hookferry
 	$(GO) build -o bin/hookferry-bench ./cmd/hookferry-bench
 	bin/hookferry-bench --hookferry bin/hookferry --db sqlite $(BENCH_FLAGS)
 	bin/hookferry-bench --hookferry bin/hookferry --db postgres $(BENCH_FLAGS)
+
+bench-scale: ## build, then the throughput, history (1,000,000 delivered rows) and backlog (1,000,000 held) phases on SQLite and PostgreSQL (BENCH_FLAGS)
+	$(GO) build -o bin/hookferry ./cmd/hookferry
+	$(GO) build -o bin/hookferry-bench ./cmd/hookferry-bench
+	bin/hookferry-bench --hookferry bin/hookferry --db sqlite --phases throughput,history,backlog $(BENCH_FLAGS)
+	bin/hookferry-bench --hookferry bin/hookferry --db postgres --phases throughput,history,backlog $(BENCH_FLAGS)
 
 # Both databases run even when the first fails; the target fails if either did.
 # What fails is a pause check (an arrival after a pause's or delete's 200, a
