@@ -64,6 +64,24 @@ func fuzzToken(f *testing.F, st *store.Store, user string, perms ...auth.Permiss
 	return secret
 }
 
+// fuzzWebhooks registers a webhook for order.created at url on each API and
+// returns their ids.
+func fuzzWebhooks(f *testing.F, apis []fuzzAPI, url string) []string {
+	f.Helper()
+	ids := make([]string, len(apis))
+	for i, a := range apis {
+		status, res := a.do(f, http.MethodPost, "/v1/webhooks", a.admin, `{"url":"`+url+`","subscription":{"event_types":["order.created"]}}`)
+		var w struct {
+			ID string `json:"id"`
+		}
+		if status != http.StatusCreated || json.Unmarshal(res, &w) != nil {
+			f.Fatalf("%s: register: %d %s", a.name, status, res)
+		}
+		ids[i] = w.ID
+	}
+	return ids
+}
+
 // do sends body as JSON with token; a 5xx or a failed round trip fails t.
 func (a fuzzAPI) do(t testing.TB, method, path, token, body string) (int, []byte) {
 	t.Helper()
@@ -295,17 +313,7 @@ func FuzzRotateSecretEverywhere(f *testing.F) {
 		f.Add(s)
 	}
 	apis := fuzzAPIs(f)
-	ids := make([]string, len(apis))
-	for i, a := range apis {
-		status, res := a.do(f, http.MethodPost, "/v1/webhooks", a.admin, `{"url":"https://example.com/rotating","subscription":{"event_types":["order.created"]}}`)
-		var w struct {
-			ID string `json:"id"`
-		}
-		if status != http.StatusCreated || json.Unmarshal(res, &w) != nil {
-			f.Fatalf("%s: register: %d %s", a.name, status, res)
-		}
-		ids[i] = w.ID
-	}
+	ids := fuzzWebhooks(f, apis, "https://example.com/rotating")
 	f.Fuzz(func(t *testing.T, body string) {
 		for i, a := range apis {
 			before := time.Now()
@@ -367,17 +375,7 @@ func FuzzPublishEventsEverywhere(f *testing.F) {
 		f.Add(s)
 	}
 	apis := fuzzAPIs(f)
-	hooks := make([]string, len(apis))
-	for i, a := range apis {
-		status, res := a.do(f, http.MethodPost, "/v1/webhooks", a.admin, `{"url":"https://example.com/batch","subscription":{"event_types":["order.created"]}}`)
-		var w struct {
-			ID string `json:"id"`
-		}
-		if status != http.StatusCreated || json.Unmarshal(res, &w) != nil {
-			f.Fatalf("%s: register: %d %s", a.name, status, res)
-		}
-		hooks[i] = w.ID
-	}
+	hooks := fuzzWebhooks(f, apis, "https://example.com/batch")
 	buffered := func(t *testing.T, a fuzzAPI, id string) int64 {
 		status, res := a.do(t, http.MethodGet, "/v1/webhooks/"+id, a.admin, "")
 		var w struct {
