@@ -309,10 +309,13 @@ async function showWebhook(id: string, notice?: string): Promise<void> {
   const pager = h("div", { class: "row" });
   let cursors: (string | undefined)[] = [undefined]; // the cursor of each page seen
   let page = 0;
+  let asked = 0; // the latest load: an older one's answer, arriving after it, is dropped
   const loadDeliveries = async (): Promise<void> => {
     clearError(logErr);
     const status = (filter.value || undefined) as Delivery["status"] | undefined;
+    const mine = ++asked;
     const r = await client.GET("/v1/webhooks/{webhook_id}/deliveries", { params: { path: { webhook_id: w.id }, query: { status, cursor: cursors[page], limit: 20 } } });
+    if (mine !== asked) return;
     if (!r.data) return showError(logErr, r.response.status, r.error);
     renderDeliveries(r.data.items);
     pager.replaceChildren();
