@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -209,6 +210,31 @@ func TestServeRateLimit(t *testing.T) {
 			require.Equal(t, http.StatusOK, res.StatusCode(), "another tenant: %s", res.Body)
 		})
 	}
+}
+
+// TestServeMaxBatchBytes: HOOKFERRY_MAX_BATCH_BYTES reaches the API: a batch
+// body of the limit is accepted, one byte more is 413 PAYLOAD_TOO_LARGE.
+func TestServeMaxBatchBytes(t *testing.T) {
+	t.Parallel()
+	db := storetest.SQLiteURL(t)
+	code, token, stderr := run(t, "token", "create", "--database-url", db, "--tenant", "acme", "--user", "p", "--permission", "EVENTS_PUBLISH")
+	require.Equal(t, 0, code, stderr)
+	const limit = 300_000
+	s := startServer(t, "HOOKFERRY_DATABASE_URL="+db, "HOOKFERRY_DELIVERY=false", fmt.Sprintf("HOOKFERRY_MAX_BATCH_BYTES=%d", limit))
+	defer s.terminate()
+	c := client(t, s.url(), strings.TrimSpace(token))
+	body := func(size int) string { // two events, each under the limit of one
+		const head, mid, tail = `{"events":[{"type":"order.created","data":{"a":"`, `"}},{"type":"order.created","data":{"b":"`, `"}}]}`
+		n := size - len(head) - len(mid) - len(tail)
+		return head + strings.Repeat("x", n/2) + mid + strings.Repeat("y", n-n/2) + tail
+	}
+	res, err := c.PublishEventsWithBodyWithResponse(context.Background(), "application/json", strings.NewReader(body(limit)))
+	require.NoError(t, err)
+	require.Equal(t, http.StatusAccepted, res.StatusCode(), "%.300s", res.Body)
+	res, err = c.PublishEventsWithBodyWithResponse(context.Background(), "application/json", strings.NewReader(body(limit+1)))
+	require.NoError(t, err)
+	require.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode(), "%.300s", res.Body)
+	require.Contains(t, string(res.Body), fmt.Sprintf(`"code":"PAYLOAD_TOO_LARGE","message":"the request body is larger than %d bytes"`, limit))
 }
 
 // TestAPIOnlyIgnoresDeliverySettings: an instance that does not deliver does
