@@ -413,7 +413,7 @@ func (s *Server) requestProblem(err error) error {
 	}
 	if event >= 0 {
 		e := apiError(gen.ErrorCodeINVALIDREQUEST, at.message)
-		e.Details = &map[string]any{"index": event, "field": pointerString(at.path)}
+		e.Details = eventDetails(event, pointerString(at.path))
 		return &problem{status: http.StatusBadRequest, body: e}
 	}
 	return newProblem(http.StatusBadRequest, code, "%s", message)

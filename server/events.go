@@ -77,8 +77,14 @@ func batchProblem(status, index int, field string, e gen.Error) *problem {
 		path += "." + field
 	}
 	e.Message = path + ": " + e.Message
-	e.Details = &map[string]any{"index": index, "field": path}
+	e.Details = eventDetails(index, path)
 	return &problem{status: status, body: e}
+}
+
+// eventDetails are the details of an error about the batch's event index, at
+// field (its full path, such as events[3].type).
+func eventDetails(index int, field string) *map[string]any {
+	return &map[string]any{"index": index, "field": field}
 }
 
 func unknownEventType(name string) gen.Error {

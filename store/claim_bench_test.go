@@ -20,14 +20,7 @@ func claimBench(b *testing.B, due int, step func(b *testing.B, st *store.Store, 
 				b.Fatal(err)
 			}
 			defer st.Close()
-			owner := webhook.Owner{TenantID: "acme", UserID: "alice"}
-			w, err := webhook.New(owner, "https://example.com/h", "https://example.com/h", []string{"order.created"}, webhook.SigningSymmetric, time.Now(), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := st.RegisterWebhook(ctx, w, 25); err != nil {
-				b.Fatal(err)
-			}
+			register(b, st, webhook.Owner{TenantID: "acme", UserID: "alice"}, "https://example.com/h")
 			for left := due; left > 0; {
 				events := make([]store.Event, min(left, store.MaxBatch))
 				for i := range events {
@@ -97,15 +90,7 @@ func BenchmarkClaimPastExcludedBacklog(b *testing.B) {
 	var other string
 	claimBench(b, 20000, func(b *testing.B, st *store.Store, i int) {
 		if i == 0 {
-			owner := webhook.Owner{TenantID: "acme", UserID: "bob"}
-			w, err := webhook.New(owner, "https://example.com/other", "https://example.com/other", []string{"order.updated"}, webhook.SigningSymmetric, time.Now(), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := st.RegisterWebhook(ctx, w, 25); err != nil {
-				b.Fatal(err)
-			}
-			other = w.ID
+			other = register(b, st, webhook.Owner{TenantID: "acme", UserID: "bob"}, "https://example.com/other", "order.updated").ID
 			events := make([]store.Event, 10)
 			for i := range events {
 				events[i] = store.Event{TenantID: "acme", Type: "order.updated", Data: json.RawMessage(`{}`)}

@@ -21,9 +21,13 @@ type clock struct{ t time.Time }
 
 func (c *clock) Now() time.Time { return c.t }
 
-func register(t testing.TB, st *store.Store, owner webhook.Owner, url string) webhook.Webhook {
+// register registers a webhook of owner at url for types (none: order.created).
+func register(t testing.TB, st *store.Store, owner webhook.Owner, url string, types ...string) webhook.Webhook {
 	t.Helper()
-	w, err := webhook.New(owner, url, url, []string{"order.created"}, webhook.SigningSymmetric, time.Now(), nil)
+	if len(types) == 0 {
+		types = []string{"order.created"}
+	}
+	w, err := webhook.New(owner, url, url, types, webhook.SigningSymmetric, time.Now(), nil)
 	require.NoError(t, err)
 	require.NoError(t, st.RegisterWebhook(ctx, w, 25))
 	return w

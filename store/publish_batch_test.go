@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/hookferry/hookferry/store"
 	"github.com/hookferry/hookferry/store/storetest"
@@ -40,10 +39,7 @@ func TestPublishBatchAllOrNothing(t *testing.T) {
 			st, err := store.Open(ctx, be.URL(t), store.Options{Keys: storetest.Keys()})
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = st.Close() })
-			owner := webhook.Owner{TenantID: "acme", UserID: "alice"}
-			w, err := webhook.New(owner, "https://example.com/h", "https://example.com/h", []string{"order.created", "poison"}, webhook.SigningSymmetric, time.Now(), nil)
-			require.NoError(t, err)
-			require.NoError(t, st.RegisterWebhook(ctx, w, 25))
+			w := register(t, st, webhook.Owner{TenantID: "acme", UserID: "alice"}, "https://example.com/h", "order.created", "poison")
 			poison(t, be, st)
 			ev := func(typ, producer string) store.Event {
 				return store.Event{TenantID: "acme", Type: typ, Data: json.RawMessage(`{}`), ProducerID: producer}
