@@ -356,7 +356,7 @@ var ErrDeliveryNotFound = errors.New("delivery not found")
 // QueueDepth counts the deliveries waiting, paused webhooks' included.
 func (s *Store) QueueDepth(ctx context.Context) (int64, error) {
 	var n int64
-	err := s.db.WithContext(ctx).Model(&deliveryRow{}).Where("status = ?", StatusPending).Count(&n).Error
+	err := s.db.WithContext(ctx).Table("webhook_backlog").Select("COALESCE(SUM(n), 0)").Scan(&n).Error
 	return n, err
 }
 

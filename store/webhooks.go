@@ -357,8 +357,9 @@ func (s *Store) complete(tx *gorm.DB, rows []webhookRow) ([]webhook.Webhook, err
 		WebhookID string
 		N         int64
 	}
-	if err := tx.Model(&deliveryRow{}).Select("webhook_id, COUNT(*) AS n").
-		Where("webhook_id IN ? AND status = ?", ids, StatusPending).Group("webhook_id").Scan(&buffered).Error; err != nil {
+	// Kept by the database's triggers on deliveries (migration 00007).
+	if err := tx.Table("webhook_backlog").Select("webhook_id, SUM(n) AS n").
+		Where("webhook_id IN ?", ids).Group("webhook_id").Scan(&buffered).Error; err != nil {
 		return nil, err
 	}
 	for _, b := range buffered {
