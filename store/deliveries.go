@@ -149,7 +149,7 @@ func (s *Store) pauseFor(tx *gorm.DB, ids []string, reason webhook.PauseReason, 
 		return nil
 	}
 	if err := tx.Model(&webhookRow{}).Where("id IN ?", active).Updates(map[string]any{
-		"status": string(webhook.StatusPaused), "pause_reason": string(reason), "paused_at": now, "updated_at": now,
+		"status": string(webhook.StatusPaused), "pause_reason": string(reason), "paused_at": now, "updated_at": now, "release_due_at": nil,
 	}).Error; err != nil {
 		return err
 	}

@@ -14,3 +14,6 @@ func (s *Store) GormDB() *gorm.DB { return s.db }
 func (s *Store) Transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return s.transaction(ctx, fn)
 }
+
+// ReleaseAll runs a round of the releaser now.
+func (s *Store) ReleaseAll(ctx context.Context) error { return s.releaseAll(ctx) }

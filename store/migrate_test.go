@@ -226,4 +226,4 @@ func TestSchemaVersionChecks(t *testing.T) {
 }
 
 // migrations is how many numbered migrations each dialect has.
-const migrations = 7
+const migrations = 8

@@ -21,6 +21,9 @@ type webhookRow struct {
 	UpdatedAt       time.Time `gorm:"not null"`
 	PausedAt        *time.Time
 	LastUnpausedAt  *time.Time
+	// ReleaseDueAt: some deliveries held while the webhook was paused are
+	// still to be released, due at this time (the unpause's).
+	ReleaseDueAt *time.Time
 	// FailingSince is the first failed attempt since the last success; the
 	// webhook is auto-paused once it is older than the auto-pause window.
 	FailingSince *time.Time

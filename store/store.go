@@ -69,6 +69,7 @@ type Store struct {
 
 	publishes chan *publishRequest // waiting for a writer
 	notifies  chan struct{}        // a NOTIFY to send, coalesced
+	releases  chan struct{}        // a round for the releaser, coalesced
 	closing   chan struct{}
 	// closingCtx ends when Close begins: the writers' database calls stop.
 	closingCtx  context.Context
@@ -100,7 +101,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		_ = sqlDB.Close()
 		return nil, err
 	}
-	s.publishes, s.notifies, s.closing = make(chan *publishRequest, 1024), make(chan struct{}, 1), make(chan struct{})
+	s.publishes, s.notifies, s.releases, s.closing = make(chan *publishRequest, 1024), make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{})
 	s.closingCtx, s.stopWriting = context.WithCancel(context.Background())
 	if s.dialect.notifies() {
 		s.writers.Add(1)
@@ -113,6 +114,8 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	// 4 writers, 430 with 2, 345 with 1).
 	s.writers.Add(1)
 	go s.writePublishes()
+	s.writers.Add(1)
+	go s.releaser()
 	return s, nil
 }
 

@@ -236,7 +236,7 @@ func (s *Store) PauseWebhook(ctx context.Context, owner webhook.Owner, id string
 		now := s.clock()
 		w.Status, w.PauseReason, w.PausedAt, w.UpdatedAt = webhook.StatusPaused, reason, &now, now
 		if err := tx.Model(&webhookRow{ID: id}).Updates(map[string]any{
-			"status": string(w.Status), "pause_reason": string(reason), "paused_at": now, "updated_at": now,
+			"status": string(w.Status), "pause_reason": string(reason), "paused_at": now, "updated_at": now, "release_due_at": nil,
 		}).Error; err != nil {
 			return err
 		}
@@ -255,6 +255,7 @@ func (s *Store) PauseWebhook(ctx context.Context, owner webhook.Owner, id string
 // webhook changes nothing. An effective unpause sooner than cooldown after the
 // previous one fails with a *CooldownError.
 func (s *Store) UnpauseWebhook(ctx context.Context, owner webhook.Owner, id string, cooldown time.Duration) (_ webhook.Webhook, err error) {
+	var more bool // held deliveries are left for the releaser
 	defer wrap(&err, "store.UnpauseWebhook(%s)", id)
 	var w webhook.Webhook
 	err = s.transaction(ctx, func(tx *gorm.DB) error {
@@ -272,16 +273,21 @@ func (s *Store) UnpauseWebhook(ctx context.Context, owner webhook.Owner, id stri
 			}
 		}
 		w.Status, w.PauseReason, w.PausedAt, w.LastUnpausedAt, w.UpdatedAt = webhook.StatusActive, "", nil, &now, now
+		// The held deliveries become due now, oldest first: the first batch
+		// here, the rest by the releaser, a batch per transaction.
+		released, err := releaseBatch(tx, id, now)
+		if err != nil {
+			return err
+		}
+		var releaseDue *time.Time
+		if more = released == releaseSize; more {
+			releaseDue = &now
+		}
 		// A new failure streak starts from here.
 		if err := tx.Model(&webhookRow{ID: id}).Updates(map[string]any{
 			"status": string(w.Status), "pause_reason": "", "paused_at": nil, "last_unpaused_at": now, "updated_at": now,
-			"failing_since": nil,
+			"failing_since": nil, "release_due_at": releaseDue,
 		}).Error; err != nil {
-			return err
-		}
-		// The held deliveries become due now; ids keep them oldest first.
-		if err := tx.Model(&deliveryRow{}).Where("webhook_id = ? AND status = ? AND next_attempt_at IS NULL", id, StatusPending).
-			Update("next_attempt_at", now).Error; err != nil {
 			return err
 		}
 		if w.BufferedEvents > 0 {
@@ -292,7 +298,94 @@ func (s *Store) UnpauseWebhook(ctx context.Context, owner webhook.Owner, id stri
 	if err == nil && w.BufferedEvents > 0 {
 		s.signal(deliveriesChannel, "")
 	}
+	if err == nil && more {
+		s.releaseHeld()
+	}
 	return w, err
+}
+
+// releaseSize is how many held deliveries one transaction releases: a single
+// UPDATE of a million held deliveries held SQLite's writer, and every
+// publish, for 8–9 s (a batch of 1,000 takes ~8 ms).
+const releaseSize = 1000
+
+// releaseBatch makes the oldest releaseSize held deliveries of the webhook due
+// at due, and says how many it released.
+func releaseBatch(tx *gorm.DB, webhookID string, due time.Time) (int64, error) {
+	res := tx.Exec(fmt.Sprintf(`UPDATE deliveries SET next_attempt_at = ? WHERE id IN (
+		SELECT id FROM deliveries WHERE webhook_id = ? AND status = 'PENDING' AND next_attempt_at IS NULL ORDER BY id LIMIT %d)`, releaseSize),
+		due, webhookID)
+	return res.RowsAffected, res.Error
+}
+
+// releaseHeld asks the releaser for a round.
+func (s *Store) releaseHeld() {
+	select {
+	case s.releases <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// releaseEvery is how often the releaser looks for releases that another
+// instance, or this one before a restart, left unfinished.
+const releaseEvery = 30 * time.Second
+
+// releaser finishes the releases of unpaused webhooks, at start, when asked,
+// and every releaseEvery.
+func (s *Store) releaser() {
+	defer s.writers.Done()
+	tick := time.NewTicker(releaseEvery)
+	defer tick.Stop()
+	for {
+		if err := s.releaseAll(s.closingCtx); err != nil && s.closingCtx.Err() == nil && s.log != nil {
+			s.log.Warn("store: releasing held deliveries failed", "error", err)
+		}
+		select {
+		case <-s.closing:
+			return
+		case <-s.releases:
+		case <-tick.C:
+		}
+	}
+}
+
+// releaseAll releases, a batch per transaction, the held deliveries of every
+// active webhook that still has some to release. A batch commits only while
+// the webhook is active and its release is the same one (the webhook row's
+// lock orders it with a pause or an unpause): a pause in the middle holds
+// everything again, and stops the release.
+func (s *Store) releaseAll(ctx context.Context) error {
+	var rows []webhookRow
+	if err := s.db.WithContext(ctx).Select("id", "release_due_at").
+		Where("release_due_at IS NOT NULL AND status = ?", webhook.StatusActive).Find(&rows).Error; err != nil {
+		return err
+	}
+	for _, r := range rows {
+		for done := false; !done; {
+			err := s.transaction(ctx, func(tx *gorm.DB) error {
+				var current []string
+				if err := tx.Raw(`SELECT w.id FROM webhooks w WHERE w.id = ? AND w.status = ? AND w.release_due_at = ?`+s.dialect.lockReferenced("w"),
+					r.ID, webhook.StatusActive, *r.ReleaseDueAt).Scan(&current).Error; err != nil || len(current) == 0 {
+					done = true
+					return err
+				}
+				n, err := releaseBatch(tx, r.ID, *r.ReleaseDueAt)
+				if err != nil {
+					return err
+				}
+				if done = n < releaseSize; done {
+					return tx.Model(&webhookRow{ID: r.ID}).Update("release_due_at", nil).Error
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			s.signal(deliveriesChannel, "")
+			s.wakeOtherInstances()
+		}
+	}
+	return nil
 }
 
 // holdDeliveries takes the pending deliveries of paused webhooks out of the

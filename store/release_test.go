@@ -1,0 +1,176 @@
+package store_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hookferry/hookferry/store"
+	"github.com/hookferry/hookferry/store/storetest"
+	"github.com/hookferry/hookferry/webhook"
+	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
+)
+
+// bufferFor publishes n events, in batches, to owner's webhooks alone.
+func bufferFor(t *testing.T, st *store.Store, owner webhook.Owner, n int) {
+	t.Helper()
+	for n > 0 {
+		batch := make([]store.Event, min(n, 500))
+		for i := range batch {
+			batch[i] = store.Event{TenantID: owner.TenantID, Type: "order.created", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n-i)),
+				UserIDs: []string{owner.UserID}}
+		}
+		_, err := st.PublishBatch(ctx, batch)
+		require.NoError(t, err)
+		n -= len(batch)
+	}
+}
+
+// held counts w's PENDING deliveries without a due time, and those with one.
+func held(t *testing.T, st *store.Store, w webhook.Webhook) (heldN, due int64) {
+	t.Helper()
+	pending := func() *gorm.DB {
+		return st.GormDB().Table("deliveries").Where("webhook_id = ? AND status = ?", w.ID, store.StatusPending)
+	}
+	require.NoError(t, pending().Where("next_attempt_at IS NULL").Count(&heldN).Error)
+	require.NoError(t, pending().Where("next_attempt_at IS NOT NULL").Count(&due).Error)
+	return heldN, due
+}
+
+// untilReleased waits, a signal of new due deliveries at a time, until w has
+// nothing held.
+func untilReleased(t *testing.T, st *store.Store, w webhook.Webhook, signals <-chan struct{}) {
+	t.Helper()
+	for {
+		if h, _ := held(t, st, w); h == 0 {
+			return
+		}
+		<-signals
+	}
+}
+
+func onDeliveries(st *store.Store) <-chan struct{} {
+	signals := make(chan struct{}, 1)
+	st.OnSignal(func(s store.Signal) {
+		if s.Channel == store.DeliveriesChannel {
+			select {
+			case signals <- struct{}{}:
+			default:
+			}
+		}
+	})
+	return signals
+}
+
+// TestUnpauseReleasesInBatches: an unpause releases more held deliveries than
+// one transaction takes, all due at the unpause's time, oldest first.
+func TestUnpauseReleasesInBatches(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			st, err := store.Open(ctx, be.URL(t), store.Options{Keys: storetest.Keys()})
+			require.NoError(t, err)
+			defer st.Close()
+			signals := onDeliveries(st)
+			alice := webhook.Owner{TenantID: "acme", UserID: "alice"}
+			w := register(t, st, alice, "https://example.com/a")
+			_, err = st.PauseWebhook(ctx, alice, w.ID, webhook.PauseReasonUser)
+			require.NoError(t, err)
+			const n = 2*1000 + 5 // three release transactions
+			bufferFor(t, st, alice, n)
+
+			unpaused, err := st.UnpauseWebhook(ctx, alice, w.ID, 0)
+			require.NoError(t, err)
+			require.EqualValues(t, n, unpaused.BufferedEvents)
+			untilReleased(t, st, w, signals)
+			var dues []time.Time
+			require.NoError(t, st.GormDB().Table("deliveries").Where("webhook_id = ?", w.ID).Distinct().Pluck("next_attempt_at", &dues).Error)
+			require.Len(t, dues, 1, "every held delivery is due at the unpause's time")
+			require.WithinDuration(t, *unpaused.LastUnpausedAt, dues[0], time.Millisecond)
+			var releasing int64
+			require.NoError(t, st.GormDB().Table("webhooks").Where("release_due_at IS NOT NULL").Count(&releasing).Error)
+			require.Zero(t, releasing, "the release is over")
+
+			var oldest []int64
+			require.NoError(t, st.GormDB().Table("deliveries").Where("webhook_id = ?", w.ID).Order("id").Limit(10).Pluck("id", &oldest).Error)
+			claims, err := st.Claim(ctx, store.ClaimRequest{Limit: 10, Lease: time.Minute})
+			require.NoError(t, err)
+			var claimed []int64
+			for _, c := range claims {
+				claimed = append(claimed, c.DeliveryID)
+			}
+			require.ElementsMatch(t, oldest, claimed, "the oldest go first")
+		})
+	}
+}
+
+// TestReleaseFinishesAfterACrash: a release cut short (the instance stopped
+// after the unpause committed) is finished by the next store to open the
+// database.
+func TestReleaseFinishesAfterACrash(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			url := be.URL(t)
+			st, err := store.Open(ctx, url, store.Options{Keys: storetest.Keys()})
+			require.NoError(t, err)
+			alice := webhook.Owner{TenantID: "acme", UserID: "alice"}
+			w := register(t, st, alice, "https://example.com/a")
+			_, err = st.PauseWebhook(ctx, alice, w.ID, webhook.PauseReasonUser)
+			require.NoError(t, err)
+			bufferFor(t, st, alice, 1500)
+			// What an unpause leaves when its instance stops before the releaser's
+			// first batch: active, everything still held.
+			require.NoError(t, st.GormDB().Exec(`UPDATE webhooks SET status = 'ACTIVE', pause_reason = '', paused_at = NULL, release_due_at = ?
+				WHERE id = ?`, time.Now().UTC(), w.ID).Error)
+			require.NoError(t, st.Close())
+
+			st, err = store.Open(ctx, url, store.Options{Keys: storetest.Keys()})
+			require.NoError(t, err)
+			defer st.Close()
+			untilReleased(t, st, w, onDeliveries(st))
+			got, err := st.GetWebhook(ctx, alice, w.ID)
+			require.NoError(t, err)
+			require.EqualValues(t, 1500, got.BufferedEvents)
+		})
+	}
+}
+
+// TestPauseStopsARelease: a pause while an unpause's release is under way
+// holds every pending delivery again, whatever the interleaving, and a release
+// left behind by a pause does not resume while the webhook is paused.
+func TestPauseStopsARelease(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			st, err := store.Open(ctx, be.URL(t), store.Options{Keys: storetest.Keys()})
+			require.NoError(t, err)
+			defer st.Close()
+			alice := webhook.Owner{TenantID: "acme", UserID: "alice"}
+			w := register(t, st, alice, "https://example.com/a")
+			_, err = st.PauseWebhook(ctx, alice, w.ID, webhook.PauseReasonUser)
+			require.NoError(t, err)
+			bufferFor(t, st, alice, 3500)
+			for round := range 10 {
+				_, err := st.UnpauseWebhook(ctx, alice, w.ID, 0)
+				require.NoError(t, err)
+				_, err = st.PauseWebhook(ctx, alice, w.ID, webhook.PauseReasonUser)
+				require.NoError(t, err)
+				h, due := held(t, st, w)
+				require.Zero(t, due, "round %d: paused, nothing is due", round)
+				require.EqualValues(t, 3500, h, "round %d", round)
+			}
+			// A paused webhook whose release was never cleared (as a crash
+			// between the two could leave it) stays held.
+			require.NoError(t, st.GormDB().Exec(`UPDATE webhooks SET release_due_at = ? WHERE id = ?`, time.Now().UTC(), w.ID).Error)
+			require.NoError(t, st.ReleaseAll(ctx))
+			_, due := held(t, st, w)
+			require.Zero(t, due)
+		})
+	}
+}
