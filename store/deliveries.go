@@ -60,6 +60,14 @@ func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter tim
 		return nil, nil
 	}
 	now := s.clock()
+	// Deliveries finished: a release under way may have room for more, once
+	// half a batch of them are recorded (each round counts what is due).
+	defer func() {
+		if err == nil && s.releasing.Load() && s.recordedWhileReleasing.Add(int64(len(results))) >= releaseSize/2 {
+			s.recordedWhileReleasing.Store(0)
+			s.releaseHeld()
+		}
+	}()
 	err = s.relaxedTransaction(ctx, func(tx *gorm.DB) error {
 		paused = nil // a retried transaction starts over
 		applied, err := s.updateDeliveries(tx, results)

@@ -49,6 +49,9 @@ type dialect interface {
 	// tryLock takes the named lock of this database (schema) for one
 	// instance, without waiting.
 	tryLock(ctx context.Context, db *gorm.DB, name string) (release func(), ok bool, err error)
+	// idIn is the condition that column is one of the ids the subquery
+	// selects, in the form the database's planner takes as a list of ids.
+	idIn(column, subquery string) string
 	// eachWebhooksRows is the FROM of webhooks w2 with, as d2, the rows that
 	// own (a query on deliveries that refers to w2) gives for each of them.
 	eachWebhooksRows(own string) string

@@ -153,6 +153,8 @@ func (sqliteDialect) tryLock(context.Context, *gorm.DB, string) (func(), bool, e
 	return func() {}, true, nil
 }
 
+func (sqliteDialect) idIn(column, subquery string) string { return column + " IN (" + subquery + ")" }
+
 // eachWebhooksRows: SQLite has no LATERAL; a rowid IN (subquery) that refers
 // to w2 alone is run once per webhook, and its ids looked up.
 func (sqliteDialect) eachWebhooksRows(own string) string {

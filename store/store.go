@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookferry/hookferry/keyring"
@@ -70,7 +71,13 @@ type Store struct {
 	publishes chan *publishRequest // waiting for a writer
 	notifies  chan struct{}        // a NOTIFY to send, coalesced
 	releases  chan struct{}        // a round for the releaser, coalesced
-	closing   chan struct{}
+	releasing atomic.Bool          // the releaser's last round left a release unfinished
+	// recordedWhileReleasing counts the results recorded since the releaser
+	// was last asked for a round.
+	recordedWhileReleasing atomic.Int64
+	releaseMu              sync.Mutex
+	releasedTo             map[string]int64 // releaseAll's: the last id each release made due
+	closing                chan struct{}
 	// closingCtx ends when Close begins: the writers' database calls stop.
 	closingCtx  context.Context
 	stopWriting context.CancelFunc

@@ -275,7 +275,7 @@ func (s *Store) UnpauseWebhook(ctx context.Context, owner webhook.Owner, id stri
 		w.Status, w.PauseReason, w.PausedAt, w.LastUnpausedAt, w.UpdatedAt = webhook.StatusActive, "", nil, &now, now
 		// The held deliveries become due now, oldest first: the first batch
 		// here, the rest by the releaser, a batch per transaction.
-		released, err := releaseBatch(tx, id, now)
+		released, _, err := s.releaseBatch(tx, id, now, 0)
 		if err != nil {
 			return err
 		}
@@ -309,17 +309,36 @@ func (s *Store) UnpauseWebhook(ctx context.Context, owner webhook.Owner, id stri
 // publish, for 8–9 s (a batch of 1,000 takes ~8 ms).
 const releaseSize = 1000
 
-// releaseBatch makes the oldest releaseSize held deliveries of the webhook due
-// at due, and says how many it released.
-func releaseBatch(tx *gorm.DB, webhookID string, due time.Time) (int64, error) {
-	res := tx.Exec(fmt.Sprintf(`UPDATE deliveries SET next_attempt_at = ? WHERE id IN (
-		SELECT id FROM deliveries WHERE webhook_id = ? AND status = 'PENDING' AND next_attempt_at IS NULL ORDER BY id LIMIT %d)`, releaseSize),
-		due, webhookID)
-	return res.RowsAffected, res.Error
+// releaseAhead is how many due deliveries a release keeps ready for the
+// claims: it releases the rest as they are delivered, so that releasing a
+// million does not take the writer from the drain all at once.
+const releaseAhead = 4 * releaseSize
+
+// releaseBatch makes the oldest releaseSize held deliveries of the webhook
+// after id after due at due, and says how many it released and the last id.
+// The lower bound spares each batch the entries its predecessors left behind
+// in the index; held rows older than it cannot appear while the webhook is
+// active.
+func (s *Store) releaseBatch(tx *gorm.DB, webhookID string, due time.Time, after int64) (n, last int64, err error) {
+	// The order of ix_deliveries_webhook_due (all NULL: by id), which the
+	// planner then walks, instead of the primary key's filtered.
+	held := fmt.Sprintf(`SELECT id FROM deliveries WHERE webhook_id = ? AND status = 'PENDING' AND next_attempt_at IS NULL AND id > ?
+		ORDER BY next_attempt_at, id LIMIT %d`, releaseSize)
+	var ids []int64
+	if err := tx.Raw(`UPDATE deliveries SET next_attempt_at = ? WHERE `+s.dialect.idIn("id", held)+` RETURNING id`,
+		due, webhookID, after).Scan(&ids).Error; err != nil {
+		return 0, 0, err
+	}
+	last = after
+	for _, id := range ids {
+		last = max(last, id)
+	}
+	return int64(len(ids)), last, nil
 }
 
 // releaseHeld asks the releaser for a round.
 func (s *Store) releaseHeld() {
+	s.releasing.Store(true)
 	select {
 	case s.releases <- struct{}{}:
 	default: // one is pending already
@@ -330,8 +349,9 @@ func (s *Store) releaseHeld() {
 // instance, or this one before a restart, left unfinished.
 const releaseEvery = 30 * time.Second
 
-// releaser finishes the releases of unpaused webhooks, at start, when asked,
-// and every releaseEvery.
+// releaser goes on with the releases of unpaused webhooks: at start, after an
+// unpause, after deliveries are recorded while a release is under way, and
+// every releaseEvery.
 func (s *Store) releaser() {
 	defer s.writers.Done()
 	tick := time.NewTicker(releaseEvery)
@@ -349,31 +369,54 @@ func (s *Store) releaser() {
 	}
 }
 
-// releaseAll releases, a batch per transaction, the held deliveries of every
-// active webhook that still has some to release. A batch commits only while
-// the webhook is active and its release is the same one (the webhook row's
-// lock orders it with a pause or an unpause): a pause in the middle holds
-// everything again, and stops the release.
+// releaseAll releases, a batch per transaction, held deliveries of every
+// active webhook that still has some to release, until releaseAhead are due.
+// A batch commits only while the webhook is active and its release is the
+// same one (the webhook row's lock orders it with a pause or an unpause): a
+// pause in the middle holds everything again, and ends the release.
 func (s *Store) releaseAll(ctx context.Context) error {
 	var rows []webhookRow
 	if err := s.db.WithContext(ctx).Select("id", "release_due_at").
 		Where("release_due_at IS NOT NULL AND status = ?", webhook.StatusActive).Find(&rows).Error; err != nil {
 		return err
 	}
+	s.releasing.Store(len(rows) > 0)
+	s.releaseMu.Lock()
+	defer s.releaseMu.Unlock()
+	// Where each release is (from the last round of this process), keyed by
+	// webhook and due time; a release that ended is forgotten.
+	after := make(map[string]int64, len(rows))
 	for _, r := range rows {
+		key := r.ID + "@" + r.ReleaseDueAt.UTC().Format(time.RFC3339Nano)
+		after[key] = s.releasedTo[key]
+	}
+	s.releasedTo = after
+	for _, r := range rows {
+		key := r.ID + "@" + r.ReleaseDueAt.UTC().Format(time.RFC3339Nano)
 		for done := false; !done; {
-			err := s.transaction(ctx, func(tx *gorm.DB) error {
+			var released, last int64
+			// Relaxed: a batch lost in a crash is released again, since
+			// release_due_at stays until the last batch, after it, commits.
+			err := s.relaxedTransaction(ctx, func(tx *gorm.DB) error {
 				var current []string
 				if err := tx.Raw(`SELECT w.id FROM webhooks w WHERE w.id = ? AND w.status = ? AND w.release_due_at = ?`+s.dialect.lockReferenced("w"),
 					r.ID, webhook.StatusActive, *r.ReleaseDueAt).Scan(&current).Error; err != nil || len(current) == 0 {
 					done = true
 					return err
 				}
-				n, err := releaseBatch(tx, r.ID, *r.ReleaseDueAt)
-				if err != nil {
+				var due int64
+				if err := tx.Raw(fmt.Sprintf(`SELECT COUNT(*) FROM (SELECT 1 FROM deliveries
+					WHERE webhook_id = ? AND status = 'PENDING' AND next_attempt_at IS NOT NULL LIMIT %d) AS d`, releaseAhead), r.ID).
+					Scan(&due).Error; err != nil || due >= releaseAhead {
+					done = true // enough for now: the next recorded deliveries ask again
 					return err
 				}
-				if done = n < releaseSize; done {
+				var err error
+				if released, last, err = s.releaseBatch(tx, r.ID, *r.ReleaseDueAt, after[key]); err != nil {
+					return err
+				}
+				if released < releaseSize {
+					done = true
 					return tx.Model(&webhookRow{ID: r.ID}).Update("release_due_at", nil).Error
 				}
 				return nil
@@ -381,8 +424,11 @@ func (s *Store) releaseAll(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			s.signal(deliveriesChannel, "")
-			s.wakeOtherInstances()
+			if released > 0 {
+				after[key] = last // committed
+				s.signal(deliveriesChannel, "")
+				s.wakeOtherInstances()
+			}
 		}
 	}
 	return nil
