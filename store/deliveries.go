@@ -60,10 +60,11 @@ func (s *Store) Record(ctx context.Context, results []Result, autoPauseAfter tim
 		return nil, nil
 	}
 	now := s.clock()
-	// Deliveries finished: a release under way may have room for more, once
-	// half a batch of them are recorded (each round counts what is due).
+	// A webhook paused here may have more to hold than its first batch; a
+	// release under way may have room for more once half a batch of
+	// deliveries are recorded (each round counts what is due).
 	defer func() {
-		if err == nil && s.releasing.Load() && s.recordedWhileReleasing.Add(int64(len(results))) >= releaseSize/2 {
+		if err == nil && (len(paused) > 0 || s.releasing.Load() && s.recordedWhileReleasing.Add(int64(len(results))) >= releaseSize/2) {
 			s.recordedWhileReleasing.Store(0)
 			s.releaseHeld()
 		}
@@ -161,7 +162,7 @@ func (s *Store) pauseFor(tx *gorm.DB, ids []string, reason webhook.PauseReason, 
 	}).Error; err != nil {
 		return err
 	}
-	if err := holdDeliveries(tx, active); err != nil {
+	if err := s.holdStart(tx, active); err != nil {
 		return err
 	}
 	for _, id := range active {

@@ -15,5 +15,5 @@ func (s *Store) Transaction(ctx context.Context, fn func(tx *gorm.DB) error) err
 	return s.transaction(ctx, fn)
 }
 
-// ReleaseAll runs a round of the releaser now.
-func (s *Store) ReleaseAll(ctx context.Context) error { return s.releaseAll(ctx) }
+// Settle runs a round of the releaser now: holds, then releases.
+func (s *Store) Settle(ctx context.Context) error { return s.settle(ctx) }

@@ -181,6 +181,10 @@ func TestPauseStopsARelease(t *testing.T) {
 				require.NoError(t, err)
 				_, err = st.PauseWebhook(ctx, alice, w.ID, webhook.PauseReasonUser)
 				require.NoError(t, err)
+				claims, err := st.Claim(ctx, store.ClaimRequest{Limit: 100, Lease: time.Minute})
+				require.NoError(t, err)
+				require.Empty(t, claims, "round %d: paused, nothing is claimed", round)
+				require.NoError(t, st.Settle(ctx)) // the rest of the hold
 				h, due := held(t, st, w)
 				require.Zero(t, due, "round %d: paused, nothing is due", round)
 				require.EqualValues(t, 3500, h, "round %d", round)
@@ -188,9 +192,54 @@ func TestPauseStopsARelease(t *testing.T) {
 			// A paused webhook whose release was never cleared (as a crash
 			// between the two could leave it) stays held.
 			require.NoError(t, st.GormDB().Exec(`UPDATE webhooks SET release_due_at = ? WHERE id = ?`, time.Now().UTC(), w.ID).Error)
-			require.NoError(t, st.ReleaseAll(ctx))
+			require.NoError(t, st.Settle(ctx))
 			_, due := held(t, st, w)
 			require.Zero(t, due)
+		})
+	}
+}
+
+// TestPauseHoldsInBatches: a pause of a webhook with more due deliveries than
+// one transaction holds stops its claims at once and holds the rest after; an
+// unpause in the middle ends the hold, and everything is due again.
+func TestPauseHoldsInBatches(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			st, err := store.Open(ctx, be.URL(t), store.Options{Keys: storetest.Keys()})
+			require.NoError(t, err)
+			defer st.Close()
+			alice := webhook.Owner{TenantID: "acme", UserID: "alice"}
+			w := register(t, st, alice, "https://example.com/a")
+			const n = 2*1000 + 500
+			bufferFor(t, st, alice, n) // due: the webhook is active
+
+			_, err = st.PauseWebhook(ctx, alice, w.ID, webhook.PauseReasonUser)
+			require.NoError(t, err)
+			claims, err := st.Claim(ctx, store.ClaimRequest{Limit: 100, Lease: time.Minute})
+			require.NoError(t, err)
+			require.Empty(t, claims, "paused: nothing is claimed, held or not yet")
+			require.NoError(t, st.Settle(ctx))
+			h, due := held(t, st, w)
+			require.Zero(t, due)
+			require.EqualValues(t, n, h)
+			var holding int64
+			require.NoError(t, st.GormDB().Table("webhooks").Where("holding").Count(&holding).Error)
+			require.Zero(t, holding, "the hold is over")
+
+			_, err = st.UnpauseWebhook(ctx, alice, w.ID, 0)
+			require.NoError(t, err)
+			_, err = st.PauseWebhook(ctx, alice, w.ID, webhook.PauseReasonUser) // holds 1,000 again
+			require.NoError(t, err)
+			_, err = st.UnpauseWebhook(ctx, alice, w.ID, 0) // before the rest of the hold
+			require.NoError(t, err)
+			require.NoError(t, st.Settle(ctx))
+			h, _ = held(t, st, w)
+			require.Zero(t, h, "unpaused: the hold ended, the release made everything due")
+			got, err := st.GetWebhook(ctx, alice, w.ID)
+			require.NoError(t, err)
+			require.EqualValues(t, n, got.BufferedEvents)
 		})
 	}
 }

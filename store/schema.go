@@ -24,6 +24,9 @@ type webhookRow struct {
 	// ReleaseDueAt: some deliveries held while the webhook was paused are
 	// still to be released, due at this time (the unpause's).
 	ReleaseDueAt *time.Time
+	// Holding: some pending deliveries of the paused webhook still have a due
+	// time, to be taken away by the releaser.
+	Holding bool `gorm:"not null;default:false"`
 	// FailingSince is the first failed attempt since the last success; the
 	// webhook is auto-paused once it is older than the auto-pause window.
 	FailingSince *time.Time
