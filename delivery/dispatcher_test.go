@@ -243,6 +243,18 @@ func (e *env) setLeases(d time.Duration, ids ...int64) {
 		append([]any{e.clock().UTC().Add(d)}, int64s(ids)...)...)
 }
 
+// takeOver does to the deliveries ids what another worker's claim does: a
+// lease of d, a new claim_seq.
+func (e *env) takeOver(d time.Duration, ids ...int64) {
+	e.t.Helper()
+	set := "leased_until = ?"
+	args := []any{e.clock().UTC().Add(d)}
+	if e.postgres {
+		set, args = "leased_until = now() + make_interval(secs => CAST(? AS double precision))", []any{d.Seconds()}
+	}
+	e.exec("UPDATE deliveries SET "+set+", claim_seq = claim_seq + 1 WHERE id IN ("+marks(len(ids))+")", append(args, int64s(ids)...)...)
+}
+
 // row is a delivery as the database holds it.
 type row struct {
 	Status   string
