@@ -162,7 +162,7 @@ func (s *Store) pauseFor(tx *gorm.DB, ids []string, reason webhook.PauseReason, 
 	}).Error; err != nil {
 		return err
 	}
-	if err := s.holdStart(tx, active); err != nil {
+	if _, err := s.holdStart(tx, active); err != nil {
 		return err
 	}
 	for _, id := range active {

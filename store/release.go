@@ -158,22 +158,22 @@ func (s *Store) releaseAll(ctx context.Context) error {
 // of each here, the rest by the releaser. A pause of a webhook with a million
 // due deliveries is not one statement, which an auto-pause would run inside a
 // record transaction. Until the hold ends the claims skip the webhook by its
-// status.
-func (s *Store) holdStart(tx *gorm.DB, webhookIDs []string) error {
-	var more []string
+// status. It says whether the releaser has more to hold.
+func (s *Store) holdStart(tx *gorm.DB, webhookIDs []string) (more bool, err error) {
+	var holding []string
 	for _, id := range webhookIDs {
 		n, err := s.holdBatch(tx, id)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if n == releaseSize {
-			more = append(more, id)
+			holding = append(holding, id)
 		}
 	}
-	if len(more) == 0 {
-		return nil
+	if len(holding) == 0 {
+		return false, nil
 	}
-	return tx.Model(&webhookRow{}).Where("id IN ?", more).Update("holding", true).Error
+	return true, tx.Model(&webhookRow{}).Where("id IN ?", holding).Update("holding", true).Error
 }
 
 // holdBatch takes the due time of releaseSize of the webhook's pending

@@ -225,6 +225,7 @@ func (s *Store) rotateKeys(tx *gorm.DB, w *webhook.Webhook, signing webhook.Sign
 func (s *Store) PauseWebhook(ctx context.Context, owner webhook.Owner, id string, reason webhook.PauseReason) (_ webhook.Webhook, err error) {
 	defer wrap(&err, "store.PauseWebhook(%s)", id)
 	var w webhook.Webhook
+	var more bool // pending deliveries are left for the releaser to hold
 	err = s.transaction(ctx, func(tx *gorm.DB) error {
 		var err error
 		if w, err = s.getWebhook(tx, owner, id, true); err != nil {
@@ -240,14 +241,16 @@ func (s *Store) PauseWebhook(ctx context.Context, owner webhook.Owner, id string
 		}).Error; err != nil {
 			return err
 		}
-		if err := s.holdStart(tx, []string{id}); err != nil {
+		if more, err = s.holdStart(tx, []string{id}); err != nil {
 			return err
 		}
 		return s.notifyWebhooks(tx, []string{id})
 	})
 	if err == nil {
 		s.signal(webhooksChannel, id)
-		s.releaseHeld() // the rest of the hold, if any
+	}
+	if err == nil && more {
+		s.releaseHeld() // the rest of the hold
 	}
 	return w, err
 }
@@ -256,9 +259,9 @@ func (s *Store) PauseWebhook(ctx context.Context, owner webhook.Owner, id string
 // webhook changes nothing. An effective unpause sooner than cooldown after the
 // previous one fails with a *CooldownError.
 func (s *Store) UnpauseWebhook(ctx context.Context, owner webhook.Owner, id string, cooldown time.Duration) (_ webhook.Webhook, err error) {
-	var more bool // held deliveries are left for the releaser
 	defer wrap(&err, "store.UnpauseWebhook(%s)", id)
 	var w webhook.Webhook
+	var more bool // held deliveries are left for the releaser
 	err = s.transaction(ctx, func(tx *gorm.DB) error {
 		var err error
 		if w, err = s.getWebhook(tx, owner, id, true); err != nil {
