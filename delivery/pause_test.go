@@ -154,10 +154,20 @@ func TestFenceStopsAnAttemptPastTheGate(t *testing.T) {
 func TestGonePausesTheWebhook(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, e *env) {
-		rc := e.receiver(status(http.StatusGone))
+		// The 410 waits until all five are claimed: answered at once, it
+		// could pause the webhook before the last claims (1 run in 40).
+		release := make(chan struct{})
+		rc := e.receiver(answering(func(_ arrival, r *http.Request) int {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return http.StatusGone
+		}))
 		e.publish(owner.TenantID, "order.created", 5)
 		run := e.run(delivery.Config{PerWebhook: 1}, delivery.SenderConfig{})
 		claims := run.claims(5, of(rc))
+		close(release)
 		rc.take(1)
 		gone := run.results("the 410 recorded", 1, func(r store.Result) bool { return r.Gone })
 		run.results("the others given back", 4, func(r store.Result) bool { return !r.Attempted && r.WebhookID == rc.hook.ID })
