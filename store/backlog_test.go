@@ -41,16 +41,14 @@ func TestBufferedEventsFollowEveryChange(t *testing.T) {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
 			clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-			st, err := store.Open(ctx, be.URL(t), store.Options{Keys: storetest.Keys(), Now: clk.Now})
-			require.NoError(t, err)
-			defer st.Close()
+			st := open(t, be.URL(t), store.Options{Now: clk.Now})
 			alice := webhook.Owner{TenantID: "acme", UserID: "alice"}
 			bob := webhook.Owner{TenantID: "acme", UserID: "bob"}
 			active := register(t, st, alice, "https://example.com/active")
 			paused := register(t, st, alice, "https://example.com/paused")
 			gone := register(t, st, bob, "https://example.com/gone")
 			hooks := []webhook.Webhook{active, paused}
-			_, err = st.PauseWebhook(ctx, alice, paused.ID, webhook.PauseReasonUser)
+			_, err := st.PauseWebhook(ctx, alice, paused.ID, webhook.PauseReasonUser)
 			require.NoError(t, err)
 			requireBuffered(t, st, alice, "registered", hooks...)
 
@@ -135,9 +133,7 @@ func TestBufferedEventsUnderConcurrency(t *testing.T) {
 	for _, be := range storetest.Backends() {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
-			st, err := store.Open(ctx, be.URL(t), store.Options{Keys: storetest.Keys()})
-			require.NoError(t, err)
-			defer st.Close()
+			st := open(t, be.URL(t), store.Options{})
 			alice := webhook.Owner{TenantID: "acme", UserID: "alice"}
 			hooks := []webhook.Webhook{register(t, st, alice, "https://example.com/a"), register(t, st, alice, "https://example.com/b")}
 			var wg sync.WaitGroup

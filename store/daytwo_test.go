@@ -33,6 +33,16 @@ func register(t testing.TB, st *store.Store, owner webhook.Owner, url string, ty
 	return w
 }
 
+// open opens a store at url with the test keys, closed when t ends.
+func open(t testing.TB, url string, opts store.Options) *store.Store {
+	t.Helper()
+	opts.Keys = storetest.Keys()
+	st, err := store.Open(ctx, url, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
 func publish(t *testing.T, st *store.Store, tenant string, n int) {
 	t.Helper()
 	for i := range n {

@@ -89,11 +89,17 @@ func (s *Store) settle(ctx context.Context) error {
 	return s.releaseAll(ctx)
 }
 
+// releaseKey names one release: an unpause of a webhook, by its due time.
+type releaseKey struct {
+	webhookID string
+	due       int64 // UnixNano
+}
+
 // releaseAll releases, a batch per transaction, held deliveries of every
 // active webhook that still has some to release, until releaseAhead are due.
 // A batch commits only while the webhook is active and its release is the
-// same one (the webhook row's lock orders it with a pause or an unpause): a
-// pause in the middle holds everything again, and ends the release.
+// same one: a pause in the middle holds everything again, and ends the
+// release.
 func (s *Store) releaseAll(ctx context.Context) error {
 	var rows []webhookRow
 	if err := s.db.WithContext(ctx).Select("id", "release_due_at").
@@ -101,52 +107,72 @@ func (s *Store) releaseAll(ctx context.Context) error {
 		return err
 	}
 	s.releasing.Store(len(rows) > 0)
-	// Where each release is (from the last round of this process), keyed by
-	// webhook and due time; a release that ended is forgotten.
-	after := make(map[string]int64, len(rows))
+	// Where each release is (from the last round of this process); a
+	// release that ended is forgotten.
+	after := make(map[releaseKey]int64, len(rows))
 	for _, r := range rows {
-		key := r.ID + "@" + r.ReleaseDueAt.UTC().Format(time.RFC3339Nano)
+		key := releaseKey{r.ID, r.ReleaseDueAt.UnixNano()}
 		after[key] = s.releasedTo[key]
 	}
 	s.releasedTo = after
 	for _, r := range rows {
-		key := r.ID + "@" + r.ReleaseDueAt.UTC().Format(time.RFC3339Nano)
-		for done := false; !done; {
-			var released, last int64
-			// Relaxed: a batch lost in a crash is released again, since
-			// release_due_at stays until the last batch, after it, commits.
-			err := s.relaxedTransaction(ctx, func(tx *gorm.DB) error {
-				var current []string
-				if err := tx.Raw(`SELECT w.id FROM webhooks w WHERE w.id = ? AND w.status = ? AND w.release_due_at = ?`+s.dialect.lockReferenced("w"),
-					r.ID, webhook.StatusActive, *r.ReleaseDueAt).Scan(&current).Error; err != nil || len(current) == 0 {
-					done = true
-					return err
-				}
-				var due int64
+		key, due := releaseKey{r.ID, r.ReleaseDueAt.UnixNano()}, *r.ReleaseDueAt
+		var released, last int64
+		err := s.inBatches(ctx, r.ID, "w.status = ? AND w.release_due_at = ?", []any{webhook.StatusActive, due},
+			func(tx *gorm.DB) (bool, error) {
+				var ready int64
 				if err := tx.Raw(fmt.Sprintf(`SELECT COUNT(*) FROM (SELECT 1 FROM deliveries
 					WHERE webhook_id = ? AND status = 'PENDING' AND next_attempt_at IS NOT NULL LIMIT %d) AS d`, releaseAhead), r.ID).
-					Scan(&due).Error; err != nil || due >= releaseAhead {
-					done = true // enough for now: the next recorded deliveries ask again
-					return err
+					Scan(&ready).Error; err != nil || ready >= releaseAhead {
+					released = 0
+					return true, err // enough for now: the next recorded deliveries ask again
 				}
 				var err error
-				if released, last, err = s.releaseBatch(tx, r.ID, *r.ReleaseDueAt, after[key]); err != nil {
-					return err
+				if released, last, err = s.releaseBatch(tx, r.ID, due, after[key]); err != nil || released == releaseSize {
+					return false, err
 				}
-				if released < releaseSize {
-					done = true
-					return tx.Model(&webhookRow{ID: r.ID}).Update("release_due_at", nil).Error
+				return true, tx.Model(&webhookRow{ID: r.ID}).Update("release_due_at", nil).Error
+			},
+			func() {
+				if released > 0 {
+					after[key] = last
+					s.signal(deliveriesChannel, "")
+					s.wakeOtherInstances()
 				}
-				return nil
 			})
-			if err != nil {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inBatches runs batch in transactions of its own until it says it is done,
+// each while the webhook's row, locked against a concurrent pause or unpause,
+// still matches still (the work is still the latest pause's or unpause's);
+// committed runs after each commit of a batch. The transactions are relaxed:
+// the marker of the work (holding, release_due_at) is cleared by the last
+// batch, after the others, so a batch lost in a crash is done again.
+func (s *Store) inBatches(ctx context.Context, webhookID, still string, args []any, batch func(tx *gorm.DB) (done bool, err error), committed func()) error {
+	for done := false; !done; {
+		ran := false
+		err := s.relaxedTransaction(ctx, func(tx *gorm.DB) error {
+			var current []string
+			if err := tx.Raw(`SELECT w.id FROM webhooks w WHERE w.id = ? AND `+still+s.dialect.lockReferenced("w"),
+				append([]any{webhookID}, args...)...).Scan(&current).Error; err != nil || len(current) == 0 {
+				done, ran = true, false
 				return err
 			}
-			if released > 0 {
-				after[key] = last // committed
-				s.signal(deliveriesChannel, "")
-				s.wakeOtherInstances()
-			}
+			var err error
+			done, err = batch(tx)
+			ran = true
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if ran && committed != nil {
+			committed()
 		}
 	}
 	return nil
@@ -186,8 +212,8 @@ func (s *Store) holdBatch(tx *gorm.DB, webhookID string) (int64, error) {
 }
 
 // holdAll finishes the holds of paused webhooks, a batch per transaction. A
-// batch commits only while the webhook is paused and holding (the webhook
-// row's lock orders it with an unpause, which ends the hold).
+// batch commits only while the webhook is paused and holding: an unpause ends
+// the hold.
 func (s *Store) holdAll(ctx context.Context) error {
 	var ids []string
 	if err := s.db.WithContext(ctx).Model(&webhookRow{}).Where("holding = ? AND status = ?", true, webhook.StatusPaused).
@@ -195,26 +221,16 @@ func (s *Store) holdAll(ctx context.Context) error {
 		return err
 	}
 	for _, id := range ids {
-		for done := false; !done; {
-			// Relaxed: holding stays until the last batch, after the others,
-			// commits; a batch lost in a crash is done again.
-			err := s.relaxedTransaction(ctx, func(tx *gorm.DB) error {
-				var current []string
-				if err := tx.Raw(`SELECT w.id FROM webhooks w WHERE w.id = ? AND w.status = ? AND w.holding = ?`+s.dialect.lockReferenced("w"),
-					id, webhook.StatusPaused, true).Scan(&current).Error; err != nil || len(current) == 0 {
-					done = true
-					return err
-				}
+		err := s.inBatches(ctx, id, "w.status = ? AND w.holding = ?", []any{webhook.StatusPaused, true},
+			func(tx *gorm.DB) (bool, error) {
 				n, err := s.holdBatch(tx, id)
 				if err != nil || n == releaseSize {
-					return err
+					return false, err
 				}
-				done = true
-				return tx.Model(&webhookRow{ID: id}).Update("holding", false).Error
-			})
-			if err != nil {
-				return err
-			}
+				return true, tx.Model(&webhookRow{ID: id}).Update("holding", false).Error
+			}, nil)
+		if err != nil {
+			return err
 		}
 	}
 	return nil

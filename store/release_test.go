@@ -3,6 +3,7 @@ package store_test
 import (
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,13 +73,11 @@ func TestUnpauseReleasesInBatches(t *testing.T) {
 	for _, be := range storetest.Backends() {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
-			st, err := store.Open(ctx, be.URL(t), store.Options{Keys: storetest.Keys()})
-			require.NoError(t, err)
-			defer st.Close()
+			st := open(t, be.URL(t), store.Options{})
 			signals := onDeliveries(st)
 			alice := webhook.Owner{TenantID: "acme", UserID: "alice"}
 			w := register(t, st, alice, "https://example.com/a")
-			_, err = st.PauseWebhook(ctx, alice, w.ID, webhook.PauseReasonUser)
+			_, err := st.PauseWebhook(ctx, alice, w.ID, webhook.PauseReasonUser)
 			require.NoError(t, err)
 			const n = 6*1000 + 5 // more than the release keeps ahead of the claims
 			bufferFor(t, st, alice, n)
@@ -149,9 +148,7 @@ func TestReleaseFinishesAfterACrash(t *testing.T) {
 				WHERE id = ?`, time.Now().UTC(), w.ID).Error)
 			require.NoError(t, st.Close())
 
-			st, err = store.Open(ctx, url, store.Options{Keys: storetest.Keys()})
-			require.NoError(t, err)
-			defer st.Close()
+			st = open(t, url, store.Options{})
 			untilReleased(t, st, w, onDeliveries(st))
 			got, err := st.GetWebhook(ctx, alice, w.ID)
 			require.NoError(t, err)
@@ -168,12 +165,10 @@ func TestPauseStopsARelease(t *testing.T) {
 	for _, be := range storetest.Backends() {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
-			st, err := store.Open(ctx, be.URL(t), store.Options{Keys: storetest.Keys()})
-			require.NoError(t, err)
-			defer st.Close()
+			st := open(t, be.URL(t), store.Options{})
 			alice := webhook.Owner{TenantID: "acme", UserID: "alice"}
 			w := register(t, st, alice, "https://example.com/a")
-			_, err = st.PauseWebhook(ctx, alice, w.ID, webhook.PauseReasonUser)
+			_, err := st.PauseWebhook(ctx, alice, w.ID, webhook.PauseReasonUser)
 			require.NoError(t, err)
 			bufferFor(t, st, alice, 3500)
 			for round := range 10 {
@@ -207,15 +202,13 @@ func TestPauseHoldsInBatches(t *testing.T) {
 	for _, be := range storetest.Backends() {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
-			st, err := store.Open(ctx, be.URL(t), store.Options{Keys: storetest.Keys()})
-			require.NoError(t, err)
-			defer st.Close()
+			st := open(t, be.URL(t), store.Options{})
 			alice := webhook.Owner{TenantID: "acme", UserID: "alice"}
 			w := register(t, st, alice, "https://example.com/a")
 			const n = 2*1000 + 500
 			bufferFor(t, st, alice, n) // due: the webhook is active
 
-			_, err = st.PauseWebhook(ctx, alice, w.ID, webhook.PauseReasonUser)
+			_, err := st.PauseWebhook(ctx, alice, w.ID, webhook.PauseReasonUser)
 			require.NoError(t, err)
 			claims, err := st.Claim(ctx, store.ClaimRequest{Limit: 100, Lease: time.Minute})
 			require.NoError(t, err)
@@ -240,6 +233,47 @@ func TestPauseHoldsInBatches(t *testing.T) {
 			got, err := st.GetWebhook(ctx, alice, w.ID)
 			require.NoError(t, err)
 			require.EqualValues(t, n, got.BufferedEvents)
+		})
+	}
+}
+
+// TestPauseBetweenReleaseBatches: a pause that commits between two batches of
+// a release ends it: no batch is released after the pause. The pause is made
+// from the signal the releaser sends after its first batch.
+func TestPauseBetweenReleaseBatches(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			st := open(t, be.URL(t), store.Options{})
+			alice := webhook.Owner{TenantID: "acme", UserID: "alice"}
+			w := register(t, st, alice, "https://example.com/a")
+			_, err := st.PauseWebhook(ctx, alice, w.ID, webhook.PauseReasonUser)
+			require.NoError(t, err)
+			bufferFor(t, st, alice, 3005)
+
+			// The first signal is the unpause's own; the releaser's come after
+			// it, since only the unpause asks it for a round.
+			var signals, afterPause atomic.Int64
+			pauseErr := make(chan error, 1)
+			st.OnSignal(func(s store.Signal) {
+				if s.Channel != store.DeliveriesChannel {
+					return
+				}
+				switch signals.Add(1) {
+				case 1:
+				case 2:
+					_, err := st.PauseWebhook(ctx, alice, w.ID, webhook.PauseReasonUser) // between two batches
+					pauseErr <- err
+				default:
+					afterPause.Add(1)
+				}
+			})
+			_, err = st.UnpauseWebhook(ctx, alice, w.ID, 0) // its own batch, and the releaser asked
+			require.NoError(t, err)
+			require.NoError(t, st.Settle(ctx)) // after the releaser's round, if it began first
+			require.NoError(t, <-pauseErr, "paused after the releaser's first batch")
+			require.Zero(t, afterPause.Load(), "no release batch after the pause")
 		})
 	}
 }

@@ -71,12 +71,12 @@ type Store struct {
 	publishes chan *publishRequest // waiting for a writer
 	notifies  chan struct{}        // a NOTIFY to send, coalesced
 	releases  chan struct{}        // a round for the releaser, coalesced
-	releasing atomic.Bool          // the releaser's last round left a release unfinished
+	releasing atomic.Bool          // a release may be under way: asked for, or left by the last round
 	// recordedWhileReleasing counts the results recorded since the releaser
 	// was last asked for a round.
 	recordedWhileReleasing atomic.Int64
 	releaseMu              sync.Mutex
-	releasedTo             map[string]int64 // releaseAll's: the last id each release made due
+	releasedTo             map[releaseKey]int64 // releaseAll's: the last id each release made due
 	closing                chan struct{}
 	// closingCtx ends when Close begins: the writers' database calls stop.
 	closingCtx  context.Context
